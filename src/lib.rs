@@ -1,0 +1,12 @@
+//! pidzero: a container's PID 1.
+//!
+//! The crate is split so that every rule can be tested without processes:
+//! `config` and `plan` turn files into typed values, `supervisor` is a pure
+//! state machine, `log` is the record pipeline, and `runtime` is the thin shell
+//! that turns OS happenings into supervisor events and actions into syscalls.
+
+pub mod config;
+pub mod log;
+pub mod plan;
+pub mod runtime;
+pub mod supervisor;

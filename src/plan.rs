@@ -1,0 +1,1 @@
+//! Turning validated configuration into what will run.

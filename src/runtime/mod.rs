@@ -1,0 +1,1 @@
+//! The event loop: OS happenings in, supervisor actions out.

@@ -1,0 +1,1 @@
+//! The pure supervisor state machine.
