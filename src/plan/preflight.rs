@@ -227,6 +227,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn empty_path_entry_is_the_working_dir() {
+        let root = temp_dir("emptyentry");
+        write_file(&root.join("tool"), 0o755);
+        assert_eq!(
+            find_program_in("tool", Some(OsStr::new("/nonexistent:")), Some(&root)),
+            (PathBuf::from("./tool"), Ok(()))
+        );
+    }
+
+    #[test]
+    fn file_as_path_entry_is_skipped() {
+        let root = temp_dir("fileentry");
+        write_file(&root.join("notadir"), 0o755);
+        fs::create_dir_all(root.join("bin")).unwrap();
+        write_file(&root.join("bin/tool"), 0o755);
+        let path = path_of(&[&root.join("notadir"), &root.join("bin")]);
+        assert_eq!(
+            find_program("tool", Some(&path)),
+            (root.join("bin/tool"), Ok(()))
+        );
+    }
+
+    #[test]
     fn default_path_when_unset() {
         // /bin/sh exists on every system these tests run on.
         let (program, verdict) = find_program("sh", None);
