@@ -4,8 +4,16 @@
 //! is reported (not just the first), so `pidzero check` can list them all.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod daemons;
+mod json;
+mod settings;
+pub mod signal;
+
+pub use settings::FORMAT_VARIABLE;
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,4 +161,117 @@ pub struct Settings {
     pub log: LogSettings,
     pub api: ApiSettings,
     pub shutdown_timeout: Duration,
+}
+
+/// Everything read from the two files, with the paths they came from (for later
+/// errors, e.g. by `plan`, that point into them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub daemons: Vec<DaemonSpec>,
+    pub settings: Settings,
+    pub daemons_file: PathBuf,
+    pub config_file: PathBuf,
+}
+
+/// Parses the text of `daemons.json` (named `file` in errors). An empty array is an
+/// error here; [`load`] accepts it when a main command is given.
+pub fn parse_daemons(file: &Path, text: &str) -> Result<Vec<DaemonSpec>, Vec<ConfigError>> {
+    daemons::parse(file, text, false)
+}
+
+/// Parses the text of `config.json` (named `file` in errors).
+///
+/// `config_dir` resolves a relative `log.file_path`. `format_override` is
+/// `PIDZERO_LOG_FORMAT`'s value if set: it wins over `log.format` and `log.json`, and
+/// a bad value is reported with the variable's name as the error's `file`.
+pub fn parse_settings(
+    file: &Path,
+    text: &str,
+    config_dir: &Path,
+    format_override: Option<&str>,
+) -> Result<Settings, Vec<ConfigError>> {
+    settings::parse(file, text, config_dir, format_override)
+}
+
+/// Reads and checks both files, reporting the problems of both at once.
+///
+/// A missing `config.json` means all defaults (with `log.file_path` resolved against
+/// `config_dir`). A missing `daemons.json`, or an empty array in it, is an error unless
+/// `has_main_command`, which then runs without sidecars.
+pub fn load(
+    daemons_file: &Path,
+    config_file: &Path,
+    config_dir: &Path,
+    has_main_command: bool,
+    format_override: Option<&str>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let daemons = match read_file(daemons_file) {
+        Ok(Some(text)) => daemons::parse(daemons_file, &text, has_main_command),
+        Ok(None) if has_main_command => Ok(Vec::new()),
+        Ok(None) => Err(vec![file_error(
+            daemons_file,
+            "file not found; it lists the daemons to run (or give a command after `--`)",
+        )]),
+        Err(err) => Err(vec![err]),
+    };
+    let settings = match read_file(config_file) {
+        Ok(Some(text)) => settings::parse(config_file, &text, config_dir, format_override),
+        Ok(None) => defaults_with_override(config_dir, format_override),
+        Err(err) => Err(vec![err]),
+    };
+    let daemons = daemons.map_err(|e| errors.extend(e)).ok();
+    let settings = settings.map_err(|e| errors.extend(e)).ok();
+    match (daemons, settings) {
+        (Some(daemons), Some(settings)) if errors.is_empty() => Ok(Config {
+            daemons,
+            settings,
+            daemons_file: daemons_file.to_path_buf(),
+            config_file: config_file.to_path_buf(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// What a missing `config.json` means; `PIDZERO_LOG_FORMAT` still applies.
+fn defaults_with_override(
+    config_dir: &Path,
+    format_override: Option<&str>,
+) -> Result<Settings, Vec<ConfigError>> {
+    let mut settings = Settings::defaults_in(config_dir);
+    match settings::override_format(format_override) {
+        Ok(Some(format)) => settings.log.format = format,
+        Ok(None) => {}
+        Err(err) => return Err(vec![err]),
+    }
+    Ok(settings)
+}
+
+/// The file's text, `None` when it does not exist, or an error naming it.
+fn read_file(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|err| {
+            file_error(
+                path,
+                &format!(
+                    "not valid UTF-8 (at byte {})",
+                    err.utf8_error().valid_up_to()
+                ),
+            )
+        }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(file_error(path, &format!("cannot read: {err}"))),
+    }
+}
+
+/// A problem with a file as a whole, which has no line:column.
+fn file_error(path: &Path, message: &str) -> ConfigError {
+    ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        daemon: None,
+        field: None,
+        message: message.to_string(),
+    }
 }
