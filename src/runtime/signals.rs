@@ -11,6 +11,7 @@ use std::io;
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// Blocks every signal in the calling thread (call it before any thread starts,
 /// so every later thread inherits the mask) and returns the mask pidzero
@@ -37,9 +38,11 @@ impl Signals {
             &SigSet::all(),
             SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
         )?;
-        Ok(Signals {
-            fd: AsyncFd::new(fd)?,
-        })
+        // SAFETY: the SignalFd owns its descriptor and keeps it open, unchanged,
+        // for as long as the AsyncFd that owns it lives.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Signals { fd })
     }
 
     /// Waits for at least one signal and returns every one that is pending.

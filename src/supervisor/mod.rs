@@ -246,6 +246,7 @@ impl Supervisor {
 
     /// The main process of daemon `i` was reaped.
     fn on_exited(&mut self, i: usize, status: ExitStatus, now: Duration, out: &mut Vec<Action>) {
+        let shutting_down = self.is_shutting_down();
         let d = &mut self.daemons[i];
         d.pid = None;
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
@@ -264,13 +265,13 @@ impl Supervisor {
                 )
             }
         };
-        let quick_clean_exit = status.success() && ran_for < QUICK_EXIT && !self.is_shutting_down();
+        let quick_clean_exit = status.success() && ran_for < QUICK_EXIT && !shutting_down;
         if quick_clean_exit && !d.rules.is_main {
             let hint = "it exited 0 within 1 s: it may be daemonizing itself; run it in the foreground";
             fields.push(("hint", FieldValue::Str(hint.to_string())));
             line.push_str(&format!(" ({hint})"));
         }
-        let level = if status.success() || self.is_shutting_down() {
+        let level = if status.success() || shutting_down {
             Level::Info
         } else {
             Level::Warn
