@@ -143,7 +143,9 @@ impl<'a> Report<'a> {
             Err(err) => {
                 // Skipping values (as RawValue does) words some errors worse ("key must
                 // be a string" for a trailing comma); a full parse says "trailing comma".
-                let err = serde_json::from_str::<serde_json::Value>(text).err().unwrap_or(err);
+                let err = serde_json::from_str::<serde_json::Value>(text)
+                    .err()
+                    .unwrap_or(err);
                 self.serde_error(text, None, &err);
                 None
             }
@@ -341,20 +343,30 @@ pub(crate) fn suggest<'k>(
         .map(|(_, name)| name)
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters where swapping two neighbours counts as one edit
+/// (optimal string alignment): `wbe` is one typo away from `web`, not two.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+    let width = b.len() + 1;
+    let mut d: Vec<usize> = vec![0; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * width + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (d[(i - 1) * width + j] + 1)
+                    .min(d[i * width + j - 1] + 1)
+                    .min(d[(i - 1) * width + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[(i - 2) * width + j - 2] + 1);
+                }
+                best
+            };
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
 }
 
 /// Reads an object's fields, reporting the problem when `raw` is not an object.
@@ -568,6 +580,10 @@ mod tests {
         assert_eq!(suggest("enviroment", &known, &[]), Some("environment"));
         assert_eq!(suggest("tiemout", &known, &[]), Some("timeout"));
         assert_eq!(suggest("x", &known, &[]), None);
+        assert_eq!(suggest("nmae", &known, &[]), Some("name"));
+        assert_eq!(edit_distance("wbe", "web"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(suggest("colour", &known, &[]), None);
         assert_eq!(
             suggest("env", &known, &[("env", "environment")]),
