@@ -102,6 +102,7 @@ pub(crate) fn parse(
         .collect();
     check_names(&mut report, &drafts);
     check_dependencies(&mut report, &drafts);
+    super::sort_by_position(&mut report.errors);
     if report.errors.is_empty() {
         Ok(drafts.into_iter().filter_map(|draft| draft.spec).collect())
     } else {
@@ -1133,33 +1134,17 @@ mod tests {
         let text = r#"[{"name": "db", "command": "x"},
  {"name": "app", "command": "x", "depends_on": ["dbb", "app", "db", "db", 4]}]"#;
         let errors = parse_err(text);
-        assert_eq!(errors.len(), 4, "{errors:#?}");
-        assert_at(&errors[0], locate(text, "4]"), "app", Some("depends_on"));
-        assert_eq!(errors[0].message, "expected a string, found a number");
-        assert_at(
-            &errors[1],
-            locate(text, "\"dbb\""),
-            "app",
-            Some("depends_on"),
-        );
-        assert_eq!(
-            errors[1].message,
-            "no daemon is named `dbb`; did you mean `db`?"
-        );
-        assert_at(
-            &errors[2],
-            locate(text, "\"app\", \"db\""),
-            "app",
-            Some("depends_on"),
-        );
-        assert_eq!(errors[2].message, "a daemon cannot depend on itself");
-        assert_at(
-            &errors[3],
-            locate(text, "\"db\", 4"),
-            "app",
-            Some("depends_on"),
-        );
-        assert_eq!(errors[3].message, "`db` is listed twice");
+        let expect = [
+            ("\"dbb\"", "no daemon is named `dbb`; did you mean `db`?"),
+            ("\"app\", \"db\"", "a daemon cannot depend on itself"),
+            ("\"db\", 4", "`db` is listed twice"),
+            ("4]", "expected a string, found a number"),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for (err, (needle, message)) in errors.iter().zip(expect) {
+            assert_at(err, locate(text, needle), "app", Some("depends_on"));
+            assert_eq!(err.message, message);
+        }
     }
 
     #[test]
@@ -1221,6 +1206,8 @@ mod tests {
             ),
         ];
         assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        let mut expect = expect;
+        expect.sort_by_key(|&(needle, ..)| locate(text, needle));
         for (err, (needle, daemon, field, message)) in errors.iter().zip(expect) {
             assert_at(err, locate(text, needle), daemon, Some(field));
             assert_eq!(err.message, message);
@@ -1252,16 +1239,16 @@ mod tests {
             (3, 3, "#2", "name"),
             (3, 34, "#2", "restart"),
             (4, 33, "worker", "command"),
-            (5, 55, "web", "stop_timeout"),
-            (5, 12, "web", "name"),
             (4, 52, "worker", "depends_on"),
+            (5, 12, "web", "name"),
+            (5, 55, "web", "stop_timeout"),
         ];
         let expected: Vec<_> = expected
             .iter()
             .map(|&(l, c, d, f)| (l, c, d.to_string(), f.to_string()))
             .collect();
         assert_eq!(places, expected, "{errors:#?}");
-        let shown = errors[6].to_string();
+        let shown = errors[4].to_string();
         assert_eq!(shown, "daemons.json:4:52: daemon worker: field depends_on: no daemon is named `wbe`; did you mean `web`?");
     }
 }

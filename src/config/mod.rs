@@ -233,6 +233,12 @@ pub fn load(
     }
 }
 
+/// Orders problems as they appear in the file, so a long list reads top to bottom
+/// (checks across daemons, such as `depends_on`, run after all daemons are read).
+fn sort_by_position(errors: &mut [ConfigError]) {
+    errors.sort_by_key(|err| (err.line, err.column));
+}
+
 /// What a missing `config.json` means; `PIDZERO_LOG_FORMAT` still applies.
 fn defaults_with_override(
     config_dir: &Path,
