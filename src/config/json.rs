@@ -498,7 +498,10 @@ pub(crate) fn integer(report: &mut Report, raw: &RawValue, field: &str, max: u64
 
 /// A duration in seconds: an integer or a fraction, from 0 up to a year.
 pub(crate) fn seconds(report: &mut Report, raw: &RawValue, field: &str) -> Option<Duration> {
-    if !expect(report, raw, field, Kind::Number) {
+    if Kind::of(raw) != Kind::Number {
+        // Say the unit: `"10s"` and `"1m"` are the usual mistakes.
+        let message = format!("expected a number of seconds, found {}", Kind::of(raw));
+        report.at(raw, field, message);
         return None;
     }
     let value = raw.get().parse::<f64>().ok().filter(|v| v.is_finite());
@@ -619,7 +622,7 @@ mod tests {
         assert_eq!(report.errors[0].message, "must not be negative, found -1");
         assert_eq!(
             report.errors[2].message,
-            "expected a number, found a string"
+            "expected a number of seconds, found a string"
         );
     }
 }
