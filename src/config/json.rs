@@ -191,7 +191,7 @@ impl fmt::Display for Kind {
 }
 
 /// Checks that `raw` has the JSON type `want`, reporting "expected X, found Y" if not.
-pub(crate) fn expect(report: &mut Report, raw: &RawValue, field: &str, want: Kind) -> bool {
+pub(crate) fn expect_kind(report: &mut Report, raw: &RawValue, field: &str, want: Kind) -> bool {
     let found = Kind::of(raw);
     if found != want {
         report.at(raw, field, format!("expected {want}, found {found}"));
@@ -377,7 +377,7 @@ pub(crate) fn object<'a>(
     known: &[&'static str],
     prefix: &str,
 ) -> Option<Fields<'a>> {
-    if !expect(report, raw, field, Kind::Object) {
+    if !expect_kind(report, raw, field, Kind::Object) {
         return None;
     }
     let members = members(report, raw, Some(field));
@@ -390,7 +390,7 @@ pub(crate) fn array<'a>(
     raw: &'a RawValue,
     field: &str,
 ) -> Option<Vec<&'a RawValue>> {
-    if !expect(report, raw, field, Kind::Array) {
+    if !expect_kind(report, raw, field, Kind::Array) {
         return None;
     }
     match serde_json::from_str::<Vec<&'a RawValue>>(raw.get()) {
@@ -404,7 +404,7 @@ pub(crate) fn array<'a>(
 
 /// A string value. NUL is refused: no path, argument or environment entry can hold it.
 pub(crate) fn string(report: &mut Report, raw: &RawValue, field: &str) -> Option<String> {
-    if !expect(report, raw, field, Kind::String) {
+    if !expect_kind(report, raw, field, Kind::String) {
         return None;
     }
     match serde_json::from_str::<String>(raw.get()) {
@@ -443,7 +443,7 @@ pub(crate) fn nullable_string(
 }
 
 pub(crate) fn boolean(report: &mut Report, raw: &RawValue, field: &str) -> Option<bool> {
-    expect(report, raw, field, Kind::Bool).then(|| raw.get() == "true")
+    expect_kind(report, raw, field, Kind::Bool).then(|| raw.get() == "true")
 }
 
 /// One of a fixed set of words (`"never"`, `"on-failure"`, ...).
@@ -478,7 +478,7 @@ pub(crate) fn choice<T: Copy>(
 /// A non-negative integer no larger than `max`. Fractions and `5.0` are refused:
 /// a count written with a fraction is a mistake worth pointing out.
 pub(crate) fn integer(report: &mut Report, raw: &RawValue, field: &str, max: u64) -> Option<u64> {
-    if !expect(report, raw, field, Kind::Number) {
+    if !expect_kind(report, raw, field, Kind::Number) {
         return None;
     }
     let text = raw.get();
