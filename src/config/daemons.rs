@@ -102,6 +102,7 @@ pub(crate) fn parse(
         .collect();
     check_names(&mut report, &drafts);
     check_dependencies(&mut report, &drafts);
+    super::sort_by_position(&mut report.errors);
     if report.errors.is_empty() {
         Ok(drafts.into_iter().filter_map(|draft| draft.spec).collect())
     } else {
@@ -633,5 +634,621 @@ fn check_dependencies(report: &mut Report, drafts: &[Draft]) {
             }
             seen.push(dependency);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"[
+  {"name": "web", "command": "python3 -m http.server 8080", "comments": "the app", "vital": true,
+   "environment": ["PORT=8080", "MODE=prod"]},
+  {"name": "ticker", "command": ["/bin/sh", "-c", "while true; do echo tick; sleep 1; done"],
+   "environment": {"GREETING": "hello"}}
+]"#;
+
+    fn parse_ok(text: &str) -> Vec<DaemonSpec> {
+        match parse(Path::new("daemons.json"), text, false) {
+            Ok(specs) => specs,
+            Err(errors) => panic!("unexpected errors: {errors:#?}"),
+        }
+    }
+
+    fn parse_err(text: &str) -> Vec<ConfigError> {
+        match parse(Path::new("daemons.json"), text, false) {
+            Ok(specs) => panic!("expected errors, parsed {specs:#?}"),
+            Err(errors) => errors,
+        }
+    }
+
+    /// The only error of `text`.
+    fn only_error(text: &str) -> ConfigError {
+        let mut errors = parse_err(text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors.remove(0)
+    }
+
+    /// Line and column (1-based, ASCII test texts) of the first occurrence of `needle`,
+    /// found independently of the code under test.
+    fn locate(text: &str, needle: &str) -> (usize, usize) {
+        let offset = text
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in text"));
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, column)
+    }
+
+    /// Asserts an error's place: line:column, daemon and field.
+    fn assert_at(err: &ConfigError, at: (usize, usize), daemon: &str, field: Option<&str>) {
+        assert_eq!((err.line, err.column), at, "{err}");
+        assert_eq!(err.daemon.as_deref(), Some(daemon), "{err}");
+        assert_eq!(err.field.as_deref(), field, "{err}");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn seed_example_parses() {
+        let specs = parse_ok(SEED);
+        assert_eq!(specs.len(), 2);
+        let web = &specs[0];
+        assert_eq!(web.name, "web");
+        assert_eq!(
+            web.command,
+            CommandSpec::Line("python3 -m http.server 8080".into())
+        );
+        assert!(web.vital);
+        assert_eq!(web.environment, env(&[("PORT", "8080"), ("MODE", "prod")]));
+        assert_eq!(web.position, Position { line: 2, column: 3 });
+        let ticker = &specs[1];
+        let argv = ["/bin/sh", "-c", "while true; do echo tick; sleep 1; done"];
+        assert_eq!(
+            ticker.command,
+            CommandSpec::Argv(argv.map(String::from).to_vec())
+        );
+        assert!(!ticker.vital);
+        assert_eq!(ticker.environment, env(&[("GREETING", "hello")]));
+        assert_eq!(ticker.position, Position { line: 4, column: 3 });
+    }
+
+    #[test]
+    fn defaults_of_a_minimal_daemon() {
+        let spec = parse_ok(r#"[{"name": "a", "command": "true"}]"#).remove(0);
+        assert!(!spec.vital);
+        assert!(spec.environment.is_empty());
+        assert_eq!(spec.restart, RestartPolicy::Never);
+        assert_eq!(spec.restart_delay, Duration::from_secs(1));
+        assert_eq!(spec.max_restarts, None);
+        assert_eq!(spec.working_dir, None);
+        assert_eq!(spec.user, None);
+        assert_eq!(spec.stop_signal, libc::SIGTERM);
+        assert_eq!(spec.stop_timeout, None);
+        assert_eq!(spec.output, OutputMode::Log);
+        assert!(spec.depends_on.is_empty());
+        assert_eq!(spec.health, None);
+    }
+
+    #[test]
+    fn every_field_is_read() {
+        let text = r#"[
+  {"name": "db", "command": ["postgres"]},
+  {"name": "app.v2_x-1", "command": "run", "vital": false, "restart": "on-failure",
+   "restart_delay": 0.25, "max_restarts": 7, "working_dir": "/srv", "user": "app:staff",
+   "stop_signal": "SIGINT", "stop_timeout": 30, "output": "discard", "depends_on": ["db"],
+   "health": {"http": "http://127.0.0.1:8080/healthz", "interval": 2, "timeout": 1.5,
+              "retries": 5, "start_period": 20}}
+]"#;
+        let spec = parse_ok(text).remove(1);
+        assert_eq!(spec.name, "app.v2_x-1");
+        assert_eq!(spec.restart, RestartPolicy::OnFailure);
+        assert_eq!(spec.restart_delay, Duration::from_millis(250));
+        assert_eq!(spec.max_restarts, Some(7));
+        assert_eq!(spec.working_dir, Some(PathBuf::from("/srv")));
+        assert_eq!(spec.user.as_deref(), Some("app:staff"));
+        assert_eq!(spec.stop_signal, libc::SIGINT);
+        assert_eq!(spec.stop_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(spec.output, OutputMode::Discard);
+        assert_eq!(spec.depends_on, vec!["db".to_string()]);
+        let health = spec.health.expect("health");
+        assert_eq!(
+            health.probe,
+            HealthProbe::Http("http://127.0.0.1:8080/healthz".into())
+        );
+        assert_eq!(health.interval, Duration::from_secs(2));
+        assert_eq!(health.timeout, Duration::from_millis(1500));
+        assert_eq!(health.retries, 5);
+        assert_eq!(health.start_period, Duration::from_secs(20));
+        let restart_at = locate(text, "\"on-failure\"");
+        let recorded = spec.field_positions.iter().find(|(f, _)| *f == "restart");
+        assert_eq!(recorded.map(|(_, p)| (p.line, p.column)), Some(restart_at));
+        assert_eq!(spec.field_positions.len(), 13);
+    }
+
+    #[test]
+    fn health_defaults_and_probe_kinds() {
+        let text = r#"[
+  {"name": "a", "command": "x", "health": {"command": "pg_isready"}},
+  {"name": "b", "command": "x", "health": {"tcp": "db:5432"}}
+]"#;
+        let specs = parse_ok(text);
+        let health = specs[0].health.clone().expect("health");
+        assert_eq!(health.probe, HealthProbe::Command("pg_isready".into()));
+        assert_eq!(health.interval, Duration::from_secs(10));
+        assert_eq!(health.timeout, Duration::from_secs(5));
+        assert_eq!(health.retries, 3);
+        assert_eq!(health.start_period, Duration::ZERO);
+        let probe = specs[1].health.as_ref().map(|h| h.probe.clone());
+        assert_eq!(probe, Some(HealthProbe::Tcp("db:5432".into())));
+    }
+
+    #[test]
+    fn stop_signal_as_name_or_number() {
+        let text = r#"[
+  {"name": "a", "command": "x", "stop_signal": "TERM"},
+  {"name": "b", "command": "x", "stop_signal": "quit"},
+  {"name": "c", "command": "x", "stop_signal": 10},
+  {"name": "d", "command": "x", "stop_signal": "9"}
+]"#;
+        let signals: Vec<i32> = parse_ok(text).iter().map(|s| s.stop_signal).collect();
+        assert_eq!(signals, [libc::SIGTERM, libc::SIGQUIT, 10, 9]);
+    }
+
+    #[test]
+    fn environment_later_duplicates_kept_in_order() {
+        let text = r#"[{"name": "a", "command": "x", "environment": ["A=1", "B=x=y", "A=", "spring.profile=dev"]}]"#;
+        let spec = parse_ok(text).remove(0);
+        let expected = env(&[
+            ("A", "1"),
+            ("B", "x=y"),
+            ("A", ""),
+            ("spring.profile", "dev"),
+        ]);
+        assert_eq!(spec.environment, expected);
+    }
+
+    #[test]
+    fn syntax_error_is_one_error_at_serde_position() {
+        let text = "[\n  {\"name\": \"a\", \"command\": \"x\",}\n]";
+        let err = only_error(text);
+        assert_eq!((err.line, err.column), (2, 32));
+        assert_eq!(err.message, "trailing comma");
+        assert_eq!(err.daemon, None);
+        let err = only_error("");
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (1, "EOF while parsing a value")
+        );
+    }
+
+    #[test]
+    fn top_level_must_be_a_non_empty_array() {
+        let err = only_error("\n {\"name\": \"a\", \"command\": \"x\"}");
+        assert_eq!((err.line, err.column), (2, 2));
+        assert_eq!(
+            err.message,
+            "expected an array of daemon objects, found an object"
+        );
+        let err = only_error("  [ ]");
+        assert_eq!((err.line, err.column, err.daemon.clone()), (1, 3, None));
+        assert!(err.message.starts_with("no daemons"), "{err}");
+        assert_eq!(parse(Path::new("d.json"), "[]", true), Ok(vec![]));
+    }
+
+    #[test]
+    fn element_that_is_not_an_object() {
+        let text = r#"[{"name": "a", "command": "x"}, "b"]"#;
+        let err = only_error(text);
+        assert_at(&err, locate(text, "\"b\""), "#2", None);
+        assert_eq!(err.message, "expected a daemon object, found a string");
+    }
+
+    #[test]
+    fn missing_required_fields_point_at_the_object() {
+        let text = "[\n  {\"command\": \"x\"},\n  {\"name\": \"b\"}\n]";
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_at(&errors[0], (2, 3), "#1", Some("name"));
+        assert_eq!(errors[0].message, "missing required field `name`");
+        assert_at(&errors[1], (3, 3), "b", Some("command"));
+        assert_eq!(errors[1].message, "missing required field `command`");
+    }
+
+    #[test]
+    fn unknown_field_points_at_the_key_with_a_hint() {
+        let text = "[\n  {\"name\": \"web\", \"command\": \"x\",\n   \"vitall\": true, \"env\": [], \"colour\": 1}\n]";
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert_at(&errors[0], (3, 4), "web", Some("vitall"));
+        assert_eq!(
+            errors[0].message,
+            "unknown field `vitall`; did you mean `vital`?"
+        );
+        assert_at(&errors[1], locate(text, "\"env\""), "web", Some("env"));
+        assert_eq!(
+            errors[1].message,
+            "unknown field `env`; did you mean `environment`?"
+        );
+        assert!(errors[2]
+            .message
+            .starts_with("unknown field `colour`; expected one of: name, command,"));
+    }
+
+    #[test]
+    fn repeated_key_is_an_error() {
+        let text = r#"[{"name": "a", "command": "x", "vital": true, "vital": false}]"#;
+        let err = only_error(text);
+        let second = text.rfind("\"vital\"").expect("second key");
+        assert_at(&err, (1, second + 1), "a", Some("vital"));
+        assert_eq!(
+            err.message,
+            "field `vital` is given twice (first at line 1:32)"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_expected_type() {
+        let text = r#"[{"name": "a", "command": 5, "vital": "yes", "comments": null, "depends_on": "b",
+  "max_restarts": "3", "restart": true, "health": [], "environment": 1, "stop_signal": []}]"#;
+        let errors = parse_err(text);
+        let expect = [
+            (
+                "5",
+                "command",
+                "expected a string or an array of strings, found a number",
+            ),
+            ("\"yes\"", "vital", "expected a boolean, found a string"),
+            ("null", "comments", "expected a string, found null"),
+            ("\"b\"", "depends_on", "expected an array, found a string"),
+            ("\"3\"", "max_restarts", "expected a number, found a string"),
+            ("true,", "restart", "expected a string, found a boolean"),
+            ("[],", "health", "expected an object, found an array"),
+            (
+                "1,",
+                "environment",
+                "expected an array of \"KEY=value\" strings or an object, found a number",
+            ),
+            (
+                "[]}",
+                "stop_signal",
+                "expected a signal name or number, found an array",
+            ),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for (needle, field, message) in expect {
+            let err = errors.iter().find(|e| e.field.as_deref() == Some(field));
+            let err = err.unwrap_or_else(|| panic!("no error for {field}: {errors:#?}"));
+            assert_at(err, locate(text, needle), "a", Some(field));
+            assert_eq!(err.message, message);
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_labelled_by_index() {
+        let long = "x".repeat(65);
+        let text = format!(
+            r#"[{{"name": "main", "command": "x"}}, {{"name": "a b", "command": "x"}},
+ {{"name": "", "command": "x"}}, {{"name": "{long}", "command": "x"}}, {{"name": 7, "command": "x"}},
+ {{"name": "{}", "command": "x"}}]"#,
+            "y".repeat(64)
+        );
+        let errors = parse_err(&text);
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert_at(&errors[0], locate(&text, "\"main\""), "#1", Some("name"));
+        assert_eq!(
+            errors[0].message,
+            "`main` is reserved for pidzero itself; choose another name"
+        );
+        assert_at(&errors[1], locate(&text, "\"a b\""), "#2", Some("name"));
+        assert!(
+            errors[1]
+                .message
+                .starts_with("invalid character ' ' in `a b`"),
+            "{}",
+            errors[1]
+        );
+        assert_at(&errors[2], locate(&text, "\"\""), "#3", Some("name"));
+        assert_eq!(errors[2].message, "must be 1 to 64 characters long");
+        assert_eq!(errors[3].daemon.as_deref(), Some("#4"));
+        assert_at(&errors[4], locate(&text, "7"), "#5", Some("name"));
+    }
+
+    #[test]
+    fn pidzero_is_reserved_too() {
+        let err = only_error(r#"[{"name": "pidzero", "command": "x"}]"#);
+        assert_eq!(
+            err.message,
+            "`pidzero` is reserved for pidzero itself; choose another name"
+        );
+    }
+
+    #[test]
+    fn duplicate_names() {
+        let text = "[\n  {\"name\": \"a\", \"command\": \"x\"},\n  {\"name\": \"a\", \"command\": \"y\"}\n]";
+        let err = only_error(text);
+        assert_at(&err, (3, 12), "a", Some("name"));
+        assert_eq!(err.message, "duplicate name `a`; first used at line 2:12");
+    }
+
+    #[test]
+    fn bad_commands() {
+        let text = r#"[{"name": "a", "command": "  "}, {"name": "b", "command": []},
+ {"name": "c", "command": ["", "x"]}, {"name": "d", "command": ["ls", 3]},
+ {"name": "e", "command": "a\u0000b"}]"#;
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert_at(&errors[0], locate(text, "\"  \""), "a", Some("command"));
+        assert_eq!(errors[0].message, "must not be empty");
+        assert_at(&errors[1], locate(text, "[]"), "b", Some("command"));
+        assert_eq!(
+            errors[1].message,
+            "must not be an empty array; the first element is the program"
+        );
+        assert_at(
+            &errors[2],
+            locate(text, "\"\", \"x\""),
+            "c",
+            Some("command"),
+        );
+        assert_eq!(
+            errors[2].message,
+            "the program (first element) must not be empty"
+        );
+        assert_at(&errors[3], locate(text, "3]"), "d", Some("command"));
+        assert_eq!(errors[3].message, "expected a string, found a number");
+        assert_at(
+            &errors[4],
+            locate(text, "\"a\\u0000b\""),
+            "e",
+            Some("command"),
+        );
+        assert_eq!(
+            errors[4].message,
+            "must not contain a NUL character (\\u0000)"
+        );
+    }
+
+    #[test]
+    fn bad_environment_entries() {
+        let text = r#"[{"name": "a", "command": "x",
+  "environment": ["OK=1", "NOEQUALS", "=v", "A B=1", 5]},
+ {"name": "b", "command": "x",
+  "environment": {"PORT": 8080, "": "v", "X": "a\u0000", "Y": "1", "Y": "2"}}]"#;
+        let errors = parse_err(text);
+        let expect = [
+            (
+                "\"NOEQUALS\"",
+                "a",
+                "entry \"NOEQUALS\" has no `=`; write \"KEY=value\"",
+            ),
+            ("\"=v\"", "a", "variable name must not be empty"),
+            (
+                "\"A B=1\"",
+                "a",
+                "variable name \"A B\" must not contain spaces or control characters",
+            ),
+            ("5]", "a", "expected a string, found a number"),
+            (
+                "8080",
+                "b",
+                "expected a string, found a number; write \"8080\"",
+            ),
+            ("\"\": ", "b", "variable name must not be empty"),
+            (
+                "\"a\\u0000\"",
+                "b",
+                "must not contain a NUL character (\\u0000)",
+            ),
+        ];
+        assert_eq!(errors.len(), expect.len() + 1, "{errors:#?}");
+        for (err, (needle, daemon, message)) in errors.iter().zip(expect) {
+            assert_at(err, locate(text, needle), daemon, Some("environment"));
+            assert_eq!(err.message, message);
+        }
+        let last = errors.last().expect("repeated key");
+        assert_eq!(last.field.as_deref(), Some("environment"));
+        assert_eq!(
+            (last.line, last.column),
+            (
+                4,
+                text.lines()
+                    .nth(3)
+                    .map_or(0, |l| l.rfind("\"Y\"").unwrap_or(0) + 1)
+            )
+        );
+    }
+
+    #[test]
+    fn vital_daemons_cannot_restart() {
+        let text = r#"[{"name": "a", "command": "x", "vital": true, "restart": "always"},
+ {"name": "b", "command": "x", "vital": true, "restart": "never"}]"#;
+        let err = only_error(text);
+        assert_at(&err, locate(text, "\"always\""), "a", Some("restart"));
+        assert!(
+            err.message.starts_with("a vital daemon is never restarted"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_choices() {
+        let text = r#"[{"name": "a", "command": "x", "restart": "sometimes", "output": "file"}]"#;
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 2);
+        assert_at(
+            &errors[0],
+            locate(text, "\"sometimes\""),
+            "a",
+            Some("restart"),
+        );
+        let message =
+            "invalid value \"sometimes\"; expected one of \"never\", \"on-failure\", \"always\"";
+        assert_eq!(errors[0].message, message);
+        assert_at(&errors[1], locate(text, "\"file\""), "a", Some("output"));
+    }
+
+    #[test]
+    fn bad_numbers() {
+        let text = r#"[{"name": "a", "command": "x", "restart_delay": -1, "stop_timeout": 1e9,
+  "max_restarts": 2.5, "stop_signal": "TERMINATE", "working_dir": "", "user": "a:b:c"}]"#;
+        let errors = parse_err(text);
+        let expect = [
+            ("-1", "restart_delay", "must not be negative, found -1"),
+            ("2.5", "max_restarts", "expected a whole number, found 2.5"),
+            ("\"\"", "working_dir", "must not be empty"),
+            ("\"a:b:c\"", "user", "invalid user \"a:b:c\"; expected \"name\", \"uid\", \"name:group\" or \"uid:gid\""),
+            ("\"TERMINATE\"", "stop_signal", "unknown signal `TERMINATE`; expected a name such as \"TERM\" or a number from 1 to 64"),
+            ("1e9", "stop_timeout", "must be a number of seconds up to 31536000 (a year), found 1e9"),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for (needle, field, message) in expect {
+            let err = errors
+                .iter()
+                .find(|e| e.field.as_deref() == Some(field))
+                .expect(field);
+            assert_at(err, locate(text, needle), "a", Some(field));
+            assert_eq!(err.message, message);
+        }
+    }
+
+    #[test]
+    fn signal_numbers_out_of_range() {
+        let text = r#"[{"name": "a", "command": "x", "stop_signal": 0}, {"name": "b", "command": "x", "stop_signal": 65}]"#;
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(
+            errors[1].message,
+            "unknown signal `65`; expected a name such as \"TERM\" or a number from 1 to 64"
+        );
+    }
+
+    #[test]
+    fn dependencies_must_name_other_daemons() {
+        let text = r#"[{"name": "db", "command": "x"},
+ {"name": "app", "command": "x", "depends_on": ["dbb", "app", "db", "db", 4]}]"#;
+        let errors = parse_err(text);
+        let expect = [
+            ("\"dbb\"", "no daemon is named `dbb`; did you mean `db`?"),
+            ("\"app\", \"db\"", "a daemon cannot depend on itself"),
+            ("\"db\", 4", "`db` is listed twice"),
+            ("4]", "expected a string, found a number"),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for (err, (needle, message)) in errors.iter().zip(expect) {
+            assert_at(err, locate(text, needle), "app", Some("depends_on"));
+            assert_eq!(err.message, message);
+        }
+    }
+
+    #[test]
+    fn dependency_on_a_daemon_with_other_errors_is_not_unknown() {
+        let text = r#"[{"name": "db", "command": ""}, {"name": "app", "command": "x", "depends_on": ["db"]}]"#;
+        let err = only_error(text);
+        assert_eq!(err.daemon.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn bad_health_checks() {
+        let text = r#"[{"name": "a", "command": "x", "health": {"interval": 1}},
+ {"name": "b", "command": "x", "health": {"command": "c", "tcp": "h:1"}},
+ {"name": "c", "command": "x", "health": {"tcp": "nohost", "retries": 0, "interval": 0, "timout": 1}},
+ {"name": "d", "command": "x", "health": {"http": "https://x/"}}]"#;
+        let errors = parse_err(text);
+        let expect = [
+            (
+                "{\"interval\"",
+                "a",
+                "health",
+                "needs one of `command`, `http` or `tcp`",
+            ),
+            (
+                "\"h:1\"",
+                "b",
+                "health.tcp",
+                "give only one of `command`, `http` or `tcp`; `command` is already given",
+            ),
+            (
+                "\"timout\"",
+                "c",
+                "health.timout",
+                "unknown field `timout`; did you mean `timeout`?",
+            ),
+            (
+                "\"nohost\"",
+                "c",
+                "health.tcp",
+                "expected \"host:port\" such as \"127.0.0.1:5432\", found \"nohost\"",
+            ),
+            (
+                "0, \"timout\"",
+                "c",
+                "health.interval",
+                "must be greater than 0",
+            ),
+            (
+                "0, \"interval\"",
+                "c",
+                "health.retries",
+                "must be at least 1",
+            ),
+            (
+                "\"https://x/\"",
+                "d",
+                "health.http",
+                "expected a URL such as \"http://127.0.0.1:8080/healthz\", found \"https://x/\"",
+            ),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        let mut expect = expect;
+        expect.sort_by_key(|&(needle, ..)| locate(text, needle));
+        for (err, (needle, daemon, field, message)) in errors.iter().zip(expect) {
+            assert_at(err, locate(text, needle), daemon, Some(field));
+            assert_eq!(err.message, message);
+        }
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported() {
+        let text = r#"[
+  {"name": "web", "command": "serve", "vitall": true},
+  {"command": ["ok"], "restart": "sometimes"},
+  {"name": "worker", "command": "", "depends_on": ["wbe"]},
+  {"name": "web", "command": "again", "stop_timeout": -5}
+]"#;
+        let errors = parse_err(text);
+        let places: Vec<_> = errors
+            .iter()
+            .map(|e| {
+                (
+                    e.line,
+                    e.column,
+                    e.daemon.clone().unwrap_or_default(),
+                    e.field.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let expected = [
+            (2, 39, "web", "vitall"),
+            (3, 3, "#2", "name"),
+            (3, 34, "#2", "restart"),
+            (4, 33, "worker", "command"),
+            (4, 52, "worker", "depends_on"),
+            (5, 12, "web", "name"),
+            (5, 55, "web", "stop_timeout"),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|&(l, c, d, f)| (l, c, d.to_string(), f.to_string()))
+            .collect();
+        assert_eq!(places, expected, "{errors:#?}");
+        let shown = errors[4].to_string();
+        assert_eq!(shown, "daemons.json:4:52: daemon worker: field depends_on: no daemon is named `wbe`; did you mean `web`?");
     }
 }

@@ -143,7 +143,9 @@ impl<'a> Report<'a> {
             Err(err) => {
                 // Skipping values (as RawValue does) words some errors worse ("key must
                 // be a string" for a trailing comma); a full parse says "trailing comma".
-                let err = serde_json::from_str::<serde_json::Value>(text).err().unwrap_or(err);
+                let err = serde_json::from_str::<serde_json::Value>(text)
+                    .err()
+                    .unwrap_or(err);
                 self.serde_error(text, None, &err);
                 None
             }
@@ -189,7 +191,7 @@ impl fmt::Display for Kind {
 }
 
 /// Checks that `raw` has the JSON type `want`, reporting "expected X, found Y" if not.
-pub(crate) fn expect(report: &mut Report, raw: &RawValue, field: &str, want: Kind) -> bool {
+pub(crate) fn expect_kind(report: &mut Report, raw: &RawValue, field: &str, want: Kind) -> bool {
     let found = Kind::of(raw);
     if found != want {
         report.at(raw, field, format!("expected {want}, found {found}"));
@@ -341,20 +343,30 @@ pub(crate) fn suggest<'k>(
         .map(|(_, name)| name)
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters where swapping two neighbours counts as one edit
+/// (optimal string alignment): `wbe` is one typo away from `web`, not two.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+    let width = b.len() + 1;
+    let mut d: Vec<usize> = vec![0; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * width + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (d[(i - 1) * width + j] + 1)
+                    .min(d[i * width + j - 1] + 1)
+                    .min(d[(i - 1) * width + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[(i - 2) * width + j - 2] + 1);
+                }
+                best
+            };
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
 }
 
 /// Reads an object's fields, reporting the problem when `raw` is not an object.
@@ -365,7 +377,7 @@ pub(crate) fn object<'a>(
     known: &[&'static str],
     prefix: &str,
 ) -> Option<Fields<'a>> {
-    if !expect(report, raw, field, Kind::Object) {
+    if !expect_kind(report, raw, field, Kind::Object) {
         return None;
     }
     let members = members(report, raw, Some(field));
@@ -378,7 +390,7 @@ pub(crate) fn array<'a>(
     raw: &'a RawValue,
     field: &str,
 ) -> Option<Vec<&'a RawValue>> {
-    if !expect(report, raw, field, Kind::Array) {
+    if !expect_kind(report, raw, field, Kind::Array) {
         return None;
     }
     match serde_json::from_str::<Vec<&'a RawValue>>(raw.get()) {
@@ -392,7 +404,7 @@ pub(crate) fn array<'a>(
 
 /// A string value. NUL is refused: no path, argument or environment entry can hold it.
 pub(crate) fn string(report: &mut Report, raw: &RawValue, field: &str) -> Option<String> {
-    if !expect(report, raw, field, Kind::String) {
+    if !expect_kind(report, raw, field, Kind::String) {
         return None;
     }
     match serde_json::from_str::<String>(raw.get()) {
@@ -431,7 +443,7 @@ pub(crate) fn nullable_string(
 }
 
 pub(crate) fn boolean(report: &mut Report, raw: &RawValue, field: &str) -> Option<bool> {
-    expect(report, raw, field, Kind::Bool).then(|| raw.get() == "true")
+    expect_kind(report, raw, field, Kind::Bool).then(|| raw.get() == "true")
 }
 
 /// One of a fixed set of words (`"never"`, `"on-failure"`, ...).
@@ -466,7 +478,7 @@ pub(crate) fn choice<T: Copy>(
 /// A non-negative integer no larger than `max`. Fractions and `5.0` are refused:
 /// a count written with a fraction is a mistake worth pointing out.
 pub(crate) fn integer(report: &mut Report, raw: &RawValue, field: &str, max: u64) -> Option<u64> {
-    if !expect(report, raw, field, Kind::Number) {
+    if !expect_kind(report, raw, field, Kind::Number) {
         return None;
     }
     let text = raw.get();
@@ -486,7 +498,10 @@ pub(crate) fn integer(report: &mut Report, raw: &RawValue, field: &str, max: u64
 
 /// A duration in seconds: an integer or a fraction, from 0 up to a year.
 pub(crate) fn seconds(report: &mut Report, raw: &RawValue, field: &str) -> Option<Duration> {
-    if !expect(report, raw, field, Kind::Number) {
+    if Kind::of(raw) != Kind::Number {
+        // Say the unit: `"10s"` and `"1m"` are the usual mistakes.
+        let message = format!("expected a number of seconds, found {}", Kind::of(raw));
+        report.at(raw, field, message);
         return None;
     }
     let value = raw.get().parse::<f64>().ok().filter(|v| v.is_finite());
@@ -568,6 +583,10 @@ mod tests {
         assert_eq!(suggest("enviroment", &known, &[]), Some("environment"));
         assert_eq!(suggest("tiemout", &known, &[]), Some("timeout"));
         assert_eq!(suggest("x", &known, &[]), None);
+        assert_eq!(suggest("nmae", &known, &[]), Some("name"));
+        assert_eq!(edit_distance("wbe", "web"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(suggest("colour", &known, &[]), None);
         assert_eq!(
             suggest("env", &known, &[("env", "environment")]),
@@ -603,7 +622,7 @@ mod tests {
         assert_eq!(report.errors[0].message, "must not be negative, found -1");
         assert_eq!(
             report.errors[2].message,
-            "expected a number, found a string"
+            "expected a number of seconds, found a string"
         );
     }
 }

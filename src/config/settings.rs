@@ -80,6 +80,7 @@ pub(crate) fn parse(
         read_settings(&mut report, doc, config_dir, &mut settings);
     }
     let mut errors = report.errors;
+    super::sort_by_position(&mut errors);
     match override_format(format_override) {
         Ok(Some(format)) => settings.log.format = format,
         Ok(None) => {}
@@ -292,5 +293,234 @@ fn read_bool(report: &mut Report, fields: &Fields, field: &str) -> Option<bool> 
 fn set<T>(target: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *target = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &str = "/etc/pidzero";
+
+    fn parse_ok(text: &str, format_override: Option<&str>) -> Settings {
+        match parse(
+            Path::new("config.json"),
+            text,
+            Path::new(DIR),
+            format_override,
+        ) {
+            Ok(settings) => settings,
+            Err(errors) => panic!("unexpected errors: {errors:#?}"),
+        }
+    }
+
+    fn parse_err(text: &str) -> Vec<ConfigError> {
+        match parse(Path::new("config.json"), text, Path::new(DIR), None) {
+            Ok(settings) => panic!("expected errors, parsed {settings:#?}"),
+            Err(errors) => errors,
+        }
+    }
+
+    /// 1-based line and column of `needle`, found independently of the code under test.
+    fn locate(text: &str, needle: &str) -> (usize, usize) {
+        let offset = text
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in text"));
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        (line, offset - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+    }
+
+    #[test]
+    fn defaults() {
+        let settings = Settings::default();
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(settings.log.file_path, PathBuf::from("pidzero.log"));
+        assert!(!settings.log.log_to_file);
+        assert!(settings.log.log_to_stdout);
+        assert_eq!(settings.log.max_file_size, 10_485_760);
+        assert_eq!(settings.log.max_files, 5);
+        assert_eq!(settings.log.max_line_bytes, 16_384);
+        assert_eq!(settings.api, ApiSettings::default());
+        assert_eq!(settings.api.socket, SocketSetting::Default);
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(10));
+        let empty = parse_ok("{}", None);
+        assert_eq!(
+            empty.log.file_path,
+            PathBuf::from("/etc/pidzero/pidzero.log")
+        );
+        assert_eq!(empty, Settings::defaults_in(Path::new(DIR)));
+    }
+
+    #[test]
+    fn seed_example_parses() {
+        let text = r#"{
+  "log": { "json": true, "file_path": "pidzero.log", "log_to_file": false, "log_to_stdout": true },
+  "api": { "listen": null, "token": null },
+  "shutdown_timeout": 10
+}"#;
+        assert_eq!(parse_ok(text, None), Settings::defaults_in(Path::new(DIR)));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let text = r#"{
+  "log": {"format": "logfmt", "file_path": "/var/log/p.log", "log_to_file": true, "log_to_stdout": false,
+          "max_file_size": 0, "max_files": 0, "max_line_bytes": 64},
+  "api": {"listen": "[::]:9090", "token": "s3cret", "socket": "/tmp/p.sock"},
+  "shutdown_timeout": 2.5
+}"#;
+        let settings = parse_ok(text, None);
+        assert_eq!(settings.log.format, LogFormat::Logfmt);
+        assert_eq!(settings.log.file_path, PathBuf::from("/var/log/p.log"));
+        assert!(settings.log.log_to_file);
+        assert!(!settings.log.log_to_stdout);
+        assert_eq!(settings.log.max_file_size, 0);
+        assert_eq!(settings.log.max_files, 0);
+        assert_eq!(settings.log.max_line_bytes, 64);
+        assert_eq!(settings.api.listen.as_deref(), Some("[::]:9090"));
+        assert_eq!(settings.api.token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            settings.api.socket,
+            SocketSetting::Path("/tmp/p.sock".into())
+        );
+        assert_eq!(settings.shutdown_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn relative_file_path_is_resolved_against_the_config_dir() {
+        let settings = parse_ok(r#"{"log": {"file_path": "logs/out.log"}}"#, None);
+        assert_eq!(
+            settings.log.file_path,
+            PathBuf::from("/etc/pidzero/logs/out.log")
+        );
+    }
+
+    #[test]
+    fn format_precedence() {
+        assert_eq!(
+            parse_ok(r#"{"log": {"json": false}}"#, None).log.format,
+            LogFormat::Map
+        );
+        let both = r#"{"log": {"json": false, "format": "text"}}"#;
+        assert_eq!(parse_ok(both, None).log.format, LogFormat::Text);
+        assert_eq!(parse_ok(both, Some("json")).log.format, LogFormat::Json);
+        assert_eq!(parse_ok(both, Some("")).log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_override_names_the_variable() {
+        let result = parse(Path::new("config.json"), "{}", Path::new(DIR), Some("xml"));
+        let errors = result.expect_err("bad override");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, PathBuf::from("PIDZERO_LOG_FORMAT"));
+        assert_eq!(
+            errors[0].to_string(),
+            "PIDZERO_LOG_FORMAT: invalid log format \"xml\" in the environment variable PIDZERO_LOG_FORMAT; expected one of json, map, logfmt, text"
+        );
+    }
+
+    #[test]
+    fn socket_null_turns_it_off() {
+        let settings = parse_ok(r#"{"api": {"socket": null}}"#, None);
+        assert_eq!(settings.api.socket, SocketSetting::Off);
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        let errors = parse_err("[]");
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].column), (1, 1));
+        assert_eq!(
+            errors[0].message,
+            "expected an object with `log`, `api` and `shutdown_timeout`, found an array"
+        );
+        let errors = parse_err("{\n  \"log\": {\n}");
+        assert_eq!((errors[0].line, errors[0].column), (3, 1));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let text = r#"{
+  "log": {"jsn": true, "format": "xml", "file_path": "", "max_files": 0, "max_line_bytes": 10,
+          "log_to_file": "yes"},
+  "api": {"listen": "localhost", "token": "", "socket": "", "tokn": 1},
+  "shutdown_timout": 5,
+  "shutdown_timeout": -1
+}"#;
+        let errors = parse_err(text);
+        let expect = [
+            (
+                "\"jsn\"",
+                "log.jsn",
+                "unknown field `jsn`; did you mean `json`?",
+            ),
+            (
+                "\"xml\"",
+                "log.format",
+                "invalid value \"xml\"; expected one of \"json\", \"map\", \"logfmt\", \"text\"",
+            ),
+            ("\"\", \"max", "log.file_path", "must not be empty"),
+            (
+                "\"yes\"",
+                "log.log_to_file",
+                "expected a boolean, found a string",
+            ),
+            (
+                "0, \"max_line",
+                "log.max_files",
+                "must be at least 1 when `max_file_size` is above 0 (0 never rotates)",
+            ),
+            ("10,", "log.max_line_bytes", "must be at least 64"),
+            (
+                "\"tokn\"",
+                "api.tokn",
+                "unknown field `tokn`; did you mean `token`?",
+            ),
+            (
+                "\"localhost\"",
+                "api.listen",
+                "expected an address and port such as \"0.0.0.0:9090\", found \"localhost\"",
+            ),
+            (
+                "\"\", \"socket",
+                "api.token",
+                "must not be empty; use null for no token",
+            ),
+            (
+                "\"\", \"tokn",
+                "api.socket",
+                "must not be empty; use null to turn the control socket off",
+            ),
+            (
+                "\"shutdown_timout\"",
+                "shutdown_timout",
+                "unknown field `shutdown_timout`; did you mean `shutdown_timeout`?",
+            ),
+            ("-1", "shutdown_timeout", "must not be negative, found -1"),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        let mut expect = expect;
+        expect.sort_by_key(|&(needle, ..)| locate(text, needle));
+        for (err, (needle, field, message)) in errors.iter().zip(expect) {
+            assert_eq!((err.line, err.column), locate(text, needle), "{err}");
+            assert_eq!(err.field.as_deref(), Some(field), "{err}");
+            assert_eq!(err.daemon, None);
+            assert_eq!(err.message, message);
+        }
+    }
+
+    #[test]
+    fn limits_have_upper_bounds() {
+        let errors =
+            parse_err(r#"{"log": {"max_line_bytes": 100000000, "max_files": 4294967296}}"#);
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "must be at most 16777216, found 100000000",
+                "must be at most 4294967295, found 4294967296"
+            ]
+        );
     }
 }
