@@ -8,3 +8,4 @@
 //! permit: they are few, and the control loop must never wait for a sink.
 
 pub mod record;
+pub mod format;
