@@ -9,3 +9,4 @@
 
 pub mod record;
 pub mod format;
+pub mod framer;
