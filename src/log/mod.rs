@@ -10,3 +10,4 @@
 pub mod record;
 pub mod format;
 pub mod framer;
+pub mod sink;
