@@ -11,3 +11,4 @@ pub mod record;
 pub mod format;
 pub mod framer;
 pub mod sink;
+pub mod writer;
