@@ -12,3 +12,4 @@ pub mod format;
 pub mod framer;
 pub mod sink;
 pub mod writer;
+pub mod reader;
