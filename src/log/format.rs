@@ -270,7 +270,12 @@ fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     for chunk in bytes.utf8_chunks() {
-        escape(out, chunk.valid().as_bytes(), &JSON_ESCAPES, json_plain_prefix);
+        escape(
+            out,
+            chunk.valid().as_bytes(),
+            &JSON_ESCAPES,
+            json_plain_prefix,
+        );
         if !chunk.invalid().is_empty() {
             out.extend_from_slice(REPLACEMENT);
         }
@@ -282,7 +287,12 @@ fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
 fn human_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        escape(out, chunk.valid().as_bytes(), &HUMAN_ESCAPES, human_plain_prefix);
+        escape(
+            out,
+            chunk.valid().as_bytes(),
+            &HUMAN_ESCAPES,
+            human_plain_prefix,
+        );
         if !chunk.invalid().is_empty() {
             out.extend_from_slice(REPLACEMENT);
         }
@@ -320,7 +330,12 @@ const HUMAN_ESCAPES: EscapeTable = escape_table(false, false, true);
 
 /// Copies runs of plain bytes in one go and escapes the bytes between them.
 /// `plain_prefix` finds the length of the next run; it is the hot loop.
-fn escape(out: &mut Vec<u8>, mut rest: &[u8], table: &EscapeTable, plain_prefix: fn(&[u8]) -> usize) {
+fn escape(
+    out: &mut Vec<u8>,
+    mut rest: &[u8],
+    table: &EscapeTable,
+    plain_prefix: fn(&[u8]) -> usize,
+) {
     loop {
         let run = plain_prefix(rest);
         out.extend_from_slice(&rest[..run]);
@@ -355,7 +370,10 @@ fn json_plain_prefix(bytes: &[u8]) -> usize {
         word.copy_from_slice(chunk);
         let w = u64::from_le_bytes(word);
         let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-        if control || has_zero(w ^ (ONES * u64::from(b'"'))) || has_zero(w ^ (ONES * u64::from(b'\\'))) {
+        if control
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
             break;
         }
         start += 8;
@@ -486,7 +504,10 @@ mod tests {
             "\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f",
             "\\\"\\\\/\x7f"
         );
-        assert!(got.contains(&format!("\"line\":\"{expected_line}\"}}")), "{got}");
+        assert!(
+            got.contains(&format!("\"line\":\"{expected_line}\"}}")),
+            "{got}"
+        );
     }
 
     #[test]
@@ -494,7 +515,12 @@ mod tests {
         let text = b"a\xffb\xe2\x82c";
         let lossy = String::from_utf8_lossy(text).into_owned();
         assert_eq!(lossy, "a\u{FFFD}b\u{FFFD}c");
-        for format in [LogFormat::Json, LogFormat::Map, LogFormat::Logfmt, LogFormat::Text] {
+        for format in [
+            LogFormat::Json,
+            LogFormat::Map,
+            LogFormat::Logfmt,
+            LogFormat::Text,
+        ] {
             let got = line(format, text, false);
             assert!(got.contains(&lossy), "{format:?}: {got}");
         }
@@ -512,14 +538,22 @@ mod tests {
                 inputs.push(text);
             }
         }
-        inputs.push("héllo wörld — ✓ \u{1F600} \"q\" \\ \u{7f}".as_bytes().to_vec());
+        inputs.push(
+            "héllo wörld — ✓ \u{1F600} \"q\" \\ \u{7f}"
+                .as_bytes()
+                .to_vec(),
+        );
         inputs.push(b"\xf0\x9f\x98".to_vec());
         inputs.push(Vec::new());
         for text in inputs {
             let got = line(LogFormat::Json, &text, false);
             assert!(got.ends_with("}\n") && !got[..got.len() - 1].contains('\n'));
             let value: serde_json::Value = serde_json::from_str(&got).unwrap();
-            assert_eq!(value["line"], String::from_utf8_lossy(&text).as_ref(), "{got}");
+            assert_eq!(
+                value["line"],
+                String::from_utf8_lossy(&text).as_ref(),
+                "{got}"
+            );
         }
     }
 
@@ -571,8 +605,16 @@ mod tests {
         let mut batch = LineBatch::new("db".into(), Stream::Stderr, *TS);
         batch.data = b"onetwo".to_vec();
         batch.lines = vec![
-            crate::log::record::LineSpan { start: 0, end: 3, partial: true },
-            crate::log::record::LineSpan { start: 3, end: 6, partial: false },
+            crate::log::record::LineSpan {
+                start: 0,
+                end: 3,
+                partial: true,
+            },
+            crate::log::record::LineSpan {
+                start: 3,
+                end: 6,
+                partial: false,
+            },
         ];
         let mut out = Vec::new();
         assert_eq!(format_batch(&mut out, LogFormat::Text, &batch), 2);

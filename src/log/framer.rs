@@ -164,13 +164,20 @@ mod tests {
         let mut out = Vec::new();
         let mut collect = |b: &LineBatch| {
             for &span in &b.lines {
-                out.push((String::from_utf8_lossy(b.line(span)).into_owned(), span.partial));
+                out.push((
+                    String::from_utf8_lossy(b.line(span)).into_owned(),
+                    span.partial,
+                ));
             }
         };
         for chunk in chunks {
             let mut b = batch();
             framer.push(chunk, &mut b);
-            assert!(framer.carried() <= max, "carry {} > {max}", framer.carried());
+            assert!(
+                framer.carried() <= max,
+                "carry {} > {max}",
+                framer.carried()
+            );
             collect(&b);
         }
         let mut b = batch();
@@ -226,7 +233,10 @@ mod tests {
     #[test]
     fn line_of_exactly_max_bytes_is_whole() {
         assert_eq!(frame(4, &[b"abcd\nefgh\r\n"]), whole(&["abcd", "efgh"]));
-        assert_eq!(frame(4, &[b"abcdefgh\n"]), vec![("abcd".into(), true), ("efgh".into(), false)]);
+        assert_eq!(
+            frame(4, &[b"abcdefgh\n"]),
+            vec![("abcd".into(), true), ("efgh".into(), false)]
+        );
         // The same, byte by byte: the decision must not depend on chunking.
         let bytes = b"abcd\nefgh\r\nijklm\r\nnopq\rr\n";
         let chunks: Vec<&[u8]> = bytes.chunks(1).collect();
@@ -248,13 +258,18 @@ mod tests {
         let chunks: Vec<&[u8]> = vec![&chunk; 50];
         let lines = frame(64, &chunks);
         assert_eq!(lines.len(), 50_000 / 64 + 1);
-        assert!(lines[..lines.len() - 1].iter().all(|(l, p)| l.len() == 64 && *p));
+        assert!(lines[..lines.len() - 1]
+            .iter()
+            .all(|(l, p)| l.len() == 64 && *p));
         assert_eq!(lines.last().unwrap(), &("z".repeat(50_000 % 64), false));
     }
 
     #[test]
     fn held_cr_at_eof_is_kept() {
-        assert_eq!(frame(2, &[b"ab\r"]), vec![("ab".into(), true), ("\r".into(), false)]);
+        assert_eq!(
+            frame(2, &[b"ab\r"]),
+            vec![("ab".into(), true), ("\r".into(), false)]
+        );
     }
 
     #[test]

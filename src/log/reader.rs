@@ -168,11 +168,18 @@ mod tests {
             max_files: 1,
             max_line_bytes: 8,
         };
-        start(WriterOptions { settings, quiet: false }).unwrap()
+        start(WriterOptions {
+            settings,
+            quiet: false,
+        })
+        .unwrap()
     }
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
     }
 
     /// The line texts of the file, without timestamps.
@@ -195,7 +202,14 @@ mod tests {
             }
             pipe.write_all(b"0123456789abc").unwrap();
         });
-        runtime().block_on(pump(read_end, "d".into(), Stream::Stderr, 8, log.clone(), drain));
+        runtime().block_on(pump(
+            read_end,
+            "d".into(),
+            Stream::Stderr,
+            8,
+            log.clone(),
+            drain,
+        ));
         producer.join().unwrap();
         writer.finish(&log);
         let got = lines(&path);
@@ -216,7 +230,14 @@ mod tests {
         let mut pipe = std::fs::File::from(write_end);
         pipe.write_all(b"first\n").unwrap();
         runtime().block_on(async {
-            let task = tokio::spawn(pump(read_end, "d".into(), Stream::Stdout, 64, log.clone(), drain));
+            let task = tokio::spawn(pump(
+                read_end,
+                "d".into(),
+                Stream::Stdout,
+                64,
+                log.clone(),
+                drain,
+            ));
             // Let the pump read "first" and wait for more.
             for _ in 0..10 {
                 tokio::task::yield_now().await;
@@ -228,7 +249,10 @@ mod tests {
         writer.finish(&log);
         // The write end is still open: the pump returned because of the drain.
         drop(pipe);
-        assert_eq!(lines(&path), ["d stdout: first", "d stdout: second", "d stdout: tail"]);
+        assert_eq!(
+            lines(&path),
+            ["d stdout: first", "d stdout: second", "d stdout: tail"]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

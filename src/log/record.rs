@@ -171,7 +171,8 @@ mod tests {
         ];
         for secs in samples {
             for millis in [0u32, 7, 123, 999] {
-                let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis.into());
+                let t =
+                    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis.into());
                 let expected = humantime::format_rfc3339_millis(t).to_string();
                 let got = format_timestamp(secs, millis);
                 assert_eq!(std::str::from_utf8(&got).unwrap(), expected, "secs={secs}");

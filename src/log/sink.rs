@@ -259,7 +259,10 @@ pub(crate) mod tests {
         assert_eq!(read(&path), "r07\n");
         assert_eq!(read(&dir.join("pidzero.log.1")), "r05\nr06\n");
         assert_eq!(read(&dir.join("pidzero.log.2")), "r03\nr04\n");
-        assert!(!dir.join("pidzero.log.3").exists(), "oldest must be dropped");
+        assert!(
+            !dir.join("pidzero.log.3").exists(),
+            "oldest must be dropped"
+        );
         // A record larger than the limit goes whole into a fresh file.
         sink.write_records(b"a-very-long-record\nr08\n").unwrap();
         assert_eq!(read(&path), "r08\n");
@@ -309,6 +312,9 @@ pub(crate) mod tests {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         let error = sink.write_records(b"lost\n").unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EPIPE));
-        assert!(sink.write_records(b"again\n").is_err(), "later writes are retried");
+        assert!(
+            sink.write_records(b"again\n").is_err(),
+            "later writes are retried"
+        );
     }
 }

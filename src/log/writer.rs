@@ -119,7 +119,11 @@ impl LogWriter {
 fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHandle, LogWriter)> {
     let settings = &options.settings;
     let file = if settings.log_to_file {
-        let sink = FileSink::open(&settings.file_path, settings.max_file_size, settings.max_files)?;
+        let sink = FileSink::open(
+            &settings.file_path,
+            settings.max_file_size,
+            settings.max_files,
+        )?;
         Some(Target::new(sink, "file"))
     } else {
         None
@@ -229,7 +233,8 @@ impl Writer {
                 }
             }
             self.flush();
-            self.permits.add_permits(std::mem::take(&mut self.taken_permits));
+            self.permits
+                .add_permits(std::mem::take(&mut self.taken_permits));
             if finish {
                 break;
             }
@@ -260,7 +265,9 @@ impl Writer {
     /// Daemon lines go to the file, and to the stream sink unless quiet.
     fn lines(&mut self, batch: &LineBatch) {
         let bytes: usize = batch.lines.iter().map(|s| (s.end - s.start) as usize).sum();
-        self.stats.records.fetch_add(batch.lines.len() as u64, Ordering::Relaxed);
+        self.stats
+            .records
+            .fetch_add(batch.lines.len() as u64, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let format = self.format;
         self.deliver(!self.quiet, true, |out| {
@@ -368,7 +375,9 @@ mod tests {
     }
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -388,7 +397,9 @@ mod tests {
                 let log = log.clone();
                 tasks.push(tokio::spawn(async move {
                     for i in 0..per_source / 10 {
-                        let text: String = (0..10).map(|j| format!("{source} {}\n", i * 10 + j)).collect();
+                        let text: String = (0..10)
+                            .map(|j| format!("{source} {}\n", i * 10 + j))
+                            .collect();
                         log.send_lines(batch_of(source, &text)).await;
                     }
                 }));
@@ -410,7 +421,10 @@ mod tests {
         }
         assert!(text.contains("pidzero event: info starting: before the end"));
         let stats = log.stats();
-        assert_eq!(stats.records.load(Ordering::Relaxed), 3 * per_source as u64 + 1);
+        assert_eq!(
+            stats.records.load(Ordering::Relaxed),
+            3 * per_source as u64 + 1
+        );
         assert_eq!(stats.sink_errors.load(Ordering::Relaxed), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -423,15 +437,24 @@ mod tests {
         let mut settings = settings(Path::new("/nonexistent"), LogFormat::Text);
         settings.log_to_file = false;
         settings.log_to_stdout = true;
-        let options = WriterOptions { settings, quiet: false };
+        let options = WriterOptions {
+            settings,
+            quiet: false,
+        };
         let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
         let line = format!("{}\n", "x".repeat(8000));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         let sent = rt.block_on(async {
             let mut sent = 0usize;
             for _ in 0..100 {
                 let send = log.send_lines(batch_of("w", &line));
-                if tokio::time::timeout(std::time::Duration::from_millis(300), send).await.is_err() {
+                if tokio::time::timeout(std::time::Duration::from_millis(300), send)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 sent += 1;
@@ -462,7 +485,10 @@ mod tests {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         let mut settings = settings(&path, LogFormat::Json);
         settings.log_to_stdout = true;
-        let options = WriterOptions { settings, quiet: false };
+        let options = WriterOptions {
+            settings,
+            quiet: false,
+        };
         let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
         runtime().block_on(async {
             for i in 0..50 {
@@ -473,8 +499,14 @@ mod tests {
         writer.finish(&log);
         drop(write_end);
         let text = std::fs::read_to_string(&path).unwrap();
-        let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        let errors: Vec<_> = records.iter().filter(|r| r["event"] == "sink_error").collect();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let errors: Vec<_> = records
+            .iter()
+            .filter(|r| r["event"] == "sink_error")
+            .collect();
         assert_eq!(errors.len(), 1, "{text}");
         assert_eq!(errors[0]["sink"], "stdout");
         assert_eq!(errors[0]["level"], "error");
@@ -491,7 +523,10 @@ mod tests {
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let mut settings = settings(&path, LogFormat::Text);
         settings.log_to_stdout = true;
-        let options = WriterOptions { settings, quiet: true };
+        let options = WriterOptions {
+            settings,
+            quiet: true,
+        };
         let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
         log.event(info("started", "quiet info"));
         let mut warning = info("config_warning", "loud warning");
@@ -502,7 +537,10 @@ mod tests {
         drop(write_end);
         let mut stream = String::new();
         std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut stream).unwrap();
-        assert!(stream.ends_with("pidzero event: warn config_warning: loud warning\n"), "{stream}");
+        assert!(
+            stream.ends_with("pidzero event: warn config_warning: loud warning\n"),
+            "{stream}"
+        );
         assert_eq!(stream.lines().count(), 1, "{stream}");
         let file = std::fs::read_to_string(&path).unwrap();
         assert_eq!(file.lines().count(), 3, "{file}");
