@@ -175,11 +175,16 @@ mod tests {
         .unwrap()
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+    /// Runs `future` on a current-thread runtime; the test fails after 10 s.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
-            .unwrap()
+            .unwrap();
+        let deadline = std::time::Duration::from_secs(10);
+        runtime
+            .block_on(async { tokio::time::timeout(deadline, future).await })
+            .expect("test deadline")
     }
 
     /// The line texts of the file, without timestamps.
@@ -202,7 +207,7 @@ mod tests {
             }
             pipe.write_all(b"0123456789abc").unwrap();
         });
-        runtime().block_on(pump(
+        block_on(pump(
             read_end,
             "d".into(),
             Stream::Stderr,
@@ -229,7 +234,7 @@ mod tests {
         let (tx, drain) = watch::channel(false);
         let mut pipe = std::fs::File::from(write_end);
         pipe.write_all(b"first\n").unwrap();
-        runtime().block_on(async {
+        block_on(async {
             let task = tokio::spawn(pump(
                 read_end,
                 "d".into(),

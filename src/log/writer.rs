@@ -108,6 +108,9 @@ pub fn start(options: WriterOptions) -> io::Result<(LogHandle, LogWriter)> {
 
 impl LogWriter {
     /// Writes everything queued before this call, closes the sinks and joins the thread.
+    ///
+    /// Like any write, this waits while a sink blocks (a stdout pipe that
+    /// nobody reads); sink errors do not make it wait.
     pub fn finish(self, handle: &LogHandle) {
         let _ = handle.tx.send(Message::Finish);
         // A panic in the writer has already been reported by the panic hook.
@@ -374,10 +377,16 @@ mod tests {
         }
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
+    /// Runs `future` on a current-thread runtime; the test fails after 10 s.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
-            .unwrap()
+            .unwrap();
+        let deadline = std::time::Duration::from_secs(10);
+        runtime
+            .block_on(async { tokio::time::timeout(deadline, future).await })
+            .expect("test deadline")
     }
 
     #[test]
@@ -391,7 +400,7 @@ mod tests {
         let (log, writer) = spawn(options, None).unwrap();
         let sources = ["a", "b", "c"];
         let per_source = 2000usize;
-        runtime().block_on(async {
+        block_on(async {
             let mut tasks = Vec::new();
             for source in sources {
                 let log = log.clone();
@@ -443,11 +452,7 @@ mod tests {
         };
         let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
         let line = format!("{}\n", "x".repeat(8000));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let sent = rt.block_on(async {
+        let sent = block_on(async {
             let mut sent = 0usize;
             for _ in 0..100 {
                 let send = log.send_lines(batch_of("w", &line));
@@ -472,7 +477,7 @@ mod tests {
         assert_eq!(reader.join().unwrap().lines().count(), sent);
         assert!(log.permits.is_closed());
         // After the writer stopped, sending returns at once instead of waiting forever.
-        rt.block_on(log.send_lines(batch_of("w", "after\n")));
+        block_on(log.send_lines(batch_of("w", "after\n")));
     }
 
     #[test]
@@ -490,7 +495,7 @@ mod tests {
             quiet: false,
         };
         let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
-        runtime().block_on(async {
+        block_on(async {
             for i in 0..50 {
                 log.send_lines(batch_of("w", &format!("line {i}\n"))).await;
                 tokio::task::yield_now().await;
@@ -532,7 +537,7 @@ mod tests {
         let mut warning = info("config_warning", "loud warning");
         warning.level = Level::Warn;
         log.event(warning);
-        runtime().block_on(log.send_lines(batch_of("main", "daemon line\n")));
+        block_on(log.send_lines(batch_of("main", "daemon line\n")));
         writer.finish(&log);
         drop(write_end);
         let mut stream = String::new();
