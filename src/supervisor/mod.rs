@@ -430,10 +430,11 @@ impl Supervisor {
     fn on_exited(&mut self, i: usize, status: ExitStatus, now: Duration, out: &mut Vec<Action>) {
         let shutting_down = self.is_shutting_down();
         let d = &mut self.daemons[i];
-        d.pid = None;
+        let pid = d.pid.take().unwrap_or_default();
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
         let mut fields = vec![
             ("daemon", FieldValue::Str(d.rules.name.clone())),
+            ("pid", FieldValue::Int(pid.into())),
             ("status", FieldValue::Int(status.as_status().into())),
         ];
         let mut line = match status {
