@@ -62,7 +62,7 @@ fn adopts_orphans_when_not_pid1() {
     d.daemons(
         r#"[{"name": "o", "vital": true, "command": ["/bin/sh", "-c", "(sleep 300 & echo orphan=$!); while :; do sleep 0.05; done"]}]"#,
     );
-    let mut r = pz().config_dir(&d).spawn();
+    let r = pz().config_dir(&d).spawn();
     let rec = r.wait_record("orphan=PID", DEADLINE, |r| {
         r["source"] == "o" && r["line"].as_str().unwrap_or("").starts_with("orphan=")
     });

@@ -580,6 +580,7 @@ impl Pz {
             exit: None,
             started: Instant::now(),
             extra_pgroups: HashSet::new(),
+            ns: self.ns,
         };
         if self.ns {
             // unshare --fork does not forward signals: find pidzero (its child) and
@@ -650,6 +651,8 @@ pub struct Running {
     exit: Option<Exit>,
     pub started: Instant,
     extra_pgroups: HashSet<i32>,
+    /// Under unshare: daemon pids are the namespace's, never signal them from here.
+    ns: bool,
 }
 
 impl Running {
@@ -749,7 +752,7 @@ impl Running {
     }
 
     /// The pid of daemon `name`, from its `started` event; its process group is
-    /// killed on drop.
+    /// killed on drop. Under unshare it is the pid inside the namespace.
     pub fn daemon_pid(&mut self, name: &str) -> i32 {
         let r = self.wait_event("started", Some(name));
         let pid = r["pid"]
@@ -816,10 +819,15 @@ impl Running {
     }
 
     fn kill_all(&mut self) {
+        self.try_exit();
         if self.exit.is_none() {
             kill(self.pid, libc::SIGKILL);
             kill(self.child.id() as i32, libc::SIGKILL);
             let _ = self.child.wait();
+        }
+        if self.ns {
+            // Killing PID 1 of the namespace killed everything in it.
+            return;
         }
         for pid in self.out.snapshot().iter().filter_map(|l| parse_record(l)) {
             if is_event(&pid, "started", None) {
@@ -829,7 +837,9 @@ impl Running {
             }
         }
         for &pg in &self.extra_pgroups {
-            if pg > 1 {
+            // Only groups that still exist with their leader (pid_max is large:
+            // no reuse within a test run).
+            if pg > 1 && pgrp(pg) == Some(pg) {
                 kill(-pg, libc::SIGKILL);
             }
         }
