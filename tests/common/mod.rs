@@ -837,8 +837,8 @@ impl Running {
             }
         }
         for &pg in &self.extra_pgroups {
-            // Only groups that still exist with their leader (pid_max is large:
-            // no reuse within a test run).
+            // Only groups whose leader still exists: a reused pid is seldom
+            // a group leader.
             if pg > 1 && pgrp(pg) == Some(pg) {
                 kill(-pg, libc::SIGKILL);
             }
