@@ -91,7 +91,8 @@ fn path_lookup_uses_the_daemons_path() {
 #[test]
 fn each_daemon_has_its_own_process_group() {
     let d = Dir::new("pgrp");
-    let probe = r#"["/bin/sh", "-c", "read -r p c s pp pg rest < /proc/self/stat; echo pid=$p pgrp=$pg"]"#;
+    let probe =
+        r#"["/bin/sh", "-c", "read -r p c s pp pg rest < /proc/self/stat; echo pid=$p pgrp=$pg"]"#;
     d.daemons(&format!(
         r#"[{{"name": "a", "command": {probe}}}, {{"name": "b", "command": {probe}}}]"#
     ));
@@ -167,7 +168,14 @@ fn signal_dispositions_are_reset_but_inherited_ignores_kept() {
     let bit = |sig: i32| 1u64 << (sig - 1);
     let blocked = get("SigBlk:");
     let ignored = get("SigIgn:");
-    assert_eq!(blocked, 0, "daemon starts with signals blocked: {blocked:x}");
-    assert_ne!(ignored & bit(libc::SIGUSR2), 0, "inherited ignore of USR2 lost");
+    assert_eq!(
+        blocked, 0,
+        "daemon starts with signals blocked: {blocked:x}"
+    );
+    assert_ne!(
+        ignored & bit(libc::SIGUSR2),
+        0,
+        "inherited ignore of USR2 lost"
+    );
     assert_eq!(ignored & bit(libc::SIGPIPE), 0, "SIGPIPE must be default");
 }

@@ -316,10 +316,7 @@ fn log_to_file_with_relative_path() {
         .lines()
         .map(|l| parse_record(l.as_bytes()).unwrap_or_else(|| panic!("not JSON: {l}")))
         .collect();
-    assert!(
-        recs.iter().any(|r| is_line(r, "web", "to-file")),
-        "{text}"
-    );
+    assert!(recs.iter().any(|r| is_line(r, "web", "to-file")), "{text}");
     // And still to stdout.
     assert!(
         f.find(|r| is_line(r, "web", "to-file")).is_some(),
@@ -340,7 +337,11 @@ fn log_to_stdout_false() {
     let f = pz().config_dir(&d).run(DEADLINE);
     assert_eq!(f.status(), 0, "{}", f.dump());
     assert!(f.stdout.is_empty(), "stdout not empty:\n{}", f.dump());
-    assert!(d.read("abs.log").contains("only-file"), "{}", d.read("abs.log"));
+    assert!(
+        d.read("abs.log").contains("only-file"),
+        "{}",
+        d.read("abs.log")
+    );
 }
 
 #[test]

@@ -70,7 +70,9 @@ fn daemons_and_config_options() {
 fn environment_variables() {
     let d = Dir::new("envdir");
     d.daemons(&one_shot("via-env-dir"));
-    let f = pz().env("PIDZERO_CONFIG_DIR", path_str(&d.path)).run(DEADLINE);
+    let f = pz()
+        .env("PIDZERO_CONFIG_DIR", path_str(&d.path))
+        .run(DEADLINE);
     assert_eq!(f.status(), 3, "{}", f.dump());
     assert!(
         f.find(|r| is_line(r, "one", "via-env-dir")).is_some(),
@@ -182,7 +184,13 @@ fn check_reports_every_problem() {
     ));
     let f = pz().arg("check").config_dir(&d).run(DEADLINE);
     assert_eq!(f.status(), 2, "{}", f.dump());
-    assert_config_error(&f.stderr, "daemons.json", Some(3), Some("a"), Some("vitall"));
+    assert_config_error(
+        &f.stderr,
+        "daemons.json",
+        Some(3),
+        Some("a"),
+        Some("vitall"),
+    );
     assert_config_error(&f.stderr, "daemons.json", Some(4), Some("b"), Some("vital"));
     assert_config_error(
         &f.stderr,
@@ -209,7 +217,13 @@ fn check_reports_problems_in_both_files() {
     );
     let f = pz().arg("check").config_dir(&d).run(DEADLINE);
     assert_eq!(f.status(), 2, "{}", f.dump());
-    assert_config_error(&f.stderr, "daemons.json", Some(2), Some("a"), Some("vitall"));
+    assert_config_error(
+        &f.stderr,
+        "daemons.json",
+        Some(2),
+        Some("a"),
+        Some("vitall"),
+    );
     assert!(
         f.stderr
             .lines()

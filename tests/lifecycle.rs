@@ -28,10 +28,16 @@ fn preflight_vital_not_found_is_127_nothing_started() {
         r#""no-such-program-pidzero-test --flag""#,
     ] {
         let d = Dir::new("pre127");
-        with_marker(&d, &format!(r#"{{"name": "web", "vital": true, "command": {cmd}}}"#));
+        with_marker(
+            &d,
+            &format!(r#"{{"name": "web", "vital": true, "command": {cmd}}}"#),
+        );
         let f = pz().config_dir(&d).run(DEADLINE);
         assert_eq!(f.status(), 127, "{cmd}: {}", f.dump());
-        assert!(!d.exists("started"), "{cmd}: a daemon ran before preflight failed");
+        assert!(
+            !d.exists("started"),
+            "{cmd}: a daemon ran before preflight failed"
+        );
         assert!(
             f.find(|r| is_event(r, "started", None)).is_none(),
             "{}",
@@ -47,7 +53,10 @@ fn preflight_vital_not_executable_is_126() {
     fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
     with_marker(
         &d,
-        &format!(r#"{{"name": "web", "vital": true, "command": [{}]}}"#, js(path_str(&p))),
+        &format!(
+            r#"{{"name": "web", "vital": true, "command": [{}]}}"#,
+            js(path_str(&p))
+        ),
     );
     let f = pz().config_dir(&d).run(DEADLINE);
     assert_eq!(f.status(), 126, "{}", f.dump());
@@ -223,8 +232,14 @@ fn leftover_ignoring_term_is_killed_after_stop_timeout() {
     let took = t0.elapsed();
     kill(child, libc::SIGKILL);
     assert!(gone.is_some(), "leftover {child} not killed\n{}", r.dump());
-    assert!(took >= secs(0.7), "killed after {took:?}, before stop_timeout");
-    assert!(took < secs(3.0), "killed after {took:?}, long after stop_timeout");
+    assert!(
+        took >= secs(0.7),
+        "killed after {took:?}, before stop_timeout"
+    );
+    assert!(
+        took < secs(3.0),
+        "killed after {took:?}, long after stop_timeout"
+    );
     r.assert_running();
 }
 

@@ -51,7 +51,11 @@ fn daemon_line_fields_in_order() {
         .lines()
         .find(|l| l.contains("GET / 200"))
         .unwrap_or_else(|| panic!("{}", f.dump()));
-    assert_eq!(keys_in_order(out), ["timestamp", "source", "stream", "line"], "{out}");
+    assert_eq!(
+        keys_in_order(out),
+        ["timestamp", "source", "stream", "line"],
+        "{out}"
+    );
     assert!(out.starts_with(r#"{"timestamp":""#), "{out}");
     assert!(
         out.ends_with(r#"Z","source":"web","stream":"stdout","line":"GET / 200"}"#),
@@ -75,7 +79,16 @@ fn event_fields_in_order() {
         .unwrap_or_else(|| panic!("{}", f.dump()));
     assert_eq!(
         keys_in_order(started),
-        ["timestamp", "source", "stream", "level", "event", "daemon", "pid", "line"],
+        [
+            "timestamp",
+            "source",
+            "stream",
+            "level",
+            "event",
+            "daemon",
+            "pid",
+            "line"
+        ],
         "{started}"
     );
     let exited = raw
@@ -85,7 +98,16 @@ fn event_fields_in_order() {
     let keys = keys_in_order(exited);
     assert_eq!(
         keys[..8],
-        ["timestamp", "source", "stream", "level", "event", "daemon", "pid", "status"],
+        [
+            "timestamp",
+            "source",
+            "stream",
+            "level",
+            "event",
+            "daemon",
+            "pid",
+            "status"
+        ],
         "{exited}"
     );
     assert_eq!(keys.last().unwrap(), "line", "{exited}");
@@ -110,7 +132,16 @@ fn vital_exit_event_fields() {
         .unwrap_or_else(|| panic!("{}", f.dump()));
     assert_eq!(
         keys_in_order(l),
-        ["timestamp", "source", "stream", "level", "event", "daemon", "status", "line"],
+        [
+            "timestamp",
+            "source",
+            "stream",
+            "level",
+            "event",
+            "daemon",
+            "status",
+            "line"
+        ],
         "{l}"
     );
     let r = parse_record(l.as_bytes()).unwrap();
@@ -217,7 +248,11 @@ fn records_never_torn_and_keep_order() {
                 })
                 .collect();
             let want: Vec<u32> = (0..3000).collect();
-            assert!(nums == want, "{src} {stream}: lost, duplicated or reordered lines ({} records)", nums.len());
+            assert!(
+                nums == want,
+                "{src} {stream}: lost, duplicated or reordered lines ({} records)",
+                nums.len()
+            );
         }
     }
 }

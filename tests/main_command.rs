@@ -113,7 +113,12 @@ fn signals_forwarded_to_main_command() {
     r.assert_running();
     r.signal(libc::SIGTERM);
     let f = r.finish();
-    assert_eq!(f.status(), 5, "SIGTERM goes to the main command: {}", f.dump());
+    assert_eq!(
+        f.status(),
+        5,
+        "SIGTERM goes to the main command: {}",
+        f.dump()
+    );
     assert!(f.stdout_text().contains("got-TERM"), "{}", f.dump());
     // No output of pidzero's own (no daemons.json).
     assert!(f.stderr.is_empty(), "{}", f.dump());
@@ -144,7 +149,10 @@ while :; do sleep 0.05; done"#,
             up = d.s("up")
         ),
     );
-    d.daemons(&format!(r#"[{{"name": "side", "command": [{}]}}]"#, js(&side)));
+    d.daemons(&format!(
+        r#"[{{"name": "side", "command": [{}]}}]"#,
+        js(&side)
+    ));
     let main = format!(
         "while [ ! -e {} ]; do sleep 0.02; done; echo main-done; exit 4",
         d.s("up")
@@ -153,7 +161,11 @@ while :; do sleep 0.05; done"#,
     let side_pid = r.daemon_pid("side");
     let f = r.finish();
     assert_eq!(f.status(), 4, "{}", f.dump());
-    assert!(d.exists("stopped"), "sidecar did not get SIGTERM\n{}", f.dump());
+    assert!(
+        d.exists("stopped"),
+        "sidecar did not get SIGTERM\n{}",
+        f.dump()
+    );
     assert!(!alive(side_pid), "sidecar still alive after pidzero exited");
     assert!(
         f.find(|r| is_line(r, "side", "sidecar-up")).is_some(),
@@ -175,7 +187,10 @@ fn leftover_of_main_command_group_is_stopped() {
         .unwrap_or_else(|_| panic!("{}", f.dump()));
     let gone = wait_until(secs(3.0), || !alive(pid));
     kill(pid, libc::SIGKILL);
-    assert!(gone.is_some(), "sleep {pid} left behind by the main command");
+    assert!(
+        gone.is_some(),
+        "sleep {pid} left behind by the main command"
+    );
 }
 
 #[test]
@@ -198,12 +213,7 @@ fn main_command_gets_the_terminal_foreground() {
         r#"read -r pid comm state ppid pgrp sid tty tpgid rest < /proc/self/stat
 echo "PID=$pid PG=$pgrp TP=$tpgid TTY=$tty""#,
     );
-    let cmd = format!(
-        "{} --config-dir {} -- {}",
-        bin().display(),
-        d.s(""),
-        probe
-    );
+    let cmd = format!("{} --config-dir {} -- {}", bin().display(), d.s(""), probe);
     let (exit, out, err) = run_cmd(
         Command::new("script").args(["-qec", &cmd, "/dev/null"]),
         DEADLINE,
@@ -219,7 +229,11 @@ echo "PID=$pid PG=$pgrp TP=$tpgid TTY=$tty""#,
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {line:?}"))
     };
-    assert_ne!(field("TTY="), 0, "main command has no controlling terminal: {line}");
+    assert_ne!(
+        field("TTY="),
+        0,
+        "main command has no controlling terminal: {line}"
+    );
     assert_eq!(
         field("PG="),
         field("TP="),

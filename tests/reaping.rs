@@ -81,7 +81,10 @@ fn adopts_orphans_when_not_pid1() {
 fn daemon_sees_pidzero_as_pid1_in_namespace() {
     let d = Dir::new("nspid1");
     d.daemons(r#"[{"name": "p", "command": ["/bin/sh", "-c", "echo ppid=$PPID"]}]"#);
-    let Some(b) = pz().config_dir(&d).ns("daemon_sees_pidzero_as_pid1_in_namespace") else {
+    let Some(b) = pz()
+        .config_dir(&d)
+        .ns("daemon_sees_pidzero_as_pid1_in_namespace")
+    else {
         return;
     };
     let f = b.run(DEADLINE);

@@ -46,7 +46,11 @@ fn graceful(ns: bool, sig: i32) {
     let exit = r.wait_exit(DEADLINE);
     let took = t0.elapsed();
     assert_eq!(exit.status(), 0, "{}", r.dump());
-    assert!(d.exists("a.stopped") && d.exists("b.stopped"), "{}", r.dump());
+    assert!(
+        d.exists("a.stopped") && d.exists("b.stopped"),
+        "{}",
+        r.dump()
+    );
     // Shutdown takes as long as the daemons take, not the 10 s default timeout.
     assert!(took < secs(2.0), "shutdown took {took:?}");
     let ev = r.wait_event("shutdown", None);
@@ -139,8 +143,14 @@ fn ignoring_term_killed_after_stop_timeout(ns: bool) {
     let exit = r.wait_exit(DEADLINE);
     let took = t0.elapsed();
     assert_eq!(exit.status(), 0, "{}", r.dump());
-    assert!(took >= secs(1.4), "SIGKILL after {took:?}, before stop_timeout");
-    assert!(took < secs(2.5), "shutdown took {took:?}, stop_timeout is 1.5 s");
+    assert!(
+        took >= secs(1.4),
+        "SIGKILL after {took:?}, before stop_timeout"
+    );
+    assert!(
+        took < secs(2.5),
+        "shutdown took {took:?}, stop_timeout is 1.5 s"
+    );
     let ev = r.wait_event("killed", Some("stubborn"));
     assert_eq!(ev["signal"], "SIGKILL", "{ev}");
     if !ns {
@@ -174,7 +184,10 @@ fn shutdown_timeout_from_config() {
     let took = t0.elapsed();
     assert_eq!(exit.status(), 0, "{}", r.dump());
     assert!(took >= secs(0.9), "killed after {took:?}");
-    assert!(took < secs(2.0), "shutdown took {took:?}, shutdown_timeout is 1 s");
+    assert!(
+        took < secs(2.0),
+        "shutdown took {took:?}, shutdown_timeout is 1 s"
+    );
 }
 
 #[test]
@@ -199,7 +212,9 @@ fn second_sigterm_forces_kill() {
 
 fn forwarded(ns: bool) {
     let d = Dir::new("forward");
-    let sigs = ["HUP", "USR1", "USR2", "WINCH", "ALRM", "SEGV", "ILL", "FPE", "BUS", "ABRT", "TRAP", "SYS"];
+    let sigs = [
+        "HUP", "USR1", "USR2", "WINCH", "ALRM", "SEGV", "ILL", "FPE", "BUS", "ABRT", "TRAP", "SYS",
+    ];
     let a = trap_script(&d, "a", "TERM", &sigs);
     let b = trap_script(&d, "b", "TERM", &sigs);
     d.daemons(&format!(
@@ -248,14 +263,21 @@ fn grandchildren(ns: bool) {
     );
     // The daemon's shell starts a child shell, which starts the grandchild.
     let parent = d.script("parent.sh", &format!("/bin/sh -c '{gc} & wait' &\nwait"));
-    d.daemons(&format!(r#"[{{"name": "p", "command": [{}]}}]"#, js(&parent)));
+    d.daemons(&format!(
+        r#"[{{"name": "p", "command": [{}]}}]"#,
+        js(&parent)
+    ));
     let Some(mut r) = start(&d, ns, "grandchildren") else {
         return;
     };
     r.wait_line("p", "gc-ready");
     r.signal(libc::SIGTERM);
     assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
-    assert!(d.exists("gc.stopped"), "grandchild did not get SIGTERM\n{}", r.dump());
+    assert!(
+        d.exists("gc.stopped"),
+        "grandchild did not get SIGTERM\n{}",
+        r.dump()
+    );
 }
 
 #[test]

@@ -176,7 +176,12 @@ pub fn signal_number(name: &str) -> i32 {
 pub fn proc_stat(pid: i32) -> Option<Vec<String>> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let close = text.rfind(')')?;
-    Some(text[close + 1..].split_whitespace().map(String::from).collect())
+    Some(
+        text[close + 1..]
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+    )
 }
 
 /// True while `pid` exists and is not a zombie.
@@ -219,7 +224,10 @@ pub fn children(pid: i32) -> Vec<i32> {
     if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
         for e in rd.flatten() {
             if let Ok(text) = fs::read_to_string(e.path().join("children")) {
-                out.extend(text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()));
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|s| s.parse::<i32>().ok()),
+                );
             }
         }
     }
@@ -459,7 +467,8 @@ impl Pz {
     }
 
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, a: I) -> Pz {
-        self.args.extend(a.into_iter().map(|s| s.as_ref().to_string()));
+        self.args
+            .extend(a.into_iter().map(|s| s.as_ref().to_string()));
         self
     }
 
