@@ -1,1 +1,213 @@
-fn main() {}
+//! pidzero's command line: run the daemons (the default), or check the configuration.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use pidzero::config::{self, ConfigError};
+use pidzero::log::writer::{self, WriterOptions};
+use pidzero::plan;
+use pidzero::runtime::{self, process, signals};
+
+/// A container's PID 1: runs the daemons of daemons.json, turns their output
+/// into structured logs, forwards signals, reaps zombies and fails fast when a
+/// vital daemon stops.
+#[derive(Parser, Debug)]
+#[command(name = "pidzero", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    files: FileOptions,
+    /// Run COMMAND as the vital main process (like tini), with daemons.json as sidecars.
+    #[arg(last = true, value_name = "COMMAND")]
+    main_command: Vec<OsString>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate daemons.json and config.json, report every problem, start nothing (exit 0 or 2).
+    Check {
+        #[command(flatten)]
+        files: FileOptions,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct FileOptions {
+    /// Directory holding daemons.json and config.json [default: the directory of the pidzero executable]
+    #[arg(long, env = "PIDZERO_CONFIG_DIR", value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// The daemons file [default: CONFIG_DIR/daemons.json]
+    #[arg(long, env = "PIDZERO_DAEMONS", value_name = "FILE")]
+    daemons: Option<PathBuf>,
+    /// The settings file [default: CONFIG_DIR/config.json]
+    #[arg(long, env = "PIDZERO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Exit status for configuration and usage errors (nothing was started).
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { USAGE_ERROR } else { 0 });
+        }
+    };
+    match cli.command {
+        Some(Command::Check { files }) => check(&files),
+        None => run(&cli.files, cli.main_command),
+    }
+}
+
+/// The config dir and the two file paths, with their defaults applied.
+struct Paths {
+    config_dir: PathBuf,
+    daemons: PathBuf,
+    config: PathBuf,
+}
+
+fn resolve_paths(files: &FileOptions) -> Result<Paths, String> {
+    let config_dir = match &files.config_dir {
+        Some(dir) => dir.clone(),
+        None => executable_dir()?,
+    };
+    Ok(Paths {
+        daemons: files
+            .daemons
+            .clone()
+            .unwrap_or_else(|| config_dir.join("daemons.json")),
+        config: files
+            .config
+            .clone()
+            .unwrap_or_else(|| config_dir.join("config.json")),
+        config_dir,
+    })
+}
+
+/// The directory holding the running executable (via /proc/self/exe).
+fn executable_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the pidzero executable to locate its config dir: {e}; use --config-dir"))?;
+    Ok(exe.parent().unwrap_or(Path::new("/")).to_path_buf())
+}
+
+fn log_format_override() -> Option<String> {
+    std::env::var("PIDZERO_LOG_FORMAT").ok()
+}
+
+/// Loads both files and builds the plan; every problem is returned.
+fn load_plan(
+    paths: &Paths,
+    main_command: &[OsString],
+) -> Result<(config::Config, plan::Plan), Vec<ConfigError>> {
+    let has_main = !main_command.is_empty();
+    let format = log_format_override();
+    let config = config::load(
+        &paths.daemons,
+        &paths.config,
+        &paths.config_dir,
+        has_main,
+        format.as_deref(),
+    )?;
+    let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut plan = plan::build(
+        &config.daemons,
+        &config.settings,
+        &paths.daemons,
+        &base_env,
+        Path::new("/etc"),
+    )?;
+    if has_main {
+        let argv = main_command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        plan::add_main_command(&mut plan, argv, &config.settings, &base_env);
+    }
+    Ok((config, plan))
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("pidzero: {e}");
+    }
+}
+
+fn check(files: &FileOptions) -> ExitCode {
+    let paths = match resolve_paths(files) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pidzero: {e}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    match load_plan(&paths, &[]) {
+        Ok((config, plan)) => {
+            println!(
+                "{}: {} daemon(s) OK; {}: OK",
+                config.daemons_file.display(),
+                plan.daemons.len(),
+                config.config_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            eprintln!("pidzero: {} problem(s) found", errors.len());
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
+
+fn run(files: &FileOptions, main_command: Vec<OsString>) -> ExitCode {
+    // Before any thread exists, so every thread inherits the full mask.
+    let inherited_mask = match signals::block_all() {
+        Ok(mask) => mask,
+        Err(e) => {
+            eprintln!("pidzero: cannot block signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    process::cloexec_inherited_fds();
+    let paths = match resolve_paths(files) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pidzero: {e}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let (config, plan) = match load_plan(&paths, &main_command) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    process::become_subreaper();
+    // A main command without daemons.json is a drop-in for tini: no output of our own.
+    let quiet = !main_command.is_empty() && config.daemons.is_empty();
+    let max_line_bytes = config.settings.log.max_line_bytes;
+    let options = WriterOptions {
+        settings: config.settings.log.clone(),
+        quiet,
+    };
+    let (log, log_writer) = match writer::start(options) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!(
+                "pidzero: cannot open the log file {}: {e}",
+                config.settings.log.file_path.display()
+            );
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let status = runtime::run(plan, log.clone(), max_line_bytes, inherited_mask);
+    log_writer.finish(&log);
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}

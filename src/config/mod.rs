@@ -4,8 +4,16 @@
 //! is reported (not just the first), so `pidzero check` can list them all.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod daemons;
+mod json;
+mod settings;
+pub mod signal;
+
+pub use settings::FORMAT_VARIABLE;
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,4 +161,267 @@ pub struct Settings {
     pub log: LogSettings,
     pub api: ApiSettings,
     pub shutdown_timeout: Duration,
+}
+
+/// Everything read from the two files, with the paths they came from (for later
+/// errors, e.g. by `plan`, that point into them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub daemons: Vec<DaemonSpec>,
+    pub settings: Settings,
+    pub daemons_file: PathBuf,
+    pub config_file: PathBuf,
+}
+
+/// Parses the text of `daemons.json` (named `file` in errors). An empty array is an
+/// error here; [`load`] accepts it when a main command is given.
+pub fn parse_daemons(file: &Path, text: &str) -> Result<Vec<DaemonSpec>, Vec<ConfigError>> {
+    daemons::parse(file, text, false)
+}
+
+/// Parses the text of `config.json` (named `file` in errors).
+///
+/// `config_dir` resolves a relative `log.file_path`. `format_override` is
+/// `PIDZERO_LOG_FORMAT`'s value if set: it wins over `log.format` and `log.json`, and
+/// a bad value is reported with the variable's name as the error's `file`.
+pub fn parse_settings(
+    file: &Path,
+    text: &str,
+    config_dir: &Path,
+    format_override: Option<&str>,
+) -> Result<Settings, Vec<ConfigError>> {
+    settings::parse(file, text, config_dir, format_override)
+}
+
+/// Reads and checks both files, reporting the problems of both at once.
+///
+/// A missing `config.json` means all defaults (with `log.file_path` resolved against
+/// `config_dir`). A missing `daemons.json`, or an empty array in it, is an error unless
+/// `has_main_command`, which then runs without sidecars.
+pub fn load(
+    daemons_file: &Path,
+    config_file: &Path,
+    config_dir: &Path,
+    has_main_command: bool,
+    format_override: Option<&str>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let daemons = match read_file(daemons_file) {
+        Ok(Some(text)) => daemons::parse(daemons_file, &text, has_main_command),
+        Ok(None) if has_main_command => Ok(Vec::new()),
+        Ok(None) => Err(vec![file_error(
+            daemons_file,
+            "file not found; it lists the daemons to run (or give a command after `--`)",
+        )]),
+        Err(err) => Err(vec![err]),
+    };
+    let settings = match read_file(config_file) {
+        Ok(Some(text)) => settings::parse(config_file, &text, config_dir, format_override),
+        Ok(None) => defaults_with_override(config_dir, format_override),
+        Err(err) => Err(vec![err]),
+    };
+    let daemons = daemons.map_err(|e| errors.extend(e)).ok();
+    let settings = settings.map_err(|e| errors.extend(e)).ok();
+    match (daemons, settings) {
+        (Some(daemons), Some(settings)) if errors.is_empty() => Ok(Config {
+            daemons,
+            settings,
+            daemons_file: daemons_file.to_path_buf(),
+            config_file: config_file.to_path_buf(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Orders problems as they appear in the file, so a long list reads top to bottom
+/// (checks across daemons, such as `depends_on`, run after all daemons are read).
+fn sort_by_position(errors: &mut [ConfigError]) {
+    errors.sort_by_key(|err| (err.line, err.column));
+}
+
+/// What a missing `config.json` means; `PIDZERO_LOG_FORMAT` still applies.
+fn defaults_with_override(
+    config_dir: &Path,
+    format_override: Option<&str>,
+) -> Result<Settings, Vec<ConfigError>> {
+    let mut settings = Settings::defaults_in(config_dir);
+    match settings::override_format(format_override) {
+        Ok(Some(format)) => settings.log.format = format,
+        Ok(None) => {}
+        Err(err) => return Err(vec![err]),
+    }
+    Ok(settings)
+}
+
+/// The file's text, `None` when it does not exist, or an error naming it.
+fn read_file(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|err| {
+            file_error(
+                path,
+                &format!(
+                    "not valid UTF-8 (at byte {})",
+                    err.utf8_error().valid_up_to()
+                ),
+            )
+        }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(file_error(path, &format!("cannot read: {err}"))),
+    }
+}
+
+/// A problem with a file as a whole, which has no line:column.
+fn file_error(path: &Path, message: &str) -> ConfigError {
+    ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        daemon: None,
+        field: None,
+        message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch config dir, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("pidzero-config-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create scratch dir");
+            Scratch(dir)
+        }
+
+        fn write(&self, file: &str, text: &str) -> PathBuf {
+            let path = self.0.join(file);
+            std::fs::write(&path, text).expect("write");
+            path
+        }
+
+        fn path(&self, file: &str) -> PathBuf {
+            self.0.join(file)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const ONE_DAEMON: &str = r#"[{"name": "a", "command": "true"}]"#;
+
+    #[test]
+    fn loads_both_files() {
+        let dir = Scratch::new("both");
+        let daemons = dir.write("daemons.json", ONE_DAEMON);
+        let config = dir.write(
+            "config.json",
+            r#"{"log": {"format": "text"}, "shutdown_timeout": 3}"#,
+        );
+        let loaded = load(&daemons, &config, &dir.0, false, None).expect("valid");
+        assert_eq!(loaded.daemons.len(), 1);
+        assert_eq!(loaded.settings.log.format, LogFormat::Text);
+        assert_eq!(loaded.settings.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(loaded.settings.log.file_path, dir.path("pidzero.log"));
+        assert_eq!((loaded.daemons_file, loaded.config_file), (daemons, config));
+    }
+
+    #[test]
+    fn missing_config_means_defaults_with_override() {
+        let dir = Scratch::new("noconfig");
+        let daemons = dir.write("daemons.json", ONE_DAEMON);
+        let config = dir.path("config.json");
+        let loaded = load(&daemons, &config, &dir.0, false, Some("logfmt")).expect("valid");
+        let mut expected = Settings::defaults_in(&dir.0);
+        expected.log.format = LogFormat::Logfmt;
+        assert_eq!(loaded.settings, expected);
+        let errors =
+            load(&daemons, &config, &dir.0, false, Some("yaml")).expect_err("bad override");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, PathBuf::from(FORMAT_VARIABLE));
+    }
+
+    #[test]
+    fn missing_daemons_file_needs_a_main_command() {
+        let dir = Scratch::new("nodaemons");
+        let daemons = dir.path("daemons.json");
+        let config = dir.path("config.json");
+        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("missing");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, daemons);
+        assert_eq!((errors[0].line, errors[0].column), (0, 0));
+        assert!(
+            errors[0].message.starts_with("file not found"),
+            "{}",
+            errors[0]
+        );
+        let loaded = load(&daemons, &config, &dir.0, true, None).expect("main command");
+        assert!(loaded.daemons.is_empty());
+    }
+
+    #[test]
+    fn empty_array_needs_a_main_command() {
+        let dir = Scratch::new("empty");
+        let daemons = dir.write("daemons.json", "[]");
+        let config = dir.path("config.json");
+        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("empty");
+        assert_eq!((errors[0].line, errors[0].column), (1, 1));
+        assert!(load(&daemons, &config, &dir.0, true, None).is_ok());
+    }
+
+    #[test]
+    fn errors_of_both_files_are_collected() {
+        let dir = Scratch::new("botherrors");
+        let daemons = dir.write(
+            "daemons.json",
+            r#"[{"name": "a", "command": "x", "vitall": true}]"#,
+        );
+        let config = dir.write("config.json", r#"{"logg": {}}"#);
+        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("two errors");
+        let places: Vec<_> = errors
+            .iter()
+            .map(|e| (e.file.clone(), e.line, e.column))
+            .collect();
+        assert_eq!(places, [(daemons, 1, 32), (config, 1, 2)]);
+    }
+
+    #[test]
+    fn unreadable_files_are_named() {
+        let dir = Scratch::new("unreadable");
+        // A directory cannot be read as a file, even by root.
+        let daemons = dir.path("sub");
+        std::fs::create_dir(&daemons).expect("mkdir");
+        let config = dir.path("config.json");
+        std::fs::write(&config, b"{\"log\": \xff}").expect("write bytes");
+        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("unreadable");
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0].file, daemons);
+        assert!(
+            errors[0].message.starts_with("cannot read: "),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(errors[1].file, config);
+        assert_eq!(errors[1].message, "not valid UTF-8 (at byte 8)");
+    }
+
+    #[test]
+    fn display_names_file_position_daemon_and_field() {
+        let errors = parse_daemons(
+            Path::new("/cfg/daemons.json"),
+            r#"[{"name": "a", "command": 1}]"#,
+        )
+        .expect_err("bad command");
+        assert_eq!(
+            errors[0].to_string(),
+            "/cfg/daemons.json:1:27: daemon a: field command: expected a string or an array of strings, found a number"
+        );
+    }
 }

@@ -1,1 +1,605 @@
-//! The pure supervisor state machine.
+//! The supervisor: every lifecycle rule of pidzero, as a pure state machine.
+//!
+//! It does no I/O and reads no clock: the runtime feeds it [`Event`]s with the
+//! current monotonic time and carries out the [`Action`]s it returns. That keeps
+//! vital fail-fast, restarts, stop timeouts, shutdown order and the exit status
+//! testable in microseconds with a fake clock and no processes.
+
+pub mod backoff;
+pub mod daemon;
+
+use std::time::Duration;
+
+use crate::config::RestartPolicy;
+use crate::log::record::{FieldValue, Level};
+pub use daemon::{Daemon, DaemonRules, ExitStatus, State};
+
+/// A daemon that exits 0 sooner than this after its start gets the daemonizing hint.
+pub const QUICK_EXIT: Duration = Duration::from_secs(1);
+
+const SIGKILL: i32 = libc::SIGKILL;
+
+/// Something that happened, as the runtime observed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The runtime is ready: start what can start.
+    Boot,
+    Spawned {
+        daemon: usize,
+        pid: i32,
+    },
+    /// fork/exec failed (bad working dir, exec error, user switch refused…).
+    SpawnFailed {
+        daemon: usize,
+        status: i32,
+        error: String,
+    },
+    /// A reaped child that is a daemon's main process (the runtime drops other pids).
+    Exited {
+        pid: i32,
+        status: ExitStatus,
+    },
+    /// A process group the supervisor asked the runtime to watch holds no process any more.
+    GroupGone {
+        daemon: usize,
+    },
+    /// A signal pidzero received (never SIGCHLD: the runtime reaps on it).
+    Signal(i32),
+    Timer(Timer),
+}
+
+/// Timers the supervisor arms; each names the daemon instance it was armed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// The stop timeout of an instance ran out: SIGKILL its group.
+    StopDeadline { daemon: usize, instance: u32 },
+    /// The restart delay of a daemon in backoff ran out.
+    RestartDue { daemon: usize, instance: u32 },
+}
+
+/// A record of pidzero's own, without its timestamp (the runtime adds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    pub level: Level,
+    pub event: &'static str,
+    pub fields: Vec<(&'static str, FieldValue)>,
+    pub line: String,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start the daemon; answer with `Spawned` or `SpawnFailed`.
+    Spawn(usize),
+    /// `kill(-pgid, signal)`; a group that is already gone is not an error.
+    SignalGroup { daemon: usize, pgid: i32, signal: i32 },
+    /// Report `GroupGone` once `pgid` holds no process (checked now and after each reap).
+    WatchGroup { daemon: usize, pgid: i32 },
+    /// Deliver `Timer(timer)` at monotonic time `at`.
+    SetTimer { timer: Timer, at: Duration },
+    Log(LogEvent),
+    /// Flush the logs and exit with this status.
+    Exit(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    ShuttingDown { status: i32, forced: bool },
+    Done,
+}
+
+/// The whole supervisor: the daemons, their start order and the phase.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    daemons: Vec<Daemon>,
+    order: Vec<usize>,
+    phase: Phase,
+}
+
+impl Supervisor {
+    /// `order` is the start order (a topological order of `depends_on`).
+    pub fn new(rules: Vec<DaemonRules>, order: Vec<usize>) -> Self {
+        Supervisor {
+            daemons: rules.into_iter().map(Daemon::new).collect(),
+            order,
+            phase: Phase::Running,
+        }
+    }
+
+    pub fn daemons(&self) -> &[Daemon] {
+        &self.daemons
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        matches!(self.phase, Phase::ShuttingDown { .. })
+    }
+
+    /// The daemon whose main process has this pid.
+    pub fn daemon_by_pid(&self, pid: i32) -> Option<usize> {
+        self.daemons.iter().position(|d| d.pid == Some(pid))
+    }
+
+    /// Feed one event; returns what the runtime must do, in order.
+    pub fn handle(&mut self, event: Event, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Done {
+            return out;
+        }
+        match event {
+            Event::Boot => self.boot(now, &mut out),
+            Event::Spawned { daemon, pid } => self.on_spawned(daemon, pid, now, &mut out),
+            Event::SpawnFailed {
+                daemon,
+                status,
+                error,
+            } => {
+                out.push(spawn_failed_log(&self.daemons[daemon].rules.name, status, &error));
+                self.on_ended(daemon, ExitStatus::Code(status), now, &mut out);
+            }
+            Event::Exited { pid, status } => {
+                if let Some(daemon) = self.daemon_by_pid(pid) {
+                    self.on_exited(daemon, status, now, &mut out);
+                }
+            }
+            Event::GroupGone { daemon } => {
+                self.daemons[daemon].group = None;
+                self.start_due(now, &mut out);
+            }
+            Event::Signal(sig) => self.on_signal(sig, now, &mut out),
+            Event::Timer(timer) => self.on_timer(timer, now, &mut out),
+        }
+        self.check_done(&mut out);
+        out
+    }
+
+    /// Preflight: a vital daemon whose executable is missing stops everything
+    /// before anything starts; otherwise start what has no unmet dependency.
+    fn boot(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let vital_failure = self.order.iter().copied().find_map(|i| {
+            let rules = &self.daemons[i].rules;
+            match &rules.preflight_failure {
+                Some((status, msg)) if rules.vital => Some((i, *status, msg.clone())),
+                _ => None,
+            }
+        });
+        if let Some((i, status, msg)) = vital_failure {
+            out.push(spawn_failed_log(&self.daemons[i].rules.name, status, &msg));
+            self.daemons[i].state = State::Failed;
+            self.daemons[i].last_exit = Some(ExitStatus::Code(status));
+            self.phase = Phase::Done;
+            out.push(Action::Exit(status));
+            return;
+        }
+        self.start_due(now, out);
+    }
+
+    /// Starts every pending daemon whose dependencies run, and every daemon in
+    /// backoff whose delay is over and whose previous group is gone.
+    fn start_due(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        for idx in 0..self.order.len() {
+            let i = self.order[idx];
+            let d = &self.daemons[i];
+            let ready = match d.state {
+                State::Pending => self.dependencies_up(i),
+                State::Backoff => d.group.is_none() && d.restart_at.is_some_and(|t| t <= now),
+                _ => false,
+            };
+            if ready {
+                self.start(i, now, out);
+            }
+        }
+    }
+
+    fn dependencies_up(&self, i: usize) -> bool {
+        self.daemons[i]
+            .rules
+            .depends_on
+            .iter()
+            .all(|&dep| self.daemons[dep].state == State::Running)
+    }
+
+    fn start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
+        let d = &mut self.daemons[i];
+        d.restart_at = None;
+        if let Some((status, msg)) = d.rules.preflight_failure.clone() {
+            out.push(spawn_failed_log(&d.rules.name, status, &msg));
+            self.on_ended(i, ExitStatus::Code(status), now, out);
+            return;
+        }
+        d.state = State::Starting;
+        d.instance += 1;
+        out.push(Action::Log(LogEvent {
+            level: Level::Info,
+            event: "starting",
+            fields: vec![("daemon", FieldValue::Str(d.rules.name.clone()))],
+            line: format!("starting {}", d.rules.name),
+        }));
+        out.push(Action::Spawn(i));
+    }
+
+    fn on_spawned(&mut self, i: usize, pid: i32, now: Duration, out: &mut Vec<Action>) {
+        let d = &mut self.daemons[i];
+        d.pid = Some(pid);
+        d.group = Some(pid);
+        d.started_at = Some(now);
+        d.state = State::Running;
+        out.push(Action::Log(LogEvent {
+            level: Level::Info,
+            event: "started",
+            fields: vec![
+                ("daemon", FieldValue::Str(d.rules.name.clone())),
+                ("pid", FieldValue::Int(pid.into())),
+            ],
+            line: format!("started {} (pid {pid})", d.rules.name),
+        }));
+        if self.is_shutting_down() {
+            // A start raced with a shutdown request: stop it right away.
+            self.stop(i, now, out);
+        } else {
+            self.start_due(now, out);
+        }
+    }
+
+    /// The main process of daemon `i` was reaped.
+    fn on_exited(&mut self, i: usize, status: ExitStatus, now: Duration, out: &mut Vec<Action>) {
+        let shutting_down = self.is_shutting_down();
+        let d = &mut self.daemons[i];
+        d.pid = None;
+        let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
+        let mut fields = vec![
+            ("daemon", FieldValue::Str(d.rules.name.clone())),
+            ("status", FieldValue::Int(status.as_status().into())),
+        ];
+        let mut line = match status {
+            ExitStatus::Code(c) => format!("{} exited with status {c}", d.rules.name),
+            ExitStatus::Signal(n) => {
+                fields.push(("signal", FieldValue::Str(crate::config::signal::signal_name(n))));
+                format!(
+                    "{} was killed by {}",
+                    d.rules.name,
+                    crate::config::signal::signal_name(n)
+                )
+            }
+        };
+        let quick_clean_exit = status.success() && ran_for < QUICK_EXIT && !shutting_down;
+        if quick_clean_exit && !d.rules.is_main {
+            let hint = "it exited 0 within 1 s: it may be daemonizing itself; run it in the foreground";
+            fields.push(("hint", FieldValue::Str(hint.to_string())));
+            line.push_str(&format!(" ({hint})"));
+        }
+        let level = if status.success() || shutting_down {
+            Level::Info
+        } else {
+            Level::Warn
+        };
+        out.push(Action::Log(LogEvent {
+            level,
+            event: "exited",
+            fields,
+            line,
+        }));
+        // Whatever is left of its process group goes too (stop signal, then SIGKILL).
+        if let Some(pgid) = d.group {
+            let instance = d.instance;
+            let (signal, timeout) = (d.rules.stop_signal, d.rules.stop_timeout);
+            out.push(Action::WatchGroup { daemon: i, pgid });
+            out.push(Action::SignalGroup {
+                daemon: i,
+                pgid,
+                signal,
+            });
+            out.push(Action::SetTimer {
+                timer: Timer::StopDeadline { daemon: i, instance },
+                at: now + timeout,
+            });
+        }
+        self.on_ended(i, status, now, out);
+    }
+
+    /// A daemon instance ended (exited, or could not be spawned): vital
+    /// fail-fast, restart policy, or a final state.
+    fn on_ended(&mut self, i: usize, status: ExitStatus, now: Duration, out: &mut Vec<Action>) {
+        let d = &mut self.daemons[i];
+        d.last_exit = Some(status);
+        let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
+        if self.phase != Phase::Running {
+            d.state = State::Exited;
+            return;
+        }
+        if d.rules.vital {
+            d.state = if status.success() {
+                State::Exited
+            } else {
+                State::Failed
+            };
+            let code = vital_status(d.rules.is_main, status);
+            let name = d.rules.name.clone();
+            out.push(Action::Log(LogEvent {
+                level: Level::Error,
+                event: "vital_exit",
+                fields: vec![
+                    ("daemon", FieldValue::Str(name.clone())),
+                    ("status", FieldValue::Int(code.into())),
+                ],
+                line: if d.rules.is_main {
+                    format!("main command exited with status {code}; shutting down")
+                } else {
+                    format!("vital daemon {name} exited with status {code}; shutting down")
+                },
+            }));
+            self.begin_shutdown(code, None, now, out);
+            return;
+        }
+        let wants_restart = match d.rules.restart {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => !status.success(),
+            RestartPolicy::Always => true,
+        };
+        if !wants_restart {
+            d.state = if status.success() {
+                State::Exited
+            } else {
+                State::Failed
+            };
+            return;
+        }
+        if d.rules.max_restarts.is_some_and(|max| d.restarts >= max) {
+            d.state = State::Failed;
+            out.push(Action::Log(LogEvent {
+                level: Level::Error,
+                event: "exited",
+                fields: vec![("daemon", FieldValue::Str(d.rules.name.clone()))],
+                line: format!(
+                    "{} gave up after {} restarts; it stays failed",
+                    d.rules.name, d.restarts
+                ),
+            }));
+            return;
+        }
+        d.restarts += 1;
+        let delay = d.backoff.next_delay(ran_for);
+        d.state = State::Backoff;
+        d.restart_at = Some(now + delay);
+        out.push(Action::Log(LogEvent {
+            level: Level::Info,
+            event: "restarting",
+            fields: vec![
+                ("daemon", FieldValue::Str(d.rules.name.clone())),
+                ("attempt", FieldValue::Int(d.restarts.into())),
+                ("delay_ms", FieldValue::Int(delay.as_millis() as i64)),
+            ],
+            line: format!(
+                "restarting {} in {:.1} s (attempt {})",
+                d.rules.name,
+                delay.as_secs_f64(),
+                d.restarts
+            ),
+        }));
+        out.push(Action::SetTimer {
+            timer: Timer::RestartDue {
+                daemon: i,
+                instance: d.instance,
+            },
+            at: now + delay,
+        });
+    }
+
+    fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
+        let is_stop_request = matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT);
+        if !is_stop_request {
+            self.forward(sig, out);
+            return;
+        }
+        if let Phase::ShuttingDown { forced: false, status } = self.phase {
+            self.phase = Phase::ShuttingDown {
+                status,
+                forced: true,
+            };
+            out.push(shutdown_log(
+                "second stop signal: killing everything now",
+                Some(sig),
+            ));
+            for i in 0..self.daemons.len() {
+                self.kill(i, out);
+            }
+            return;
+        }
+        if self.is_shutting_down() {
+            return;
+        }
+        if let Some(main) = self.live_main() {
+            // tini's contract: the main command decides how to stop.
+            self.forward_to(main, sig, out);
+            return;
+        }
+        self.begin_shutdown(0, Some(sig), now, out);
+    }
+
+    fn live_main(&self) -> Option<usize> {
+        self.daemons
+            .iter()
+            .position(|d| d.rules.is_main && d.pid.is_some())
+    }
+
+    /// Forwards a signal to every running daemon's process group.
+    fn forward(&mut self, sig: i32, out: &mut Vec<Action>) {
+        let targets: Vec<usize> = (0..self.daemons.len())
+            .filter(|&i| self.daemons[i].pid.is_some())
+            .collect();
+        for &i in &targets {
+            self.forward_to(i, sig, out);
+        }
+    }
+
+    fn forward_to(&self, i: usize, sig: i32, out: &mut Vec<Action>) {
+        let d = &self.daemons[i];
+        let Some(pgid) = d.group else { return };
+        let name = crate::config::signal::signal_name(sig);
+        out.push(Action::Log(LogEvent {
+            level: Level::Info,
+            event: "signal_forwarded",
+            fields: vec![
+                ("daemon", FieldValue::Str(d.rules.name.clone())),
+                ("signal", FieldValue::Str(name.clone())),
+            ],
+            line: format!("forwarded {name} to {}", d.rules.name),
+        }));
+        out.push(Action::SignalGroup {
+            daemon: i,
+            pgid,
+            signal: sig,
+        });
+    }
+
+    /// Stops every daemon in reverse start order, all at once; each gets its own
+    /// stop signal and, after its own stop timeout, SIGKILL.
+    fn begin_shutdown(&mut self, status: i32, signal: Option<i32>, now: Duration, out: &mut Vec<Action>) {
+        self.phase = Phase::ShuttingDown {
+            status,
+            forced: false,
+        };
+        let reason = match signal {
+            Some(sig) => format!(
+                "received {}: stopping all daemons",
+                crate::config::signal::signal_name(sig)
+            ),
+            None => "stopping all daemons".to_string(),
+        };
+        out.push(shutdown_log(&reason, signal));
+        for idx in (0..self.order.len()).rev() {
+            let i = self.order[idx];
+            match self.daemons[i].state {
+                State::Pending | State::Backoff => self.daemons[i].state = State::Exited,
+                _ => {}
+            }
+            if self.daemons[i].pid.is_some() {
+                self.stop(i, now, out);
+            }
+        }
+    }
+
+    /// Sends the stop signal to a running daemon and arms its stop deadline.
+    fn stop(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
+        let d = &mut self.daemons[i];
+        let Some(pgid) = d.group else { return };
+        d.state = State::Stopping;
+        out.push(Action::SignalGroup {
+            daemon: i,
+            pgid,
+            signal: d.rules.stop_signal,
+        });
+        out.push(Action::SetTimer {
+            timer: Timer::StopDeadline {
+                daemon: i,
+                instance: d.instance,
+            },
+            at: now + d.rules.stop_timeout,
+        });
+    }
+
+    /// SIGKILL to whatever is left of a daemon's group.
+    fn kill(&mut self, i: usize, out: &mut Vec<Action>) {
+        let d = &self.daemons[i];
+        let Some(pgid) = d.group else { return };
+        out.push(Action::Log(LogEvent {
+            level: Level::Warn,
+            event: "killed",
+            fields: vec![
+                ("daemon", FieldValue::Str(d.rules.name.clone())),
+                ("signal", FieldValue::Str("SIGKILL".to_string())),
+            ],
+            line: format!("killing what is left of {} with SIGKILL", d.rules.name),
+        }));
+        out.push(Action::SignalGroup {
+            daemon: i,
+            pgid,
+            signal: SIGKILL,
+        });
+    }
+
+    fn on_timer(&mut self, timer: Timer, now: Duration, out: &mut Vec<Action>) {
+        match timer {
+            Timer::StopDeadline { daemon, instance } => {
+                if self.daemons[daemon].instance == instance && self.daemons[daemon].is_live() {
+                    self.kill(daemon, out);
+                }
+            }
+            Timer::RestartDue { .. } => self.start_due(now, out),
+        }
+    }
+
+    /// Exits once nothing runs and nothing is waiting to run.
+    fn check_done(&mut self, out: &mut Vec<Action>) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        let busy = self
+            .daemons
+            .iter()
+            .any(|d| d.is_live() || matches!(d.state, State::Starting | State::Backoff));
+        if busy {
+            return;
+        }
+        let status = match self.phase {
+            Phase::ShuttingDown { status, .. } => status,
+            _ => {
+                let all_ok = self
+                    .daemons
+                    .iter()
+                    .all(|d| d.last_exit.is_some_and(ExitStatus::success));
+                if all_ok {
+                    0
+                } else {
+                    1
+                }
+            }
+        };
+        self.phase = Phase::Done;
+        out.push(Action::Exit(status));
+    }
+}
+
+/// SPEC §5: a vital daemon's non-zero code as is, 128+N for signal N, 1 for a
+/// clean exit (a vital daemon must not stop); the main command's status as is.
+pub fn vital_status(is_main: bool, status: ExitStatus) -> i32 {
+    match status {
+        ExitStatus::Code(0) if !is_main => 1,
+        other => other.as_status(),
+    }
+}
+
+fn spawn_failed_log(name: &str, status: i32, error: &str) -> Action {
+    Action::Log(LogEvent {
+        level: Level::Error,
+        event: "spawn_failed",
+        fields: vec![
+            ("daemon", FieldValue::Str(name.to_string())),
+            ("status", FieldValue::Int(status.into())),
+            ("error", FieldValue::Str(error.to_string())),
+        ],
+        line: format!("cannot start {name}: {error}"),
+    })
+}
+
+fn shutdown_log(line: &str, signal: Option<i32>) -> Action {
+    let mut fields = vec![(
+        "reason",
+        FieldValue::Str(if signal.is_some() { "signal" } else { "exit" }.to_string()),
+    )];
+    if let Some(sig) = signal {
+        fields.push(("signal", FieldValue::Str(crate::config::signal::signal_name(sig))));
+    }
+    Action::Log(LogEvent {
+        level: Level::Info,
+        event: "shutdown",
+        fields,
+        line: line.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

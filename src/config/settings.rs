@@ -1,0 +1,526 @@
+//! `config.json`: log, API and shutdown settings, every key optional.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use super::json::{self, Fields, Kind, Report};
+use super::{ApiSettings, ConfigError, LogFormat, LogSettings, Settings, SocketSetting};
+
+const TOP_FIELDS: &[&str] = &["log", "api", "shutdown_timeout"];
+const LOG_FIELDS: &[&str] = &[
+    "json",
+    "format",
+    "file_path",
+    "log_to_file",
+    "log_to_stdout",
+    "max_file_size",
+    "max_files",
+    "max_line_bytes",
+];
+const API_FIELDS: &[&str] = &["listen", "token", "socket"];
+
+const FORMAT_CHOICES: &[(&str, LogFormat)] = &[
+    ("json", LogFormat::Json),
+    ("map", LogFormat::Map),
+    ("logfmt", LogFormat::Logfmt),
+    ("text", LogFormat::Text),
+];
+
+/// The environment variable that overrides `log.format`; also used as the `file` of
+/// an error about its value, which names the variable in the message.
+pub const FORMAT_VARIABLE: &str = "PIDZERO_LOG_FORMAT";
+
+/// Below this a record could not even hold its own timestamp and source.
+pub(crate) const MIN_LINE_BYTES: u64 = 64;
+/// Above this one line could hold much of the memory pidzero allows itself.
+pub(crate) const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Default for Settings {
+    /// The defaults of the specification; `log.file_path` is still relative.
+    fn default() -> Self {
+        Settings {
+            log: LogSettings {
+                format: LogFormat::Json,
+                file_path: PathBuf::from("pidzero.log"),
+                log_to_file: false,
+                log_to_stdout: true,
+                max_file_size: 10 * 1024 * 1024,
+                max_files: 5,
+                max_line_bytes: 16 * 1024,
+            },
+            api: ApiSettings::default(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Settings {
+    /// The defaults, with `log.file_path` resolved against `config_dir`: what a missing
+    /// `config.json` means.
+    pub fn defaults_in(config_dir: &Path) -> Settings {
+        let mut settings = Settings::default();
+        settings.log.file_path = config_dir.join(&settings.log.file_path);
+        settings
+    }
+}
+
+/// Parses `config.json`; see [`super::parse_settings`].
+pub(crate) fn parse(
+    file: &Path,
+    text: &str,
+    config_dir: &Path,
+    format_override: Option<&str>,
+) -> Result<Settings, Vec<ConfigError>> {
+    let mut report = Report::new(file, text);
+    let mut settings = Settings::defaults_in(config_dir);
+    if let Some(doc) = report.document() {
+        read_settings(&mut report, doc, config_dir, &mut settings);
+    }
+    let mut errors = report.errors;
+    super::sort_by_position(&mut errors);
+    match override_format(format_override) {
+        Ok(Some(format)) => settings.log.format = format,
+        Ok(None) => {}
+        Err(err) => errors.push(err),
+    }
+    if errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The format named by `PIDZERO_LOG_FORMAT`, which wins over the file. An empty value
+/// counts as unset, as is usual for environment variables.
+pub(crate) fn override_format(value: Option<&str>) -> Result<Option<LogFormat>, ConfigError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match FORMAT_CHOICES.iter().find(|(word, _)| *word == value) {
+        Some(&(_, format)) => Ok(Some(format)),
+        None => Err(ConfigError {
+            file: PathBuf::from(FORMAT_VARIABLE),
+            line: 0,
+            column: 0,
+            daemon: None,
+            field: None,
+            message: format!(
+                "invalid log format \"{value}\" in the environment variable {FORMAT_VARIABLE}; expected one of json, map, logfmt, text"
+            ),
+        }),
+    }
+}
+
+/// Reads the top-level object into `settings`, leaving defaults where keys are absent.
+fn read_settings(report: &mut Report, doc: &RawValue, config_dir: &Path, settings: &mut Settings) {
+    if Kind::of(doc) != Kind::Object {
+        let message = format!(
+            "expected an object with `log`, `api` and `shutdown_timeout`, found {}",
+            Kind::of(doc)
+        );
+        report.error(report.src.position(doc), None, message);
+        return;
+    }
+    let members = json::members(report, doc, None);
+    let fields = json::fields(report, members, TOP_FIELDS, &[], "");
+    if let Some(raw) = fields.get("log") {
+        read_log(report, raw, config_dir, &mut settings.log);
+    }
+    if let Some(raw) = fields.get("api") {
+        read_api(report, raw, &mut settings.api);
+    }
+    if let Some(timeout) = fields
+        .get("shutdown_timeout")
+        .and_then(|raw| json::seconds(report, raw, "shutdown_timeout"))
+    {
+        settings.shutdown_timeout = timeout;
+    }
+}
+
+/// `log`: `format` wins over the older `json` switch when both are given.
+fn read_log(report: &mut Report, raw: &RawValue, config_dir: &Path, log: &mut LogSettings) {
+    let Some(fields) = json::object(report, raw, "log", LOG_FIELDS, "log.") else {
+        return;
+    };
+    let json_switch = fields
+        .get("json")
+        .and_then(|raw| json::boolean(report, raw, "log.json"));
+    let format = fields
+        .get("format")
+        .and_then(|raw| json::choice(report, raw, "log.format", FORMAT_CHOICES));
+    match (format, json_switch) {
+        (Some(format), _) => log.format = format,
+        (None, Some(true)) => log.format = LogFormat::Json,
+        (None, Some(false)) => log.format = LogFormat::Map,
+        (None, None) => {}
+    }
+    if let Some(path) = fields
+        .get("file_path")
+        .and_then(|raw| json::non_empty_string(report, raw, "log.file_path"))
+    {
+        log.file_path = config_dir.join(path);
+    }
+    set(
+        &mut log.log_to_file,
+        read_bool(report, &fields, "log_to_file"),
+    );
+    set(
+        &mut log.log_to_stdout,
+        read_bool(report, &fields, "log_to_stdout"),
+    );
+    read_log_limits(report, &fields, log);
+}
+
+/// Rotation and line-length limits, which only make sense together.
+fn read_log_limits(report: &mut Report, fields: &Fields, log: &mut LogSettings) {
+    let integer = |report: &mut Report, field: &str, max: u64| {
+        fields
+            .get(field)
+            .and_then(|raw| json::integer(report, raw, &format!("log.{field}"), max))
+    };
+    set(
+        &mut log.max_file_size,
+        integer(report, "max_file_size", u64::MAX),
+    );
+    let max_files =
+        integer(report, "max_files", u32::MAX.into()).and_then(|n| u32::try_from(n).ok());
+    set(&mut log.max_files, max_files);
+    let line_bytes =
+        integer(report, "max_line_bytes", MAX_LINE_BYTES).and_then(|n| usize::try_from(n).ok());
+    set(&mut log.max_line_bytes, line_bytes);
+    if let Some(raw) = fields
+        .get("max_files")
+        .filter(|_| max_files == Some(0) && log.max_file_size > 0)
+    {
+        report.at(
+            raw,
+            "log.max_files",
+            "must be at least 1 when `max_file_size` is above 0 (0 never rotates)",
+        );
+    }
+    if let Some(raw) = fields
+        .get("max_line_bytes")
+        .filter(|_| (log.max_line_bytes as u64) < MIN_LINE_BYTES)
+    {
+        report.at(
+            raw,
+            "log.max_line_bytes",
+            format!("must be at least {MIN_LINE_BYTES}"),
+        );
+    }
+}
+
+/// `api`: `null` means "not set" for `listen` and `token`, and "off" for `socket`.
+fn read_api(report: &mut Report, raw: &RawValue, api: &mut ApiSettings) {
+    let Some(fields) = json::object(report, raw, "api", API_FIELDS, "api.") else {
+        return;
+    };
+    if let Some(raw) = fields.get("listen") {
+        api.listen = json::nullable_string(report, raw, "api.listen")
+            .and_then(|listen| check_listen(report, raw, listen))
+            .unwrap_or(None);
+    }
+    if let Some(raw) = fields.get("token") {
+        api.token = json::nullable_string(report, raw, "api.token")
+            .and_then(|token| check_token(report, raw, token))
+            .unwrap_or(None);
+    }
+    if let Some(raw) = fields.get("socket") {
+        if let Some(socket) = json::nullable_string(report, raw, "api.socket") {
+            api.socket = socket_setting(report, raw, socket);
+        }
+    }
+}
+
+/// `api.listen` is an IP address and port (`0.0.0.0:9090`, `[::]:9090`): a host name
+/// could resolve to several addresses, or to none at start.
+fn check_listen(
+    report: &mut Report,
+    raw: &RawValue,
+    listen: Option<String>,
+) -> Option<Option<String>> {
+    match listen {
+        Some(text) if text.parse::<SocketAddr>().is_err() => {
+            report.at(
+                raw,
+                "api.listen",
+                format!("expected an address and port such as \"0.0.0.0:9090\", found \"{text}\""),
+            );
+            None
+        }
+        listen => Some(listen),
+    }
+}
+
+/// An empty token would let anyone in while looking like protection.
+fn check_token(
+    report: &mut Report,
+    raw: &RawValue,
+    token: Option<String>,
+) -> Option<Option<String>> {
+    if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        report.at(raw, "api.token", "must not be empty; use null for no token");
+        return None;
+    }
+    Some(token)
+}
+
+fn socket_setting(report: &mut Report, raw: &RawValue, socket: Option<String>) -> SocketSetting {
+    match socket {
+        None => SocketSetting::Off,
+        Some(path) if path.trim().is_empty() => {
+            report.at(
+                raw,
+                "api.socket",
+                "must not be empty; use null to turn the control socket off",
+            );
+            SocketSetting::Default
+        }
+        Some(path) => SocketSetting::Path(PathBuf::from(path)),
+    }
+}
+
+fn read_bool(report: &mut Report, fields: &Fields, field: &str) -> Option<bool> {
+    fields
+        .get(field)
+        .and_then(|raw| json::boolean(report, raw, &format!("log.{field}")))
+}
+
+/// Overwrites a default only with a value that was read without problems.
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &str = "/etc/pidzero";
+
+    fn parse_ok(text: &str, format_override: Option<&str>) -> Settings {
+        match parse(
+            Path::new("config.json"),
+            text,
+            Path::new(DIR),
+            format_override,
+        ) {
+            Ok(settings) => settings,
+            Err(errors) => panic!("unexpected errors: {errors:#?}"),
+        }
+    }
+
+    fn parse_err(text: &str) -> Vec<ConfigError> {
+        match parse(Path::new("config.json"), text, Path::new(DIR), None) {
+            Ok(settings) => panic!("expected errors, parsed {settings:#?}"),
+            Err(errors) => errors,
+        }
+    }
+
+    /// 1-based line and column of `needle`, found independently of the code under test.
+    fn locate(text: &str, needle: &str) -> (usize, usize) {
+        let offset = text
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in text"));
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        (line, offset - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+    }
+
+    #[test]
+    fn defaults() {
+        let settings = Settings::default();
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(settings.log.file_path, PathBuf::from("pidzero.log"));
+        assert!(!settings.log.log_to_file);
+        assert!(settings.log.log_to_stdout);
+        assert_eq!(settings.log.max_file_size, 10_485_760);
+        assert_eq!(settings.log.max_files, 5);
+        assert_eq!(settings.log.max_line_bytes, 16_384);
+        assert_eq!(settings.api, ApiSettings::default());
+        assert_eq!(settings.api.socket, SocketSetting::Default);
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(10));
+        let empty = parse_ok("{}", None);
+        assert_eq!(
+            empty.log.file_path,
+            PathBuf::from("/etc/pidzero/pidzero.log")
+        );
+        assert_eq!(empty, Settings::defaults_in(Path::new(DIR)));
+    }
+
+    #[test]
+    fn seed_example_parses() {
+        let text = r#"{
+  "log": { "json": true, "file_path": "pidzero.log", "log_to_file": false, "log_to_stdout": true },
+  "api": { "listen": null, "token": null },
+  "shutdown_timeout": 10
+}"#;
+        assert_eq!(parse_ok(text, None), Settings::defaults_in(Path::new(DIR)));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let text = r#"{
+  "log": {"format": "logfmt", "file_path": "/var/log/p.log", "log_to_file": true, "log_to_stdout": false,
+          "max_file_size": 0, "max_files": 0, "max_line_bytes": 64},
+  "api": {"listen": "[::]:9090", "token": "s3cret", "socket": "/tmp/p.sock"},
+  "shutdown_timeout": 2.5
+}"#;
+        let settings = parse_ok(text, None);
+        assert_eq!(settings.log.format, LogFormat::Logfmt);
+        assert_eq!(settings.log.file_path, PathBuf::from("/var/log/p.log"));
+        assert!(settings.log.log_to_file);
+        assert!(!settings.log.log_to_stdout);
+        assert_eq!(settings.log.max_file_size, 0);
+        assert_eq!(settings.log.max_files, 0);
+        assert_eq!(settings.log.max_line_bytes, 64);
+        assert_eq!(settings.api.listen.as_deref(), Some("[::]:9090"));
+        assert_eq!(settings.api.token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            settings.api.socket,
+            SocketSetting::Path("/tmp/p.sock".into())
+        );
+        assert_eq!(settings.shutdown_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn relative_file_path_is_resolved_against_the_config_dir() {
+        let settings = parse_ok(r#"{"log": {"file_path": "logs/out.log"}}"#, None);
+        assert_eq!(
+            settings.log.file_path,
+            PathBuf::from("/etc/pidzero/logs/out.log")
+        );
+    }
+
+    #[test]
+    fn format_precedence() {
+        assert_eq!(
+            parse_ok(r#"{"log": {"json": false}}"#, None).log.format,
+            LogFormat::Map
+        );
+        let both = r#"{"log": {"json": false, "format": "text"}}"#;
+        assert_eq!(parse_ok(both, None).log.format, LogFormat::Text);
+        assert_eq!(parse_ok(both, Some("json")).log.format, LogFormat::Json);
+        assert_eq!(parse_ok(both, Some("")).log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_override_names_the_variable() {
+        let result = parse(Path::new("config.json"), "{}", Path::new(DIR), Some("xml"));
+        let errors = result.expect_err("bad override");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, PathBuf::from("PIDZERO_LOG_FORMAT"));
+        assert_eq!(
+            errors[0].to_string(),
+            "PIDZERO_LOG_FORMAT: invalid log format \"xml\" in the environment variable PIDZERO_LOG_FORMAT; expected one of json, map, logfmt, text"
+        );
+    }
+
+    #[test]
+    fn socket_null_turns_it_off() {
+        let settings = parse_ok(r#"{"api": {"socket": null}}"#, None);
+        assert_eq!(settings.api.socket, SocketSetting::Off);
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        let errors = parse_err("[]");
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].column), (1, 1));
+        assert_eq!(
+            errors[0].message,
+            "expected an object with `log`, `api` and `shutdown_timeout`, found an array"
+        );
+        let errors = parse_err("{\n  \"log\": {\n}");
+        assert_eq!((errors[0].line, errors[0].column), (3, 1));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let text = r#"{
+  "log": {"jsn": true, "format": "xml", "file_path": "", "max_files": 0, "max_line_bytes": 10,
+          "log_to_file": "yes"},
+  "api": {"listen": "localhost", "token": "", "socket": "", "tokn": 1},
+  "shutdown_timout": 5,
+  "shutdown_timeout": -1
+}"#;
+        let errors = parse_err(text);
+        let expect = [
+            (
+                "\"jsn\"",
+                "log.jsn",
+                "unknown field `jsn`; did you mean `json`?",
+            ),
+            (
+                "\"xml\"",
+                "log.format",
+                "invalid value \"xml\"; expected one of \"json\", \"map\", \"logfmt\", \"text\"",
+            ),
+            ("\"\", \"max", "log.file_path", "must not be empty"),
+            (
+                "\"yes\"",
+                "log.log_to_file",
+                "expected a boolean, found a string",
+            ),
+            (
+                "0, \"max_line",
+                "log.max_files",
+                "must be at least 1 when `max_file_size` is above 0 (0 never rotates)",
+            ),
+            ("10,", "log.max_line_bytes", "must be at least 64"),
+            (
+                "\"tokn\"",
+                "api.tokn",
+                "unknown field `tokn`; did you mean `token`?",
+            ),
+            (
+                "\"localhost\"",
+                "api.listen",
+                "expected an address and port such as \"0.0.0.0:9090\", found \"localhost\"",
+            ),
+            (
+                "\"\", \"socket",
+                "api.token",
+                "must not be empty; use null for no token",
+            ),
+            (
+                "\"\", \"tokn",
+                "api.socket",
+                "must not be empty; use null to turn the control socket off",
+            ),
+            (
+                "\"shutdown_timout\"",
+                "shutdown_timout",
+                "unknown field `shutdown_timout`; did you mean `shutdown_timeout`?",
+            ),
+            ("-1", "shutdown_timeout", "must not be negative, found -1"),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        let mut expect = expect;
+        expect.sort_by_key(|&(needle, ..)| locate(text, needle));
+        for (err, (needle, field, message)) in errors.iter().zip(expect) {
+            assert_eq!((err.line, err.column), locate(text, needle), "{err}");
+            assert_eq!(err.field.as_deref(), Some(field), "{err}");
+            assert_eq!(err.daemon, None);
+            assert_eq!(err.message, message);
+        }
+    }
+
+    #[test]
+    fn limits_have_upper_bounds() {
+        let errors =
+            parse_err(r#"{"log": {"max_line_bytes": 100000000, "max_files": 4294967296}}"#);
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "must be at most 16777216, found 100000000",
+                "must be at most 4294967295, found 4294967296"
+            ]
+        );
+    }
+}

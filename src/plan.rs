@@ -1,1 +1,0 @@
-//! Turning validated configuration into what will run.

@@ -1,0 +1,317 @@
+//! Tests of `build` and `add_main_command` as a whole.
+
+use super::preflight::tests::{temp_dir, write_file};
+use super::*;
+use crate::config::{LogFormat, LogSettings};
+use std::ffi::OsStr;
+use std::fs;
+
+fn settings() -> Settings {
+    Settings {
+        log: LogSettings {
+            format: LogFormat::Json,
+            file_path: PathBuf::from("pidzero.log"),
+            log_to_file: false,
+            log_to_stdout: true,
+            max_file_size: 10 << 20,
+            max_files: 5,
+            max_line_bytes: 16384,
+        },
+        api: Default::default(),
+        shutdown_timeout: Duration::from_secs(10),
+    }
+}
+
+fn spec(name: &str, command: &str) -> DaemonSpec {
+    DaemonSpec {
+        name: name.to_owned(),
+        command: CommandSpec::Line(command.to_owned()),
+        vital: false,
+        environment: Vec::new(),
+        restart: RestartPolicy::Never,
+        restart_delay: Duration::from_secs(1),
+        max_restarts: None,
+        working_dir: None,
+        user: None,
+        stop_signal: libc::SIGTERM,
+        stop_timeout: None,
+        output: OutputMode::Log,
+        depends_on: Vec::new(),
+        health: None,
+        position: Position { line: 2, column: 3 },
+        field_positions: Vec::new(),
+    }
+}
+
+fn depending(name: &str, deps: &[&str]) -> DaemonSpec {
+    DaemonSpec {
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        ..spec(name, "true")
+    }
+}
+
+fn os_env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
+/// A config dir with `daemons.json` (not read) and an etc dir with passwd/group.
+fn setup(tag: &str) -> (PathBuf, PathBuf) {
+    let root = temp_dir(tag);
+    let etc = root.join("etc");
+    fs::create_dir_all(&etc).unwrap();
+    fs::write(
+        etc.join("passwd"),
+        "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(
+        etc.join("group"),
+        "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+    )
+    .unwrap();
+    (root.join("daemons.json"), etc)
+}
+
+fn build_ok(specs: &[DaemonSpec], base_env: &[(OsString, OsString)], tag: &str) -> Plan {
+    let (file, etc) = setup(tag);
+    build(specs, &settings(), &file, base_env, &etc).unwrap()
+}
+
+fn build_err(specs: &[DaemonSpec], tag: &str) -> (PathBuf, Vec<ConfigError>) {
+    let (file, etc) = setup(tag);
+    let errors = build(specs, &settings(), &file, &[], &etc).unwrap_err();
+    (file, errors)
+}
+
+#[test]
+fn resolves_command_program_and_timeouts() {
+    let mut web = spec("web", "sh -c 'exit 0'");
+    web.stop_timeout = Some(Duration::from_secs(3));
+    let shell = spec("shell", "echo $HOME");
+    let plan = build_ok(
+        &[web, shell],
+        &os_env(&[("PATH", "/usr/bin:/bin")]),
+        "basic",
+    );
+    let [web, shell] = &plan.daemons[..] else {
+        panic!("two daemons expected")
+    };
+    assert_eq!(web.argv, vec!["sh", "-c", "exit 0"]);
+    assert_eq!(web.preflight, Ok(()));
+    assert!(web.program.ends_with("sh") && web.program.is_absolute());
+    assert_eq!(web.stop_timeout, Duration::from_secs(3));
+    assert_eq!(shell.argv, vec!["/bin/sh", "-c", "echo $HOME"]);
+    assert_eq!(shell.program, PathBuf::from("/bin/sh"));
+    assert_eq!(shell.stop_timeout, Duration::from_secs(10));
+    assert!(!web.inherit_stdin);
+    assert_eq!(plan.start_order, vec![0, 1]);
+}
+
+#[test]
+fn preflight_failure_is_recorded_not_an_error() {
+    let plan = build_ok(
+        &[spec("ghost", "no-such-program-here")],
+        &os_env(&[("PATH", "/nonexistent")]),
+        "pre",
+    );
+    assert_eq!(plan.daemons[0].preflight, Err(PreflightError::NotFound));
+}
+
+#[test]
+fn daemon_path_is_used_for_lookup() {
+    let (file, etc) = setup("path");
+    let bin = file.parent().unwrap().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    write_file(&bin.join("mytool"), 0o755);
+    let mut d = spec("t", "mytool --flag");
+    d.environment = vec![("PATH".into(), bin.to_str().unwrap().into())];
+    let plan = build(
+        &[d],
+        &settings(),
+        &file,
+        &os_env(&[("PATH", "/usr/bin")]),
+        &etc,
+    )
+    .unwrap();
+    assert_eq!(plan.daemons[0].program, bin.join("mytool"));
+    assert_eq!(plan.daemons[0].preflight, Ok(()));
+}
+
+#[test]
+fn environment_overrides_in_order() {
+    let mut d = spec("env", "true");
+    d.environment = vec![
+        ("B".into(), "x".into()),
+        ("NEW".into(), "1".into()),
+        ("B".into(), "y".into()),
+    ];
+    let plan = build_ok(&[d], &os_env(&[("A", "a"), ("B", "b"), ("C", "c")]), "env");
+    assert_eq!(
+        plan.daemons[0].env,
+        os_env(&[("A", "a"), ("B", "y"), ("C", "c"), ("NEW", "1")])
+    );
+}
+
+#[test]
+fn user_sets_ids_and_home() {
+    let mut d = spec("u", "true");
+    d.user = Some("app".into());
+    let plan = build_ok(&[d], &os_env(&[("HOME", "/root")]), "user");
+    let daemon = &plan.daemons[0];
+    let user = daemon.user.as_ref().unwrap();
+    assert_eq!(
+        (user.uid, user.gid, user.groups.clone()),
+        (1000, 1000, vec![1000, 10])
+    );
+    assert_eq!(
+        env::get_var(&daemon.env, "HOME"),
+        Some(OsStr::new("/home/app"))
+    );
+    assert_eq!(env::get_var(&daemon.env, "USER"), Some(OsStr::new("app")));
+}
+
+#[test]
+fn missing_passwd_allows_numeric_user_only() {
+    let root = temp_dir("nopasswd");
+    let file = root.join("daemons.json");
+    let mut numeric = spec("n", "true");
+    numeric.user = Some("1234:55".into());
+    let plan = build(&[numeric.clone()], &settings(), &file, &[], &root).unwrap();
+    assert_eq!(plan.daemons[0].user.as_ref().unwrap().gid, 55);
+    let mut named = spec("m", "true");
+    named.user = Some("app".into());
+    let errors = build(&[numeric, named], &settings(), &file, &[], &root).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].message.contains("\"app\"") && errors[0].message.contains("does not exist"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn working_dir_relative_to_daemons_file() {
+    let (file, etc) = setup("wd");
+    let config_dir = file.parent().unwrap();
+    fs::create_dir_all(config_dir.join("data")).unwrap();
+    write_file(&config_dir.join("data/run"), 0o755);
+    let mut d = spec("wd", "./run");
+    d.working_dir = Some("data".into());
+    let plan = build(&[d], &settings(), &file, &[], &etc).unwrap();
+    assert_eq!(plan.daemons[0].working_dir, Some(config_dir.join("data")));
+    assert_eq!(plan.daemons[0].preflight, Ok(()));
+}
+
+#[test]
+fn errors_carry_positions_and_are_all_collected() {
+    let mut bad = spec("bad", "echo 'unbalanced");
+    bad.field_positions = vec![
+        (
+            "command",
+            Position {
+                line: 7,
+                column: 16,
+            },
+        ),
+        (
+            "user",
+            Position {
+                line: 8,
+                column: 13,
+            },
+        ),
+    ];
+    bad.user = Some("ghost".into());
+    bad.working_dir = Some("missing-dir".into());
+    let (file, errors) = build_err(&[bad], "errs");
+    let summary: Vec<_> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.field.as_deref().unwrap(),
+                e.line,
+                e.column,
+                e.daemon.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("command", 7, 16, "bad"),
+            ("working_dir", 2, 3, "bad"),
+            ("user", 8, 13, "bad")
+        ]
+    );
+    assert!(errors.iter().all(|e| e.file == file));
+    assert!(errors[2].message.contains("\"ghost\""));
+}
+
+#[test]
+fn unknown_dependency_is_an_error() {
+    let mut d = depending("a", &["nope"]);
+    d.field_positions = vec![(
+        "depends_on",
+        Position {
+            line: 4,
+            column: 20,
+        },
+    )];
+    let (_, errors) = build_err(&[d], "unknown");
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].line, errors[0].column), (4, 20));
+    assert!(errors[0].message.contains("\"nope\""));
+}
+
+#[test]
+fn start_order_is_stable_topological() {
+    let specs = [
+        depending("web", &["db", "cache"]),
+        depending("db", &[]),
+        depending("worker", &["db"]),
+        depending("cache", &[]),
+    ];
+    let plan = build_ok(&specs, &[], "order");
+    assert_eq!(plan.daemons[0].depends_on, vec![1, 3]);
+    assert_eq!(plan.start_order, vec![1, 2, 3, 0]);
+}
+
+#[test]
+fn cycle_is_reported_by_name() {
+    let specs = [
+        depending("a", &["b"]),
+        depending("b", &["c"]),
+        depending("c", &["a"]),
+        depending("d", &["a"]),
+    ];
+    let (_, errors) = build_err(&specs, "cycle");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].message, "dependency cycle: a -> b -> c -> a");
+    assert_eq!(errors[0].daemon.as_deref(), Some("a"));
+    assert_eq!(errors[0].field.as_deref(), Some("depends_on"));
+}
+
+#[test]
+fn main_command_is_last_and_inherits() {
+    let mut plan = build_ok(&[spec("side", "true")], &[], "main");
+    let base = os_env(&[("PATH", "/usr/bin:/bin"), ("X", "1")]);
+    add_main_command(
+        &mut plan,
+        vec!["sh".into(), "-c".into(), "exit $X".into()],
+        &settings(),
+        &base,
+    );
+    assert_eq!(plan.start_order, vec![0, 1]);
+    let main = &plan.daemons[1];
+    assert_eq!(main.name, "main");
+    assert!(main.vital && main.inherit_stdin);
+    assert_eq!(main.output, OutputMode::Inherit);
+    assert_eq!(main.argv, vec!["sh", "-c", "exit $X"]);
+    assert_eq!(main.preflight, Ok(()));
+    assert_eq!(main.env, base);
+    assert_eq!(main.stop_signal, libc::SIGTERM);
+    assert_eq!(main.stop_timeout, Duration::from_secs(10));
+}

@@ -1,0 +1,112 @@
+//! One daemon as the supervisor sees it: its rules and its current state.
+
+use std::time::Duration;
+
+use super::backoff::Backoff;
+use crate::config::RestartPolicy;
+
+/// The lifecycle states of SPEC §5; events and the API show these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Exited,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Backoff => "backoff",
+            State::Stopping => "stopping",
+            State::Exited => "exited",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// How a process ended, as `waitpid` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The shell convention: the code, or 128+N when killed by signal N.
+    pub fn as_status(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(n) => 128 + n,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+}
+
+/// What the supervisor needs to know about a daemon: no argv, no environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonRules {
+    pub name: String,
+    pub vital: bool,
+    /// The main command of `pidzero -- CMD`: its status is passed through as is.
+    pub is_main: bool,
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    pub restart: RestartPolicy,
+    pub restart_delay: Duration,
+    pub max_restarts: Option<u32>,
+    pub depends_on: Vec<usize>,
+    /// Set when preflight found the executable missing (127) or not executable (126).
+    pub preflight_failure: Option<(i32, String)>,
+}
+
+/// One daemon's live bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    pub rules: DaemonRules,
+    pub state: State,
+    /// The main process while it runs.
+    pub pid: Option<i32>,
+    /// The process group while it may still hold processes (outlives `pid`).
+    pub group: Option<i32>,
+    pub started_at: Option<Duration>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitStatus>,
+    /// Counts instances, so a timer armed for an old instance is recognised as stale.
+    pub instance: u32,
+    /// When a restart is due (state `Backoff`); it waits for the old group to be gone too.
+    pub restart_at: Option<Duration>,
+    pub backoff: Backoff,
+}
+
+impl Daemon {
+    pub fn new(rules: DaemonRules) -> Self {
+        let backoff = Backoff::new(rules.restart_delay);
+        Daemon {
+            rules,
+            state: State::Pending,
+            pid: None,
+            group: None,
+            started_at: None,
+            restarts: 0,
+            last_exit: None,
+            instance: 0,
+            restart_at: None,
+            backoff,
+        }
+    }
+
+    /// Something of this daemon may still be running: its main process or its group.
+    pub fn is_live(&self) -> bool {
+        self.pid.is_some() || self.group.is_some()
+    }
+}
