@@ -594,12 +594,14 @@ impl Pz {
         if self.ns {
             // unshare --fork does not forward signals: find pidzero (its child) and
             // signal that directly.
+            // A quick run may be over before we look: then there is nothing to signal.
             let found = wait_until(DEADLINE, || {
                 children(outer)
                     .into_iter()
                     .find(|&c| comm(c) == "pidzero")
                     .map(|c| r.pid = c)
                     .is_some()
+                    || r.try_exit().is_some()
             });
             if found.is_none() {
                 panic!("{}: pidzero did not start under unshare", r.desc);
