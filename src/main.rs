@@ -92,8 +92,11 @@ fn resolve_paths(files: &FileOptions) -> Result<Paths, String> {
 
 /// The directory holding the running executable (via /proc/self/exe).
 fn executable_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find the pidzero executable to locate its config dir: {e}; use --config-dir"))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        format!(
+            "cannot find the pidzero executable to locate its config dir: {e}; use --config-dir"
+        )
+    })?;
     Ok(exe.parent().unwrap_or(Path::new("/")).to_path_buf())
 }
 

@@ -24,13 +24,55 @@ impl Stream {
 pub type Timestamp = [u8; 24];
 
 /// The current time as a [`Timestamp`].
+///
+/// Allocation-free: it is taken once per pipe read on the hot path.
 pub fn timestamp_now() -> Timestamp {
-    let mut out = [b'0'; 24];
-    let text = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let bytes = text.as_bytes();
-    let n = bytes.len().min(24);
-    out[..n].copy_from_slice(&bytes[..n]);
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format_timestamp(since_epoch.as_secs(), since_epoch.subsec_millis())
+}
+
+/// Formats `secs` since the Unix epoch plus `millis` as a [`Timestamp`].
+///
+/// Civil-date arithmetic after Howard Hinnant's `civil_from_days`, so no
+/// allocation and no dependency on the time zone database. Years past 9999
+/// wrap to four digits (a record format cannot grow for them).
+pub fn format_timestamp(secs: u64, millis: u32) -> Timestamp {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut out[0..4], year);
+    put_digits(&mut out[5..7], month);
+    put_digits(&mut out[8..10], day);
+    put_digits(&mut out[11..13], rem / 3600);
+    put_digits(&mut out[14..16], rem % 3600 / 60);
+    put_digits(&mut out[17..19], rem % 60);
+    put_digits(&mut out[20..23], u64::from(millis.min(999)));
     out
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Writes the low `out.len()` decimal digits of `value`, zero-padded.
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +132,58 @@ pub struct LineBatch {
 }
 
 impl LineBatch {
+    /// An empty batch for one read of `source`'s `stream`, stamped `timestamp`.
+    pub fn new(source: Arc<str>, stream: Stream, timestamp: Timestamp) -> Self {
+        LineBatch {
+            source,
+            stream,
+            timestamp,
+            data: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
     pub fn line(&self, span: LineSpan) -> &[u8] {
         &self.data[span.start as usize..span.end as usize]
+    }
+
+    /// True when the batch holds no line (nothing to send to the writer).
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamp_matches_humantime() {
+        let samples = [
+            0u64,
+            86_399,
+            951_782_400,   // 2000-02-29
+            1_709_251_199, // 2024-02-29T23:59:59
+            1_798_000_000,
+            4_102_444_800, // 2100-01-01
+            253_402_300_799,
+        ];
+        for secs in samples {
+            for millis in [0u32, 7, 123, 999] {
+                let t =
+                    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis.into());
+                let expected = humantime::format_rfc3339_millis(t).to_string();
+                let got = format_timestamp(secs, millis);
+                assert_eq!(std::str::from_utf8(&got).unwrap(), expected, "secs={secs}");
+            }
+        }
+    }
+
+    #[test]
+    fn timestamp_now_is_well_formed() {
+        let now = timestamp_now();
+        let text = std::str::from_utf8(&now).unwrap();
+        assert!(humantime::parse_rfc3339(text).is_ok(), "{text}");
     }
 }

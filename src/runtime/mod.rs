@@ -108,7 +108,11 @@ struct Runtime {
 impl Runtime {
     fn new(plan: Plan, log: LogHandle, max_line_bytes: usize, inherited_mask: SigSet) -> Self {
         let supervisor = Supervisor::new(rules_of(&plan), plan.start_order.clone());
-        let sources = plan.daemons.iter().map(|d| Arc::from(d.name.as_str())).collect();
+        let sources = plan
+            .daemons
+            .iter()
+            .map(|d| Arc::from(d.name.as_str()))
+            .collect();
         Runtime {
             supervisor,
             plan,

@@ -76,10 +76,7 @@ pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
     let child_setup = ChildSetup {
         take_tty,
         has_controlling_tty: ctx.has_controlling_tty,
-        user: plan
-            .user
-            .as_ref()
-            .map(|u| (u.uid, u.gid, u.groups.clone())),
+        user: plan.user.as_ref().map(|u| (u.uid, u.gid, u.groups.clone())),
         mask: ctx.inherited_mask,
     };
     // SAFETY: the closure only makes async-signal-safe syscalls on data

@@ -27,7 +27,9 @@ impl Backoff {
             self.next = self.initial.min(MAX_DELAY);
         }
         let delay = self.next;
-        self.next = (self.next * 2).min(MAX_DELAY).max(self.initial.min(MAX_DELAY));
+        self.next = (self.next * 2)
+            .min(MAX_DELAY)
+            .max(self.initial.min(MAX_DELAY));
         delay
     }
 }

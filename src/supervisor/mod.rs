@@ -72,11 +72,21 @@ pub enum Action {
     /// Start the daemon; answer with `Spawned` or `SpawnFailed`.
     Spawn(usize),
     /// `kill(-pgid, signal)`; a group that is already gone is not an error.
-    SignalGroup { daemon: usize, pgid: i32, signal: i32 },
+    SignalGroup {
+        daemon: usize,
+        pgid: i32,
+        signal: i32,
+    },
     /// Report `GroupGone` once `pgid` holds no process (checked now and after each reap).
-    WatchGroup { daemon: usize, pgid: i32 },
+    WatchGroup {
+        daemon: usize,
+        pgid: i32,
+    },
     /// Deliver `Timer(timer)` at monotonic time `at`.
-    SetTimer { timer: Timer, at: Duration },
+    SetTimer {
+        timer: Timer,
+        at: Duration,
+    },
     Log(LogEvent),
     /// Flush the logs and exit with this status.
     Exit(i32),
@@ -134,7 +144,11 @@ impl Supervisor {
                 status,
                 error,
             } => {
-                out.push(spawn_failed_log(&self.daemons[daemon].rules.name, status, &error));
+                out.push(spawn_failed_log(
+                    &self.daemons[daemon].rules.name,
+                    status,
+                    &error,
+                ));
                 self.on_ended(daemon, ExitStatus::Code(status), now, &mut out);
             }
             Event::Exited { pid, status } => {
@@ -257,7 +271,10 @@ impl Supervisor {
         let mut line = match status {
             ExitStatus::Code(c) => format!("{} exited with status {c}", d.rules.name),
             ExitStatus::Signal(n) => {
-                fields.push(("signal", FieldValue::Str(crate::config::signal::signal_name(n))));
+                fields.push((
+                    "signal",
+                    FieldValue::Str(crate::config::signal::signal_name(n)),
+                ));
                 format!(
                     "{} was killed by {}",
                     d.rules.name,
@@ -267,11 +284,12 @@ impl Supervisor {
         };
         let quick_clean_exit = status.success() && ran_for < QUICK_EXIT && !shutting_down;
         if quick_clean_exit && !d.rules.is_main {
-            let hint = "it exited 0 within 1 s: it may be daemonizing itself; run it in the foreground";
+            let hint =
+                "it exited 0 within 1 s: it may be daemonizing itself; run it in the foreground";
             fields.push(("hint", FieldValue::Str(hint.to_string())));
             line.push_str(&format!(" ({hint})"));
         }
-        let level = if status.success() || shutting_down {
+        let level = if status.success() || shutting_down || d.rules.is_main {
             Level::Info
         } else {
             Level::Warn
@@ -293,7 +311,10 @@ impl Supervisor {
                 signal,
             });
             out.push(Action::SetTimer {
-                timer: Timer::StopDeadline { daemon: i, instance },
+                timer: Timer::StopDeadline {
+                    daemon: i,
+                    instance,
+                },
                 at: now + timeout,
             });
         }
@@ -317,6 +338,11 @@ impl Supervisor {
                 State::Failed
             };
             let code = vital_status(d.rules.is_main, status);
+            if d.rules.is_main {
+                // The main command ending is the normal end of a tini-style run, not a failure.
+                self.begin_shutdown(code, None, now, out);
+                return;
+            }
             let name = d.rules.name.clone();
             out.push(Action::Log(LogEvent {
                 level: Level::Error,
@@ -325,11 +351,7 @@ impl Supervisor {
                     ("daemon", FieldValue::Str(name.clone())),
                     ("status", FieldValue::Int(code.into())),
                 ],
-                line: if d.rules.is_main {
-                    format!("main command exited with status {code}; shutting down")
-                } else {
-                    format!("vital daemon {name} exited with status {code}; shutting down")
-                },
+                line: format!("vital daemon {name} exited with status {code}; shutting down"),
             }));
             self.begin_shutdown(code, None, now, out);
             return;
@@ -394,7 +416,11 @@ impl Supervisor {
             self.forward(sig, out);
             return;
         }
-        if let Phase::ShuttingDown { forced: false, status } = self.phase {
+        if let Phase::ShuttingDown {
+            forced: false,
+            status,
+        } = self.phase
+        {
             self.phase = Phase::ShuttingDown {
                 status,
                 forced: true,
@@ -457,7 +483,13 @@ impl Supervisor {
 
     /// Stops every daemon in reverse start order, all at once; each gets its own
     /// stop signal and, after its own stop timeout, SIGKILL.
-    fn begin_shutdown(&mut self, status: i32, signal: Option<i32>, now: Duration, out: &mut Vec<Action>) {
+    fn begin_shutdown(
+        &mut self,
+        status: i32,
+        signal: Option<i32>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
         self.phase = Phase::ShuttingDown {
             status,
             forced: false,
@@ -591,7 +623,10 @@ fn shutdown_log(line: &str, signal: Option<i32>) -> Action {
         FieldValue::Str(if signal.is_some() { "signal" } else { "exit" }.to_string()),
     )];
     if let Some(sig) = signal {
-        fields.push(("signal", FieldValue::Str(crate::config::signal::signal_name(sig))));
+        fields.push((
+            "signal",
+            FieldValue::Str(crate::config::signal::signal_name(sig)),
+        ));
     }
     Action::Log(LogEvent {
         level: Level::Info,

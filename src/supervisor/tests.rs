@@ -120,7 +120,9 @@ fn signals_sent(actions: &[Action]) -> Vec<(usize, i32)> {
 
 fn field<'a>(actions: &'a [Action], event: &str, key: &str) -> Option<&'a FieldValue> {
     actions.iter().find_map(|a| match a {
-        Action::Log(e) if e.event == event => e.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v),
+        Action::Log(e) if e.event == event => {
+            e.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        }
         _ => None,
     })
 }
@@ -139,7 +141,10 @@ fn boot_starts_every_daemon_in_order() {
     assert_eq!(spawns, vec![0, 1]);
     assert_eq!(h.state(0), State::Running);
     assert_eq!(h.state(1), State::Running);
-    assert_eq!(events(&out), vec!["starting", "starting", "started", "started"]);
+    assert_eq!(
+        events(&out),
+        vec!["starting", "starting", "started", "started"]
+    );
 }
 
 #[test]
@@ -177,7 +182,10 @@ fn vital_exit_stops_others_in_reverse_order_and_passes_status() {
         status: ExitStatus::Code(3),
     });
     assert!(events(&out).contains(&"vital_exit"));
-    assert_eq!(field(&out, "vital_exit", "status"), Some(&FieldValue::Int(3)));
+    assert_eq!(
+        field(&out, "vital_exit", "status"),
+        Some(&FieldValue::Int(3))
+    );
     let stops: Vec<(usize, i32)> = signals_sent(&out)
         .into_iter()
         .filter(|(d, _)| *d != 2)
@@ -235,7 +243,10 @@ fn waits_for_leftover_group_members_before_exiting() {
         pid: h.pid(0),
         status: ExitStatus::Code(0),
     });
-    assert!(out.contains(&Action::WatchGroup { daemon: 0, pgid: 100 + 10 }));
+    assert!(out.contains(&Action::WatchGroup {
+        daemon: 0,
+        pgid: 100 + 10
+    }));
     assert_eq!(signals_sent(&out), vec![(0, libc::SIGTERM)]);
     assert_eq!(exit_status(&out), None);
     // The leftover ignores SIGTERM: SIGKILL after stop_timeout.
@@ -256,7 +267,9 @@ fn quick_clean_exit_gets_the_daemonizing_hint() {
     h.send(Event::Boot);
     h.now = ms(200);
     let out = h.exit(0, ExitStatus::Code(0));
-    assert!(matches!(field(&out, "exited", "hint"), Some(FieldValue::Str(s)) if s.contains("daemonizing")));
+    assert!(
+        matches!(field(&out, "exited", "hint"), Some(FieldValue::Str(s)) if s.contains("daemonizing"))
+    );
     h.now = secs(3);
     let out = h.exit(1, ExitStatus::Code(0));
     assert_eq!(field(&out, "exited", "hint"), None);
@@ -270,7 +283,10 @@ fn sigterm_stops_everything_with_status_zero() {
     h.send(Event::Boot);
     let out = h.send(Event::Signal(libc::SIGTERM));
     assert_eq!(events(&out), vec!["shutdown"]);
-    assert_eq!(signals_sent(&out), vec![(1, libc::SIGTERM), (0, libc::SIGINT)]);
+    assert_eq!(
+        signals_sent(&out),
+        vec![(1, libc::SIGTERM), (0, libc::SIGINT)]
+    );
     assert_eq!(h.state(0), State::Stopping);
     // The vital daemon's exit during shutdown is not a vital failure.
     let out = h.exit(1, ExitStatus::Signal(libc::SIGTERM));
@@ -300,7 +316,10 @@ fn stop_timeout_then_sigkill_and_second_signal_forces() {
     }));
     assert_eq!(signals_sent(&out), vec![(0, libc::SIGKILL)]);
     let out = h.send(Event::Signal(libc::SIGINT));
-    assert_eq!(signals_sent(&out), vec![(0, libc::SIGKILL), (1, libc::SIGKILL)]);
+    assert_eq!(
+        signals_sent(&out),
+        vec![(0, libc::SIGKILL), (1, libc::SIGKILL)]
+    );
     // A third signal changes nothing more.
     assert!(signals_sent(&h.send(Event::Signal(libc::SIGTERM))).is_empty());
 }
@@ -340,12 +359,23 @@ fn main_command_gets_stop_signals_and_its_status_passes_through() {
     let mut h = Harness::new(vec![rules("side"), main]);
     h.send(Event::Boot);
     let out = h.send(Event::Signal(libc::SIGTERM));
-    assert_eq!(signals_sent(&out), vec![(1, libc::SIGTERM)], "forwarded, not a shutdown");
+    assert_eq!(
+        signals_sent(&out),
+        vec![(1, libc::SIGTERM)],
+        "forwarded, not a shutdown"
+    );
     assert!(!h.sup.is_shutting_down());
     h.now = ms(100);
     let out = h.exit(1, ExitStatus::Code(0));
-    assert_eq!(field(&out, "exited", "hint"), None, "no hint for the main command");
-    let to_sidecar: Vec<_> = signals_sent(&out).into_iter().filter(|(d, _)| *d == 0).collect();
+    assert_eq!(
+        field(&out, "exited", "hint"),
+        None,
+        "no hint for the main command"
+    );
+    let to_sidecar: Vec<_> = signals_sent(&out)
+        .into_iter()
+        .filter(|(d, _)| *d == 0)
+        .collect();
     assert_eq!(to_sidecar, vec![(0, libc::SIGTERM)], "sidecar stopped");
     let out = h.exit(0, ExitStatus::Signal(libc::SIGTERM));
     assert_eq!(exit_status(&out), Some(0), "main's 0 passes through");
@@ -357,7 +387,10 @@ fn dependents_start_after_their_dependencies_run() {
     web.depends_on = vec![1];
     let mut h = Harness::with_order(vec![web, rules("db")], vec![1, 0]);
     let out = h.sup.handle(Event::Boot, h.now);
-    assert_eq!(out.iter().filter(|a| matches!(a, Action::Spawn(_))).count(), 1);
+    assert_eq!(
+        out.iter().filter(|a| matches!(a, Action::Spawn(_))).count(),
+        1
+    );
     assert!(out.contains(&Action::Spawn(1)));
     assert_eq!(h.state(0), State::Pending);
     let out = h.sup.handle(Event::Spawned { daemon: 1, pid: 50 }, h.now);
@@ -386,8 +419,14 @@ fn restart_policies_with_backoff_and_max_restarts() {
     let first = h.pid(0);
     let out = h.exit(0, ExitStatus::Code(1));
     assert_eq!(h.state(0), State::Backoff);
-    assert_eq!(field(&out, "restarting", "attempt"), Some(&FieldValue::Int(1)));
-    assert_eq!(field(&out, "restarting", "delay_ms"), Some(&FieldValue::Int(1000)));
+    assert_eq!(
+        field(&out, "restarting", "attempt"),
+        Some(&FieldValue::Int(1))
+    );
+    assert_eq!(
+        field(&out, "restarting", "delay_ms"),
+        Some(&FieldValue::Int(1000))
+    );
     h.now = secs(1);
     h.send(Event::Timer(Timer::RestartDue {
         daemon: 0,
@@ -396,7 +435,10 @@ fn restart_policies_with_backoff_and_max_restarts() {
     assert_eq!(h.state(0), State::Running);
     assert_ne!(h.pid(0), first);
     let out = h.exit(0, ExitStatus::Code(1));
-    assert_eq!(field(&out, "restarting", "delay_ms"), Some(&FieldValue::Int(2000)));
+    assert_eq!(
+        field(&out, "restarting", "delay_ms"),
+        Some(&FieldValue::Int(2000))
+    );
     h.now = secs(3);
     h.send(Event::Timer(Timer::RestartDue {
         daemon: 0,
@@ -411,7 +453,11 @@ fn restart_policies_with_backoff_and_max_restarts() {
     h.send(Event::Boot);
     h.now = secs(2);
     h.exit(0, ExitStatus::Code(0));
-    assert_eq!(h.state(0), State::Exited, "on-failure does not restart a clean exit");
+    assert_eq!(
+        h.state(0),
+        State::Exited,
+        "on-failure does not restart a clean exit"
+    );
 }
 
 #[test]
@@ -430,7 +476,11 @@ fn restart_waits_for_the_old_group_to_be_gone() {
         daemon: 0,
         instance: 1,
     }));
-    assert_eq!(h.state(0), State::Backoff, "old group still holds processes");
+    assert_eq!(
+        h.state(0),
+        State::Backoff,
+        "old group still holds processes"
+    );
     h.send(Event::GroupGone { daemon: 0 });
     assert_eq!(h.state(0), State::Running);
 }
@@ -464,7 +514,13 @@ fn spawn_failure_of_a_running_vital_daemon_is_a_vital_exit() {
     );
     assert_eq!(events(&out), vec!["spawn_failed", "vital_exit", "shutdown"]);
     assert_eq!(signals_sent(&out), vec![(0, libc::SIGTERM)]);
-    h.sup.handle(Event::Exited { pid: 10, status: ExitStatus::Code(0) }, h.now);
+    h.sup.handle(
+        Event::Exited {
+            pid: 10,
+            status: ExitStatus::Code(0),
+        },
+        h.now,
+    );
     let out = h.sup.handle(Event::GroupGone { daemon: 0 }, h.now);
     assert_eq!(exit_status(&out), Some(126));
 }

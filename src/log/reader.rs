@@ -1,0 +1,263 @@
+//! One task per daemon pipe: read, frame, send to the writer.
+//!
+//! The task waits in `send_lines` when the writer is behind; it then stops
+//! reading, the pipe fills and the daemon blocks on its write. That is how
+//! nothing is dropped with bounded memory.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::watch;
+
+use super::framer::Framer;
+use super::record::{timestamp_now, LineBatch, Stream};
+use super::writer::LogHandle;
+
+/// Bytes read from a pipe at once (the default Linux pipe capacity).
+pub const READ_BYTES: usize = 64 * 1024;
+
+/// Forwards the lines of one daemon stream to the writer until EOF, or until
+/// `drain` turns true (pidzero is exiting and something outside the daemon
+/// may still hold the write end): then it reads what is already in the pipe,
+/// emits the unterminated tail and returns.
+///
+/// A pipe that cannot be made non-blocking or registered with the runtime is
+/// dropped (closing it) rather than read with blocking calls that would stall
+/// the control loop; neither happens with a real pipe.
+pub async fn pump(
+    fd: OwnedFd,
+    source: Arc<str>,
+    stream: Stream,
+    max_line_bytes: usize,
+    log: LogHandle,
+    mut drain: watch::Receiver<bool>,
+) {
+    if set_nonblocking(fd.as_raw_fd()).is_err() {
+        return;
+    }
+    // SAFETY: an `OwnedFd` is a valid open fd, owned (so kept open and
+    // unchanged) by the `AsyncFd` for its whole life.
+    let Ok(pipe) = (unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }) else {
+        return;
+    };
+    let mut pump = Pump {
+        framer: Framer::new(max_line_bytes),
+        buf: vec![0; READ_BYTES],
+        source,
+        stream,
+        log,
+    };
+    let mut watching = true;
+    loop {
+        if watching && *drain.borrow_and_update() {
+            pump.drain(pipe.get_ref().as_raw_fd()).await;
+            break;
+        }
+        tokio::select! {
+            read = read_some(&pipe, &mut pump.buf) => match read {
+                Some(n) => pump.forward(n).await,
+                None => break,
+            },
+            changed = drain.changed(), if watching => {
+                // The sender is gone: nobody will ask to drain; read to EOF.
+                watching = changed.is_ok();
+            }
+        }
+    }
+    pump.finish().await;
+}
+
+/// The state of one pipe's pump, apart from the pipe itself.
+struct Pump {
+    framer: Framer,
+    buf: Vec<u8>,
+    source: Arc<str>,
+    stream: Stream,
+    log: LogHandle,
+}
+
+impl Pump {
+    /// Frames the `n` bytes just read under one timestamp and sends them.
+    async fn forward(&mut self, n: usize) {
+        let mut batch = self.batch();
+        self.framer.push(&self.buf[..n], &mut batch);
+        self.log.send_lines(batch).await;
+    }
+
+    /// Reads what the pipe holds now, without waiting for more.
+    async fn drain(&mut self, fd: RawFd) {
+        loop {
+            match read_fd(fd, &mut self.buf) {
+                Ok(0) => return,
+                Ok(n) => self.forward(n).await,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return, // EAGAIN: empty for now; or a read error
+            }
+        }
+    }
+
+    /// Emits the last, unterminated line.
+    async fn finish(&mut self) {
+        let mut batch = self.batch();
+        self.framer.finish(&mut batch);
+        self.log.send_lines(batch).await;
+    }
+
+    fn batch(&self) -> LineBatch {
+        LineBatch::new(Arc::clone(&self.source), self.stream, timestamp_now())
+    }
+}
+
+/// Waits until the pipe is readable and reads once; `None` at EOF or on a
+/// read error (either way the stream is over).
+async fn read_some(pipe: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        let mut guard = pipe.readable().await.ok()?;
+        match guard.try_io(|inner| read_fd(inner.get_ref().as_raw_fd(), buf)) {
+            Ok(Ok(0)) => return None,
+            Ok(Ok(n)) => return Some(n),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(Err(_)) => return None,
+            Err(_would_block) => {}
+        }
+    }
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable slice for its whole length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LogFormat, LogSettings};
+    use crate::log::sink::tests::temp_dir;
+    use crate::log::writer::{start, WriterOptions};
+    use std::io::Write;
+    use std::path::Path;
+
+    fn start_file_writer(path: &Path) -> (LogHandle, crate::log::writer::LogWriter) {
+        let settings = LogSettings {
+            format: LogFormat::Text,
+            file_path: path.to_path_buf(),
+            log_to_file: true,
+            log_to_stdout: false,
+            max_file_size: 0,
+            max_files: 1,
+            max_line_bytes: 8,
+        };
+        start(WriterOptions {
+            settings,
+            quiet: false,
+        })
+        .unwrap()
+    }
+
+    /// Runs `future` on a current-thread runtime; the test fails after 10 s.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = std::time::Duration::from_secs(10);
+        runtime
+            .block_on(async { tokio::time::timeout(deadline, future).await })
+            .expect("test deadline")
+    }
+
+    /// The line texts of the file, without timestamps.
+    fn lines(path: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines().map(|l| l[25..].to_string()).collect()
+    }
+
+    #[test]
+    fn pumps_until_eof_including_the_last_unterminated_line() {
+        let dir = temp_dir("pump");
+        let path = dir.join("pidzero.log");
+        let (log, writer) = start_file_writer(&path);
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let (_tx, drain) = watch::channel(false);
+        let producer = std::thread::spawn(move || {
+            let mut pipe = std::fs::File::from(write_end);
+            for i in 0..1000 {
+                writeln!(pipe, "n{i}").unwrap();
+            }
+            pipe.write_all(b"0123456789abc").unwrap();
+        });
+        block_on(pump(
+            read_end,
+            "d".into(),
+            Stream::Stderr,
+            8,
+            log.clone(),
+            drain,
+        ));
+        producer.join().unwrap();
+        writer.finish(&log);
+        let got = lines(&path);
+        let mut expected: Vec<String> = (0..1000).map(|i| format!("d stderr: n{i}")).collect();
+        expected.push("d stderr partial: 01234567".into());
+        expected.push("d stderr: 89abc".into());
+        assert_eq!(got, expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn drain_returns_without_eof() {
+        let dir = temp_dir("drain");
+        let path = dir.join("pidzero.log");
+        let (log, writer) = start_file_writer(&path);
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let (tx, drain) = watch::channel(false);
+        let mut pipe = std::fs::File::from(write_end);
+        pipe.write_all(b"first\n").unwrap();
+        block_on(async {
+            let task = tokio::spawn(pump(
+                read_end,
+                "d".into(),
+                Stream::Stdout,
+                64,
+                log.clone(),
+                drain,
+            ));
+            // Let the pump read "first" and wait for more.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            pipe.write_all(b"second\ntail").unwrap();
+            tx.send(true).unwrap();
+            task.await.unwrap();
+        });
+        writer.finish(&log);
+        // The write end is still open: the pump returned because of the drain.
+        drop(pipe);
+        assert_eq!(
+            lines(&path),
+            ["d stdout: first", "d stdout: second", "d stdout: tail"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

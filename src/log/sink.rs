@@ -1,0 +1,320 @@
+//! Where formatted records go: a raw stdout/stderr fd, and an appended file
+//! with size rotation.
+//!
+//! Both take a buffer of whole records (each one line ending in `\n`, since
+//! every format escapes newlines) and write it with as few syscalls as
+//! possible. Errors are returned to the writer, which reports them once per
+//! failure episode and retries with the next batch; the records of a failed
+//! write are not written again (retrying them forever would stall the daemons).
+//!
+//! pidzero never dies from `SIGPIPE`: the Rust runtime ignores it at startup,
+//! so a closed stdout shows up here as `EPIPE`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use memchr::{memchr, memrchr};
+
+/// Mode of a newly created log file (before the umask).
+pub const FILE_MODE: u32 = 0o640;
+
+/// Writes to fd 1 (or 2) directly: no std lock, no line buffering, one
+/// `write` per batch in the common case. The fd is borrowed, never closed.
+#[derive(Debug)]
+pub struct StdoutSink {
+    fd: RawFd,
+    /// A previous write failed in the middle of a record: start the next
+    /// successful write on a fresh line so later records stay whole.
+    torn: bool,
+}
+
+impl StdoutSink {
+    pub fn new(fd: RawFd) -> Self {
+        StdoutSink { fd, torn: false }
+    }
+
+    /// Writes a buffer of whole records.
+    pub fn write_records(&mut self, buf: &[u8]) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if self.torn {
+            write_all(self.fd, b"\n").map_err(|(_, e)| e)?;
+            self.torn = false;
+        }
+        write_all(self.fd, buf).map_err(|(written, error)| {
+            self.torn = written > 0;
+            error
+        })
+    }
+}
+
+/// Appends to a log file (created mode 0640), rotating by size between whole
+/// records: `pidzero.log` → `pidzero.log.1` … `.max_files`, the oldest dropped.
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    /// `None` after an error or during rotation: reopened on the next write.
+    file: Option<File>,
+    size: u64,
+    max_file_size: u64,
+    max_files: u32,
+}
+
+impl FileSink {
+    /// Opens (creating) `path` for appending; `max_file_size == 0` never rotates.
+    pub fn open(path: &Path, max_file_size: u64, max_files: u32) -> io::Result<Self> {
+        let mut sink = FileSink {
+            path: path.to_path_buf(),
+            file: None,
+            size: 0,
+            max_file_size,
+            max_files,
+        };
+        sink.ensure_open()?;
+        Ok(sink)
+    }
+
+    /// Writes a buffer of whole records, rotating before a record that would
+    /// push the file past `max_file_size`. A record larger than the limit is
+    /// written whole into a fresh file.
+    pub fn write_records(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            self.ensure_open()?;
+            let n = self.fitting_prefix(buf);
+            if n == 0 {
+                self.rotate()?;
+                continue;
+            }
+            self.append(&buf[..n])?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Length of the longest prefix of whole records that may go into the
+    /// current file; 0 means rotate first.
+    fn fitting_prefix(&self, buf: &[u8]) -> usize {
+        if self.max_file_size == 0 {
+            return buf.len();
+        }
+        let room = self.max_file_size.saturating_sub(self.size);
+        if buf.len() as u64 <= room {
+            return buf.len();
+        }
+        let room = room as usize; // < buf.len(), so it fits in usize
+        if let Some(newline) = memrchr(b'\n', &buf[..room]) {
+            return newline + 1;
+        }
+        if self.size > 0 {
+            return 0;
+        }
+        memchr(b'\n', buf).map_or(buf.len(), |newline| newline + 1)
+    }
+
+    /// One append; on a failure midway, cuts the file back so that no torn
+    /// record stays in it, and drops the handle so the next write reopens it.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        let Some(file) = self.file.as_ref() else {
+            return Err(io::Error::other("log file is not open"));
+        };
+        match write_all(file.as_raw_fd(), buf) {
+            Ok(()) => {
+                self.size += buf.len() as u64;
+                Ok(())
+            }
+            Err((written, error)) => {
+                if written > 0 && file.set_len(self.size).is_err() {
+                    self.size += written as u64;
+                }
+                self.file = None;
+                Err(error)
+            }
+        }
+    }
+
+    fn ensure_open(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(FILE_MODE)
+                .open(&self.path)?;
+            self.size = file.metadata()?.len();
+            self.file = Some(file);
+        }
+        Ok(())
+    }
+
+    /// Shifts `path.N-1` → `path.N` … `path` → `path.1` (the rename over
+    /// `path.max_files` drops the oldest), then opens a fresh `path`.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        if self.max_files == 0 {
+            ignore_missing(std::fs::remove_file(&self.path))?;
+        } else {
+            for n in (1..self.max_files).rev() {
+                ignore_missing(std::fs::rename(self.rotated(n), self.rotated(n + 1)))?;
+            }
+            ignore_missing(std::fs::rename(&self.path, self.rotated(1)))?;
+        }
+        self.ensure_open()
+    }
+
+    /// `path` with `.n` appended to its file name.
+    fn rotated(&self, n: u32) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+}
+
+fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// `write(2)` until all of `buf` is written, retrying on `EINTR` and waiting
+/// with `poll` on `EAGAIN` (an inherited fd may be non-blocking). On error,
+/// returns how many bytes did get written.
+fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), (usize, io::Error)> {
+    let mut written = 0;
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid readable slice for its whole length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n > 0 {
+            let n = n as usize;
+            written += n;
+            buf = &buf[n..];
+            continue;
+        }
+        let error = if n == 0 {
+            io::Error::from(io::ErrorKind::WriteZero)
+        } else {
+            io::Error::last_os_error()
+        };
+        match error.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EAGAIN) => wait_writable(fd),
+            _ => return Err((written, error)),
+        }
+    }
+    Ok(())
+}
+
+/// Blocks until `fd` is writable (or in error, which the next write reports).
+fn wait_writable(fd: RawFd) {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; EINTR simply returns to the write loop.
+    unsafe { libc::poll(&mut pollfd, 1, -1) };
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fresh, empty directory under the system temp dir.
+    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("pidzero-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line[6..].trim(), 8).unwrap()
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn file_rotates_between_whole_records() {
+        let dir = temp_dir("rotate");
+        let path = dir.join("pidzero.log");
+        let mut sink = FileSink::open(&path, 10, 2).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, FILE_MODE & !umask());
+        // Records of 4 bytes: two fit in 10 bytes, the third rotates.
+        sink.write_records(b"r01\nr02\nr03\n").unwrap();
+        assert_eq!(read(&path), "r03\n");
+        assert_eq!(read(&dir.join("pidzero.log.1")), "r01\nr02\n");
+        sink.write_records(b"r04\nr05\nr06\nr07\n").unwrap();
+        assert_eq!(read(&path), "r07\n");
+        assert_eq!(read(&dir.join("pidzero.log.1")), "r05\nr06\n");
+        assert_eq!(read(&dir.join("pidzero.log.2")), "r03\nr04\n");
+        assert!(
+            !dir.join("pidzero.log.3").exists(),
+            "oldest must be dropped"
+        );
+        // A record larger than the limit goes whole into a fresh file.
+        sink.write_records(b"a-very-long-record\nr08\n").unwrap();
+        assert_eq!(read(&path), "r08\n");
+        assert_eq!(read(&dir.join("pidzero.log.1")), "a-very-long-record\n");
+        assert_eq!(read(&dir.join("pidzero.log.2")), "r07\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_appends_to_existing_and_never_rotates_at_zero() {
+        let dir = temp_dir("append");
+        let path = dir.join("pidzero.log");
+        std::fs::write(&path, "old\n").unwrap();
+        let mut sink = FileSink::open(&path, 0, 5).unwrap();
+        for _ in 0..100 {
+            sink.write_records(b"0123456789\n").unwrap();
+        }
+        assert_eq!(read(&path).len(), 4 + 1100);
+        assert!(!dir.join("pidzero.log.1").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_reopens_after_removal() {
+        let dir = temp_dir("reopen");
+        let path = dir.join("pidzero.log");
+        let mut sink = FileSink::open(&path, 100, 1).unwrap();
+        sink.write_records(b"one\n").unwrap();
+        // An error drops the handle; the next write opens the path again.
+        sink.file = None;
+        std::fs::remove_file(&path).unwrap();
+        sink.write_records(b"two\n").unwrap();
+        assert_eq!(read(&path), "two\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stdout_sink_writes_to_fd_and_reports_epipe() {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut sink = StdoutSink::new(write_end.as_raw_fd());
+        sink.write_records(b"hello\n").unwrap();
+        let mut buf = [0u8; 16];
+        let n = nix::unistd::read(&read_end, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello\n");
+        drop(read_end);
+        // SAFETY: ignoring SIGPIPE, as the Rust runtime does for pidzero.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let error = sink.write_records(b"lost\n").unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EPIPE));
+        assert!(
+            sink.write_records(b"again\n").is_err(),
+            "later writes are retried"
+        );
+    }
+}

@@ -1,0 +1,554 @@
+//! The writer thread: the one owner of the sinks.
+//!
+//! Readers and the supervisor send messages over one unbounded channel, so the
+//! order of everything sent is kept. Line batches first take a permit from a
+//! semaphore (at most [`BATCHES_IN_FLIGHT`] queued or being written); that is
+//! the back-pressure. Events take none: the control loop must never wait.
+//!
+//! The thread blocks on the channel, then drains what else is ready (up to
+//! [`DRAIN_BYTES`] of output), formats it all into one buffer per sink and
+//! writes each buffer once: few syscalls, and records are never torn or
+//! interleaved because nothing else writes to the sinks.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, Semaphore};
+
+use super::format::{format_batch, format_event};
+use super::record::{timestamp_now, EventRecord, FieldValue, Level, LineBatch};
+use super::sink::{FileSink, StdoutSink};
+use crate::config::{LogFormat, LogSettings};
+
+/// Line batches allowed in flight (queued or being written) at once.
+pub const BATCHES_IN_FLIGHT: usize = 16;
+
+/// Output gathered before one round of writes (a soft limit: a round stops
+/// draining the channel once a sink's buffer holds this much).
+pub const DRAIN_BYTES: usize = 256 * 1024;
+
+/// Counters for `/metrics`, shared with the writer thread.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Records handed to the writer: daemon lines and events.
+    pub records: AtomicU64,
+    /// Bytes of daemon line text (without the newline).
+    pub bytes: AtomicU64,
+    /// Failed writes, all sinks together.
+    pub sink_errors: AtomicU64,
+}
+
+enum Message {
+    Lines(LineBatch),
+    Event(EventRecord),
+    Finish,
+}
+
+/// Sends records to the writer thread; cheap to clone, one per reader.
+#[derive(Clone)]
+pub struct LogHandle {
+    tx: mpsc::UnboundedSender<Message>,
+    permits: Arc<Semaphore>,
+    stats: Arc<SinkStats>,
+}
+
+impl LogHandle {
+    /// Queues one read's lines; waits (async) for room when the writer is behind — this is the back-pressure.
+    pub async fn send_lines(&self, batch: LineBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        // Closed only once the writer has stopped: the batch could not be written.
+        let Ok(permit) = self.permits.acquire().await else {
+            return;
+        };
+        // The writer gives the permit back after writing the batch.
+        permit.forget();
+        let _ = self.tx.send(Message::Lines(batch));
+    }
+
+    /// Queues an event record of pidzero's own; never blocks or waits.
+    pub fn event(&self, record: EventRecord) {
+        let _ = self.tx.send(Message::Event(record));
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> Arc<SinkStats> {
+        Arc::clone(&self.stats)
+    }
+}
+
+pub struct WriterOptions {
+    pub settings: LogSettings,
+    /// true: main command without daemons.json: nothing of pidzero's own on stdout; only warn/error events, written to fd 2 (stderr) — and no stdout sink
+    pub quiet: bool,
+}
+
+/// The running writer thread; see [`start`].
+pub struct LogWriter {
+    thread: JoinHandle<()>,
+}
+
+/// Opens the sinks (a file-open error is returned so the caller can report it) and starts the writer thread.
+///
+/// Sinks: the file when `log_to_file`; fd 1 when `log_to_stdout`; in quiet
+/// mode fd 2 instead of fd 1, always present (warnings and errors must be
+/// seen) and receiving only warn/error events.
+pub fn start(options: WriterOptions) -> io::Result<(LogHandle, LogWriter)> {
+    let stream_fd: Option<RawFd> = match (options.quiet, options.settings.log_to_stdout) {
+        (true, _) => Some(libc::STDERR_FILENO),
+        (false, true) => Some(libc::STDOUT_FILENO),
+        (false, false) => None,
+    };
+    spawn(options, stream_fd)
+}
+
+impl LogWriter {
+    /// Writes everything queued before this call, closes the sinks and joins the thread.
+    ///
+    /// Like any write, this waits while a sink blocks (a stdout pipe that
+    /// nobody reads); sink errors do not make it wait.
+    pub fn finish(self, handle: &LogHandle) {
+        let _ = handle.tx.send(Message::Finish);
+        // A panic in the writer has already been reported by the panic hook.
+        let _ = self.thread.join();
+    }
+}
+
+/// [`start`] with the stream sink's fd chosen by the caller (tests use a pipe).
+fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHandle, LogWriter)> {
+    let settings = &options.settings;
+    let file = if settings.log_to_file {
+        let sink = FileSink::open(
+            &settings.file_path,
+            settings.max_file_size,
+            settings.max_files,
+        )?;
+        Some(Target::new(sink, "file"))
+    } else {
+        None
+    };
+    let stream_name = if options.quiet { "stderr" } else { "stdout" };
+    let stream = stream_fd.map(|fd| Target::new(StdoutSink::new(fd), stream_name));
+    let stats = Arc::new(SinkStats::default());
+    let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = Writer {
+        format: settings.format,
+        quiet: options.quiet,
+        stream,
+        file,
+        stats: Arc::clone(&stats),
+        permits: Arc::clone(&permits),
+        taken_permits: 0,
+    };
+    let thread = std::thread::Builder::new()
+        .name("pidzero-log".into())
+        .spawn(move || writer.run(rx))?;
+    let handle = LogHandle { tx, permits, stats };
+    Ok((handle, LogWriter { thread }))
+}
+
+/// What a sink must do for the writer.
+trait Sink {
+    fn write_records(&mut self, buf: &[u8]) -> io::Result<()>;
+}
+
+impl Sink for StdoutSink {
+    fn write_records(&mut self, buf: &[u8]) -> io::Result<()> {
+        StdoutSink::write_records(self, buf)
+    }
+}
+
+impl Sink for FileSink {
+    fn write_records(&mut self, buf: &[u8]) -> io::Result<()> {
+        FileSink::write_records(self, buf)
+    }
+}
+
+/// A sink with its pending output and its failure state.
+struct Target<S> {
+    sink: S,
+    name: &'static str,
+    buf: Vec<u8>,
+    /// In a failure episode: it has been reported, do not report again.
+    failing: bool,
+}
+
+impl<S: Sink> Target<S> {
+    fn new(sink: S, name: &'static str) -> Self {
+        Target {
+            sink,
+            name,
+            buf: Vec::new(),
+            failing: false,
+        }
+    }
+
+    /// Writes and empties the buffer; returns the error when it starts a new
+    /// failure episode (the only time it is reported).
+    fn flush(&mut self, stats: &SinkStats) -> Option<io::Error> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let result = self.sink.write_records(&self.buf);
+        self.buf.clear();
+        if self.buf.capacity() > 4 * DRAIN_BYTES {
+            self.buf.shrink_to(DRAIN_BYTES);
+        }
+        match result {
+            Ok(()) => {
+                self.failing = false;
+                None
+            }
+            Err(error) => {
+                stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                let first = !self.failing;
+                self.failing = true;
+                first.then_some(error)
+            }
+        }
+    }
+}
+
+struct Writer {
+    format: LogFormat,
+    quiet: bool,
+    stream: Option<Target<StdoutSink>>,
+    file: Option<Target<FileSink>>,
+    stats: Arc<SinkStats>,
+    permits: Arc<Semaphore>,
+    /// Line batches taken in this round, whose permits go back after writing.
+    taken_permits: usize,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
+        while let Some(message) = rx.blocking_recv() {
+            let mut finish = self.take(message);
+            while !finish && self.pending_bytes() < DRAIN_BYTES {
+                match rx.try_recv() {
+                    Ok(message) => finish = self.take(message),
+                    Err(_) => break,
+                }
+            }
+            self.flush();
+            self.permits
+                .add_permits(std::mem::take(&mut self.taken_permits));
+            if finish {
+                break;
+            }
+        }
+        // Wakes readers still waiting for room: nothing more will be written.
+        self.permits.close();
+    }
+
+    /// Formats one message into the buffers; true on `Finish`.
+    fn take(&mut self, message: Message) -> bool {
+        match message {
+            Message::Lines(batch) => {
+                self.taken_permits += 1;
+                self.lines(&batch);
+            }
+            Message::Event(event) => self.event(&event),
+            Message::Finish => return true,
+        }
+        false
+    }
+
+    fn pending_bytes(&self) -> usize {
+        let stream = self.stream.as_ref().map_or(0, |t| t.buf.len());
+        let file = self.file.as_ref().map_or(0, |t| t.buf.len());
+        stream.max(file)
+    }
+
+    /// Daemon lines go to the file, and to the stream sink unless quiet.
+    fn lines(&mut self, batch: &LineBatch) {
+        let bytes: usize = batch.lines.iter().map(|s| (s.end - s.start) as usize).sum();
+        self.stats
+            .records
+            .fetch_add(batch.lines.len() as u64, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let format = self.format;
+        self.deliver(!self.quiet, true, |out| {
+            format_batch(out, format, batch);
+        });
+    }
+
+    /// Events go to the file, and to the stream sink unless quiet and below warn.
+    fn event(&mut self, event: &EventRecord) {
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+        let to_stream = !self.quiet || event.level != Level::Info;
+        let format = self.format;
+        self.deliver(to_stream, true, |out| format_event(out, format, event));
+    }
+
+    /// Formats once into the first chosen sink's buffer and copies to the other.
+    fn deliver(&mut self, to_stream: bool, to_file: bool, write: impl FnOnce(&mut Vec<u8>)) {
+        let stream = self.stream.as_mut().filter(|_| to_stream);
+        let file = self.file.as_mut().filter(|_| to_file);
+        match (stream, file) {
+            (Some(stream), Some(file)) => {
+                let start = file.buf.len();
+                write(&mut file.buf);
+                stream.buf.extend_from_slice(&file.buf[start..]);
+            }
+            (Some(stream), None) => write(&mut stream.buf),
+            (None, Some(file)) => write(&mut file.buf),
+            (None, None) => {}
+        }
+    }
+
+    /// Writes both buffers; a new failure of one sink is reported on the other.
+    fn flush(&mut self) {
+        if let Some(error) = self.stream.as_mut().and_then(|t| t.flush(&self.stats)) {
+            let name = self.stream.as_ref().map_or("stdout", |t| t.name);
+            self.report(name, &error, false, true);
+        }
+        if let Some(error) = self.file.as_mut().and_then(|t| t.flush(&self.stats)) {
+            self.report("file", &error, true, false);
+            // Written now rather than with the next round, which may be far off.
+            if let Some(stream) = self.stream.as_mut() {
+                stream.flush(&self.stats);
+            }
+        }
+    }
+
+    fn report(&mut self, sink: &'static str, error: &io::Error, to_stream: bool, to_file: bool) {
+        let record = sink_error(sink, error);
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+        let format = self.format;
+        self.deliver(to_stream, to_file, |out| format_event(out, format, &record));
+    }
+}
+
+/// The `sink_error` event for a sink that just started failing.
+fn sink_error(sink: &'static str, error: &io::Error) -> EventRecord {
+    EventRecord {
+        timestamp: timestamp_now(),
+        level: Level::Error,
+        event: "sink_error",
+        fields: vec![
+            ("sink", FieldValue::Str(sink.to_string())),
+            ("error", FieldValue::Str(error.to_string())),
+        ],
+        line: format!("cannot write logs to {sink}: {error}; retrying with the next records"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::framer::Framer;
+    use crate::log::record::Stream;
+    use crate::log::sink::tests::temp_dir;
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    fn settings(path: &Path, format: LogFormat) -> LogSettings {
+        LogSettings {
+            format,
+            file_path: path.to_path_buf(),
+            log_to_file: true,
+            log_to_stdout: false,
+            max_file_size: 0,
+            max_files: 1,
+            max_line_bytes: 16384,
+        }
+    }
+
+    fn batch_of(source: &str, text: &str) -> LineBatch {
+        let mut batch = LineBatch::new(source.into(), Stream::Stdout, timestamp_now());
+        let mut framer = Framer::new(65536);
+        framer.push(text.as_bytes(), &mut batch);
+        batch
+    }
+
+    fn info(event: &'static str, line: &str) -> EventRecord {
+        EventRecord {
+            timestamp: timestamp_now(),
+            level: Level::Info,
+            event,
+            fields: vec![],
+            line: line.into(),
+        }
+    }
+
+    /// Runs `future` on a current-thread runtime; the test fails after 10 s.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = std::time::Duration::from_secs(10);
+        runtime
+            .block_on(async { tokio::time::timeout(deadline, future).await })
+            .expect("test deadline")
+    }
+
+    #[test]
+    fn all_lines_reach_the_file_in_order_under_back_pressure() {
+        let dir = temp_dir("writer");
+        let path = dir.join("pidzero.log");
+        let options = WriterOptions {
+            settings: settings(&path, LogFormat::Text),
+            quiet: false,
+        };
+        let (log, writer) = spawn(options, None).unwrap();
+        let sources = ["a", "b", "c"];
+        let per_source = 2000usize;
+        block_on(async {
+            let mut tasks = Vec::new();
+            for source in sources {
+                let log = log.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..per_source / 10 {
+                        let text: String = (0..10)
+                            .map(|j| format!("{source} {}\n", i * 10 + j))
+                            .collect();
+                        log.send_lines(batch_of(source, &text)).await;
+                    }
+                }));
+            }
+            log.event(info("starting", "before the end"));
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        writer.finish(&log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for source in sources {
+            let seen: Vec<usize> = text
+                .lines()
+                .filter_map(|l| l.split_once(&format!(" {source} stdout: {source} ")))
+                .map(|(_, n)| n.parse().unwrap())
+                .collect();
+            assert_eq!(seen, (0..per_source).collect::<Vec<_>>(), "source {source}");
+        }
+        assert!(text.contains("pidzero event: info starting: before the end"));
+        let stats = log.stats();
+        assert_eq!(
+            stats.records.load(Ordering::Relaxed),
+            3 * per_source as u64 + 1
+        );
+        assert_eq!(stats.sink_errors.load(Ordering::Relaxed), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A stdout nobody reads: the pipe fills, the writer blocks, and after
+    /// `BATCHES_IN_FLIGHT` more batches `send_lines` waits instead of queuing.
+    #[test]
+    fn send_lines_waits_for_room() {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut settings = settings(Path::new("/nonexistent"), LogFormat::Text);
+        settings.log_to_file = false;
+        settings.log_to_stdout = true;
+        let options = WriterOptions {
+            settings,
+            quiet: false,
+        };
+        let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
+        let line = format!("{}\n", "x".repeat(8000));
+        let sent = block_on(async {
+            let mut sent = 0usize;
+            for _ in 0..100 {
+                let send = log.send_lines(batch_of("w", &line));
+                if tokio::time::timeout(std::time::Duration::from_millis(300), send)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                sent += 1;
+            }
+            sent
+        });
+        assert!((BATCHES_IN_FLIGHT..100).contains(&sent), "sent {sent}");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
+            text
+        });
+        writer.finish(&log);
+        drop(write_end);
+        assert_eq!(reader.join().unwrap().lines().count(), sent);
+        assert!(log.permits.is_closed());
+        // After the writer stopped, sending returns at once instead of waiting forever.
+        block_on(log.send_lines(batch_of("w", "after\n")));
+    }
+
+    #[test]
+    fn closed_stdout_is_reported_once_in_the_file() {
+        let dir = temp_dir("epipe");
+        let path = dir.join("pidzero.log");
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        // SAFETY: ignoring SIGPIPE, as the Rust runtime does for pidzero.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let mut settings = settings(&path, LogFormat::Json);
+        settings.log_to_stdout = true;
+        let options = WriterOptions {
+            settings,
+            quiet: false,
+        };
+        let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
+        block_on(async {
+            for i in 0..50 {
+                log.send_lines(batch_of("w", &format!("line {i}\n"))).await;
+                tokio::task::yield_now().await;
+            }
+        });
+        writer.finish(&log);
+        drop(write_end);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let errors: Vec<_> = records
+            .iter()
+            .filter(|r| r["event"] == "sink_error")
+            .collect();
+        assert_eq!(errors.len(), 1, "{text}");
+        assert_eq!(errors[0]["sink"], "stdout");
+        assert_eq!(errors[0]["level"], "error");
+        assert!(errors[0]["error"].as_str().unwrap().contains("Broken pipe"));
+        assert_eq!(records.iter().filter(|r| r["source"] == "w").count(), 50);
+        assert!(log.stats().sink_errors.load(Ordering::Relaxed) >= 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn quiet_mode_keeps_stdout_clean_and_stderr_to_warnings() {
+        let dir = temp_dir("quiet");
+        let path = dir.join("pidzero.log");
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut settings = settings(&path, LogFormat::Text);
+        settings.log_to_stdout = true;
+        let options = WriterOptions {
+            settings,
+            quiet: true,
+        };
+        let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
+        log.event(info("started", "quiet info"));
+        let mut warning = info("config_warning", "loud warning");
+        warning.level = Level::Warn;
+        log.event(warning);
+        block_on(log.send_lines(batch_of("main", "daemon line\n")));
+        writer.finish(&log);
+        drop(write_end);
+        let mut stream = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut stream).unwrap();
+        assert!(
+            stream.ends_with("pidzero event: warn config_warning: loud warning\n"),
+            "{stream}"
+        );
+        assert_eq!(stream.lines().count(), 1, "{stream}");
+        let file = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(file.lines().count(), 3, "{file}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
