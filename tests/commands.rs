@@ -51,7 +51,7 @@ fn shell_syntax_runs_through_sh() {
   {"name": "seq", "command": "echo one; echo two"},
   {"name": "assign", "command": "GREETING=hi env"},
   {"name": "subst", "command": "echo `echo back`"},
-  {"name": "redir", "command": "echo err-to-out 2>&1 >&2"}
+  {"name": "redir", "command": "echo to-err >&2"}
 ]"#,
     );
     let f = run_all(&d);
@@ -61,7 +61,7 @@ fn shell_syntax_runs_through_sh() {
     assert_line(&f, "assign", "GREETING=hi");
     assert_line(&f, "subst", "back");
     assert!(
-        f.find(|r| is_line(r, "redir", "err-to-out") && r["stream"] == "stderr")
+        f.find(|r| is_line(r, "redir", "to-err") && r["stream"] == "stderr")
             .is_some(),
         "{}",
         f.dump()
