@@ -290,3 +290,32 @@ fn output_discard_and_inherit() {
         "inherit passes the line through raw\n{out}"
     );
 }
+
+#[test]
+fn closed_stdout_does_not_kill_pidzero() {
+    // stdout is a pipe whose reader goes away after one line: pidzero must not
+    // die of SIGPIPE/EPIPE; the file sink keeps every record.
+    let d = Dir::new("closedstdout");
+    d.config(r#"{"log": {"log_to_file": true, "file_path": "all.log"}}"#);
+    d.daemons(
+        r#"[{"name": "web", "vital": true, "command": ["/bin/sh", "-c",
+  "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done; sleep 0.3; echo last; exit 3"]}]"#,
+    );
+    let script = format!(
+        "{{ {} --config-dir {}; echo \"status=$?\" >&2; }} | head -n 1 >/dev/null",
+        bin().display(),
+        d.s("")
+    );
+    let (_, _, err) = run_cmd(
+        std::process::Command::new("/bin/sh").args(["-c", &script]),
+        DEADLINE,
+    );
+    assert!(err.contains("status=3"), "pidzero's status: {err}");
+    let log = d.read("all.log");
+    let recs: Vec<_> = log
+        .lines()
+        .map(|l| parse_record(l.as_bytes()).unwrap_or_else(|| panic!("not JSON: {l}")))
+        .collect();
+    assert!(recs.iter().any(|r| is_line(r, "web", "last")), "{log}");
+    assert!(recs.iter().any(|r| is_line(r, "web", "line 499")), "{log}");
+}

@@ -303,3 +303,48 @@ fn sigpipe_does_not_kill_pidzero() {
     let exit = r.wait_exit(DEADLINE);
     assert_eq!(exit.signal, None, "pidzero died of a signal\n{}", r.dump());
 }
+
+/// Context switches of every thread of `pid`.
+fn wakeups(pid: i32) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for e in rd.flatten() {
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            for l in status.lines() {
+                if l.starts_with("voluntary_ctxt_switches:")
+                    || l.starts_with("nonvoluntary_ctxt_switches:")
+                {
+                    total += l
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn no_wakeups_while_idle() {
+    let d = Dir::new("idle");
+    d.daemons(r#"[{"name": "quiet", "vital": true, "command": "sleep 300"}]"#);
+    let mut r = pz().config_dir(&d).spawn();
+    r.daemon_pid("quiet");
+    // Let start-up settle: wait until the count stops moving for 200 ms.
+    let mut last = wakeups(r.pid);
+    let settled = wait_until(DEADLINE, || {
+        std::thread::sleep(secs(0.2));
+        let now = wakeups(r.pid);
+        let still = now == last;
+        last = now;
+        still
+    });
+    assert!(settled.is_some(), "pidzero never goes idle\n{}", r.dump());
+    // A measurement window, not synchronisation.
+    std::thread::sleep(secs(2.0));
+    let delta = wakeups(r.pid) - last;
+    assert!(delta <= 2, "{delta} wake-ups in 2 s while idle");
+    r.assert_running();
+}
