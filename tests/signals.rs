@@ -267,7 +267,7 @@ fn grandchildren(ns: bool) {
     let parent = d.script(
         "parent.sh",
         &format!(
-            "/bin/sh -c '{gc} & wait' &\ntrap 'echo parent-got-term' TERM\nwhile :; do sleep 0.05; done"
+            "trap 'echo parent-got-term' TERM\n/bin/sh -c '{gc} & wait' &\nwhile :; do sleep 0.05; done"
         ),
     );
     d.daemons(&format!(
