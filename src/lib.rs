@@ -6,6 +6,7 @@
 //! that turns OS happenings into supervisor events and actions into syscalls.
 
 pub mod config;
+pub mod health;
 pub mod log;
 pub mod plan;
 pub mod runtime;

@@ -14,13 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::SigSet;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::config::{HealthProbe, OutputMode};
+use crate::health::{self as probes, ProbeResult};
 use crate::log::reader;
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level, Stream};
 use crate::log::writer::LogHandle;
-use crate::plan::Plan;
+use crate::plan::{DaemonPlan, Plan};
 use crate::supervisor::{Action, DaemonRules, Event, Supervisor, Timer};
 use process::SpawnContext;
 use signals::Signals;
@@ -46,6 +48,7 @@ pub fn rules_of(plan: &Plan) -> Vec<DaemonRules> {
                 };
                 (e.exit_code(), format!("{what}: {}", d.program.display()))
             }),
+            health: d.health.clone(),
         })
         .collect()
 }
@@ -65,8 +68,9 @@ pub fn run(plan: Plan, log: LogHandle, max_line_bytes: usize, inherited_mask: Si
         }
     };
     rt.block_on(async move {
-        let mut runtime = Runtime::new(plan, log, max_line_bytes, inherited_mask);
-        match runtime.run().await {
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let mut runtime = Runtime::new(plan, log, max_line_bytes, inherited_mask, reports_tx);
+        match runtime.run(reports).await {
             Ok(status) => status,
             Err(e) => {
                 internal_error(&runtime.log, &format!("event loop failed: {e}"));
@@ -86,6 +90,24 @@ fn internal_error(log: &LogHandle, line: &str) {
     });
 }
 
+/// Deadlines the loop keeps: the supervisor's timers and its own probe timeouts.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    Supervisor(Timer),
+    /// A command probe (by pid) ran past its check's timeout.
+    ProbeTimeout(i32),
+}
+
+/// A command probe process in flight.
+struct ProbeRun {
+    daemon: usize,
+    instance: u32,
+    timed_out: bool,
+}
+
+/// The outcome of a network probe task, sent back to the loop.
+type ProbeReport = (usize, u32, ProbeResult);
+
 struct Runtime {
     supervisor: Supervisor,
     plan: Plan,
@@ -94,7 +116,9 @@ struct Runtime {
     spawn_context: SpawnContext,
     started: Instant,
     /// Pending timers by deadline; the sequence number keeps equal deadlines apart.
-    timers: BTreeMap<(Duration, u64), Timer>,
+    timers: BTreeMap<(Duration, u64), Deadline>,
+    probe_processes: HashMap<i32, ProbeRun>,
+    probe_reports: mpsc::UnboundedSender<ProbeReport>,
     timer_seq: u64,
     /// Process groups to report as gone once empty, by daemon.
     watched_groups: HashMap<usize, i32>,
@@ -106,7 +130,13 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn new(plan: Plan, log: LogHandle, max_line_bytes: usize, inherited_mask: SigSet) -> Self {
+    fn new(
+        plan: Plan,
+        log: LogHandle,
+        max_line_bytes: usize,
+        inherited_mask: SigSet,
+        probe_reports: mpsc::UnboundedSender<ProbeReport>,
+    ) -> Self {
         let supervisor = Supervisor::new(rules_of(&plan), plan.start_order.clone());
         let sources = plan
             .daemons
@@ -121,6 +151,8 @@ impl Runtime {
             spawn_context: SpawnContext::detect(inherited_mask),
             started: Instant::now(),
             timers: BTreeMap::new(),
+            probe_processes: HashMap::new(),
+            probe_reports,
             timer_seq: 0,
             watched_groups: HashMap::new(),
             readers: Vec::new(),
@@ -134,7 +166,10 @@ impl Runtime {
         self.started.elapsed()
     }
 
-    async fn run(&mut self) -> std::io::Result<i32> {
+    async fn run(
+        &mut self,
+        mut probe_reports: mpsc::UnboundedReceiver<ProbeReport>,
+    ) -> std::io::Result<i32> {
         let mut signals = Signals::new()?;
         let mut events = VecDeque::from([Event::Boot]);
         loop {
@@ -162,6 +197,13 @@ impl Runtime {
                 _ = async { sleep.expect("guarded by is_some").await }, if sleep.is_some() => {
                     self.fire_due_timers(&mut events);
                 }
+                Some((daemon, instance, result)) = probe_reports.recv() => {
+                    let (passed, detail) = match result {
+                        Ok(detail) => (true, detail),
+                        Err(detail) => (false, detail),
+                    };
+                    events.push_back(Event::ProbeResult { daemon, instance, passed, detail });
+                }
             }
         }
     }
@@ -175,9 +217,11 @@ impl Runtime {
                 self.watched_groups.insert(daemon, pgid);
                 self.check_groups(events);
             }
-            Action::SetTimer { timer, at } => {
-                self.timer_seq += 1;
-                self.timers.insert((at, self.timer_seq), timer);
+            Action::SetTimer { timer, at } => self.set_deadline(at, Deadline::Supervisor(timer)),
+            Action::StartProbe { daemon, instance } => {
+                if let Some(failed) = self.start_probe(daemon, instance) {
+                    events.push_back(failed);
+                }
             }
             Action::Log(e) => self.log.event(EventRecord {
                 timestamp: timestamp_now(),
@@ -222,9 +266,78 @@ impl Runtime {
         }
     }
 
+    fn set_deadline(&mut self, at: Duration, deadline: Deadline) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), deadline);
+    }
+
+    /// Starts one health probe; returns a failed result when it cannot even start.
+    fn start_probe(&mut self, daemon: usize, instance: u32) -> Option<Event> {
+        let plan = &self.plan.daemons[daemon];
+        let spec = plan.health.as_ref()?;
+        let timeout = spec.timeout;
+        match &spec.probe {
+            HealthProbe::Command(command) => {
+                let probe = probe_process_plan(plan, command);
+                match process::spawn(&probe, &self.spawn_context) {
+                    Ok(spawned) => {
+                        self.probe_processes.insert(
+                            spawned.pid,
+                            ProbeRun {
+                                daemon,
+                                instance,
+                                timed_out: false,
+                            },
+                        );
+                        let at = self.now() + timeout;
+                        self.set_deadline(at, Deadline::ProbeTimeout(spawned.pid));
+                    }
+                    Err(e) => {
+                        return Some(Event::ProbeResult {
+                            daemon,
+                            instance,
+                            passed: false,
+                            detail: format!("cannot run the health command: {e}"),
+                        })
+                    }
+                }
+            }
+            HealthProbe::Http(url) => {
+                let (url, reports) = (url.clone(), self.probe_reports.clone());
+                tokio::spawn(async move {
+                    let _ =
+                        reports.send((daemon, instance, probes::probe_http(&url, timeout).await));
+                });
+            }
+            HealthProbe::Tcp(addr) => {
+                let (addr, reports) = (addr.clone(), self.probe_reports.clone());
+                tokio::spawn(async move {
+                    let _ =
+                        reports.send((daemon, instance, probes::probe_tcp(&addr, timeout).await));
+                });
+            }
+        }
+        None
+    }
+
     fn reap(&mut self, events: &mut VecDeque<Event>) {
         for (pid, status) in process::reap_all() {
-            if self.supervisor.daemon_by_pid(pid).is_some() {
+            if let Some(run) = self.probe_processes.remove(&pid) {
+                let detail = if run.timed_out {
+                    "the health command timed out".to_string()
+                } else {
+                    format!(
+                        "the health command exited with status {}",
+                        status.as_status()
+                    )
+                };
+                events.push_back(Event::ProbeResult {
+                    daemon: run.daemon,
+                    instance: run.instance,
+                    passed: status.success() && !run.timed_out,
+                    detail,
+                });
+            } else if self.supervisor.daemon_by_pid(pid).is_some() {
                 events.push_back(Event::Exited { pid, status });
             } else {
                 self.reaped_others += 1;
@@ -253,7 +366,15 @@ impl Runtime {
             if entry.key().0 > now {
                 break;
             }
-            events.push_back(Event::Timer(entry.remove()));
+            match entry.remove() {
+                Deadline::Supervisor(timer) => events.push_back(Event::Timer(timer)),
+                Deadline::ProbeTimeout(pid) => {
+                    if let Some(run) = self.probe_processes.get_mut(&pid) {
+                        run.timed_out = true;
+                        process::signal_group(pid, libc::SIGKILL);
+                    }
+                }
+            }
         }
         // A group member may have been reaped by someone else in the meantime.
         self.check_groups(events);
@@ -266,4 +387,15 @@ impl Runtime {
             let _ = reader.await;
         }
     }
+}
+
+/// A command probe runs like its daemon (environment, user, working dir) but
+/// through `/bin/sh -c`, in its own process group, with its output discarded.
+fn probe_process_plan(daemon: &DaemonPlan, command: &str) -> DaemonPlan {
+    let mut probe = daemon.clone();
+    probe.argv = vec!["/bin/sh".into(), "-c".into(), command.to_string()];
+    probe.program = "/bin/sh".into();
+    probe.output = OutputMode::Discard;
+    probe.inherit_stdin = false;
+    probe
 }

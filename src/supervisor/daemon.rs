@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use crate::config::RestartPolicy;
+use super::health::HealthTracker;
+use crate::config::{HealthSpec, RestartPolicy};
 
 /// The lifecycle states of SPEC §5; events and the API show these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,7 @@ pub struct DaemonRules {
     pub depends_on: Vec<usize>,
     /// Set when preflight found the executable missing (127) or not executable (126).
     pub preflight_failure: Option<(i32, String)>,
+    pub health: Option<HealthSpec>,
 }
 
 /// One daemon's live bookkeeping.
@@ -86,6 +88,14 @@ pub struct Daemon {
     /// When a restart is due (state `Backoff`); it waits for the old group to be gone too.
     pub restart_at: Option<Duration>,
     pub backoff: Backoff,
+    /// The current instance's health, when the daemon has a check.
+    pub health: Option<HealthTracker>,
+    /// The running instance is being stopped to be started again (unhealthy, or asked to).
+    pub restart_requested: bool,
+    /// Stopped on request: no restart policy applies to this exit.
+    pub stop_requested: bool,
+    /// The pending restart was asked for through the API: no backoff delay.
+    pub manual_restart: bool,
 }
 
 impl Daemon {
@@ -102,6 +112,10 @@ impl Daemon {
             instance: 0,
             restart_at: None,
             backoff,
+            health: None,
+            restart_requested: false,
+            stop_requested: false,
+            manual_restart: false,
         }
     }
 

@@ -7,15 +7,22 @@
 
 pub mod backoff;
 pub mod daemon;
+pub mod health;
 
 use std::time::Duration;
 
+use crate::config::signal::signal_name;
 use crate::config::RestartPolicy;
 use crate::log::record::{FieldValue, Level};
 pub use daemon::{Daemon, DaemonRules, ExitStatus, State};
+pub use health::{Health, HealthTracker};
 
 /// A daemon that exits 0 sooner than this after its start gets the daemonizing hint.
 pub const QUICK_EXIT: Duration = Duration::from_secs(1);
+
+/// Probe interval while a daemon has not passed its check yet, so dependents
+/// start soon after it is ready (Docker's `start_interval` idea).
+pub const STARTING_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 const SIGKILL: i32 = libc::SIGKILL;
 
@@ -45,6 +52,13 @@ pub enum Event {
     },
     /// A signal pidzero received (never SIGCHLD: the runtime reaps on it).
     Signal(i32),
+    /// A health probe of a daemon instance finished.
+    ProbeResult {
+        daemon: usize,
+        instance: u32,
+        passed: bool,
+        detail: String,
+    },
     Timer(Timer),
 }
 
@@ -55,6 +69,8 @@ pub enum Timer {
     StopDeadline { daemon: usize, instance: u32 },
     /// The restart delay of a daemon in backoff ran out.
     RestartDue { daemon: usize, instance: u32 },
+    /// Time for the next health probe of an instance.
+    ProbeDue { daemon: usize, instance: u32 },
 }
 
 /// A record of pidzero's own, without its timestamp (the runtime adds it).
@@ -82,6 +98,11 @@ pub enum Action {
         daemon: usize,
         pgid: i32,
     },
+    /// Run the daemon's health probe; answer with `ProbeResult` for this instance.
+    StartProbe {
+        daemon: usize,
+        instance: u32,
+    },
     /// Deliver `Timer(timer)` at monotonic time `at`.
     SetTimer {
         timer: Timer,
@@ -92,10 +113,45 @@ pub enum Action {
     Exit(i32),
 }
 
+/// A request about one daemon, from the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Start,
+    Stop,
+    Restart,
+    Signal(i32),
+}
+
+/// The answer to a [`Control`] request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlOutcome {
+    /// Done or under way; the daemon's state right after.
+    Accepted(State),
+    NotFound,
+    /// The request does not apply in the daemon's current state.
+    Conflict(String),
+}
+
+/// Why a shutdown began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    Signal(i32),
+    /// Asked for through the control API.
+    Requested,
+    /// A vital daemon (or the main command) ended or turned unhealthy.
+    Failure,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Running,
-    ShuttingDown { status: i32, forced: bool },
+    /// `requested`: asked for (signal, API), not caused by a failure; then a
+    /// main command's own status becomes the exit status.
+    ShuttingDown {
+        status: i32,
+        forced: bool,
+        requested: bool,
+    },
     Done,
 }
 
@@ -123,6 +179,100 @@ impl Supervisor {
 
     pub fn is_shutting_down(&self) -> bool {
         matches!(self.phase, Phase::ShuttingDown { .. })
+    }
+
+    /// Handles a control request about the daemon `name`.
+    pub fn control(
+        &mut self,
+        name: &str,
+        request: Control,
+        now: Duration,
+    ) -> (ControlOutcome, Vec<Action>) {
+        let mut out = Vec::new();
+        let Some(i) = self.daemons.iter().position(|d| d.rules.name == name) else {
+            return (ControlOutcome::NotFound, out);
+        };
+        if self.phase != Phase::Running {
+            return (
+                ControlOutcome::Conflict("pidzero is shutting down".into()),
+                out,
+            );
+        }
+        let outcome = match request {
+            Control::Start => self.control_start(i, now, &mut out),
+            Control::Stop => self.control_stop(i, now, &mut out),
+            Control::Restart => self.control_restart(i, now, &mut out),
+            Control::Signal(sig) => {
+                if self.daemons[i].pid.is_some() {
+                    self.forward_to(i, sig, &mut out);
+                    ControlOutcome::Accepted(self.daemons[i].state)
+                } else {
+                    conflict(&self.daemons[i], "is not running")
+                }
+            }
+        };
+        self.check_done(&mut out);
+        (outcome, out)
+    }
+
+    /// A graceful shutdown asked for through the control API.
+    pub fn request_shutdown(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Running {
+            self.begin_shutdown(0, Shutdown::Requested, now, &mut out);
+            self.check_done(&mut out);
+        }
+        out
+    }
+
+    fn control_start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) -> ControlOutcome {
+        let d = &mut self.daemons[i];
+        match d.state {
+            State::Exited | State::Failed => {
+                d.state = State::Pending;
+                d.restarts = 0;
+                d.backoff = backoff::Backoff::new(d.rules.restart_delay);
+            }
+            State::Backoff => d.restart_at = Some(now),
+            _ => return conflict(d, "is already running or starting"),
+        }
+        self.start_due(now, out);
+        ControlOutcome::Accepted(self.daemons[i].state)
+    }
+
+    fn control_stop(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) -> ControlOutcome {
+        let d = &mut self.daemons[i];
+        if d.rules.vital {
+            return conflict(d, "is vital: stopping it would stop pidzero; use shutdown");
+        }
+        match d.state {
+            State::Running | State::Starting => {
+                d.stop_requested = true;
+                self.stop(i, now, out);
+            }
+            State::Backoff | State::Pending => d.state = State::Exited,
+            _ => return conflict(d, "is not running"),
+        }
+        ControlOutcome::Accepted(self.daemons[i].state)
+    }
+
+    fn control_restart(
+        &mut self,
+        i: usize,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) -> ControlOutcome {
+        let d = &mut self.daemons[i];
+        match d.state {
+            State::Running => {
+                d.restart_requested = true;
+                d.manual_restart = true;
+                self.stop(i, now, out);
+                ControlOutcome::Accepted(self.daemons[i].state)
+            }
+            State::Stopping | State::Starting => conflict(d, "is already stopping or starting"),
+            _ => self.control_start(i, now, out),
+        }
     }
 
     /// The daemon whose main process has this pid.
@@ -161,6 +311,12 @@ impl Supervisor {
                 self.start_due(now, &mut out);
             }
             Event::Signal(sig) => self.on_signal(sig, now, &mut out),
+            Event::ProbeResult {
+                daemon,
+                instance,
+                passed,
+                detail,
+            } => self.on_probe_result(daemon, instance, passed, &detail, now, &mut out),
             Event::Timer(timer) => self.on_timer(timer, now, &mut out),
         }
         self.check_done(&mut out);
@@ -209,11 +365,13 @@ impl Supervisor {
     }
 
     fn dependencies_up(&self, i: usize) -> bool {
-        self.daemons[i]
-            .rules
-            .depends_on
-            .iter()
-            .all(|&dep| self.daemons[dep].state == State::Running)
+        self.daemons[i].rules.depends_on.iter().all(|&dep| {
+            let d = &self.daemons[dep];
+            d.state == State::Running
+                && d.health
+                    .as_ref()
+                    .is_none_or(|h| h.health == Health::Healthy)
+        })
     }
 
     fn start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
@@ -241,6 +399,16 @@ impl Supervisor {
         d.group = Some(pid);
         d.started_at = Some(now);
         d.state = State::Running;
+        d.restart_requested = false;
+        d.stop_requested = false;
+        d.manual_restart = false;
+        if d.rules.health.is_some() {
+            d.health = Some(HealthTracker::default());
+            out.push(Action::StartProbe {
+                daemon: i,
+                instance: d.instance,
+            });
+        }
         out.push(Action::Log(LogEvent {
             level: Level::Info,
             event: "started",
@@ -271,15 +439,8 @@ impl Supervisor {
         let mut line = match status {
             ExitStatus::Code(c) => format!("{} exited with status {c}", d.rules.name),
             ExitStatus::Signal(n) => {
-                fields.push((
-                    "signal",
-                    FieldValue::Str(crate::config::signal::signal_name(n)),
-                ));
-                format!(
-                    "{} was killed by {}",
-                    d.rules.name,
-                    crate::config::signal::signal_name(n)
-                )
+                fields.push(("signal", FieldValue::Str(signal_name(n))));
+                format!("{} was killed by {}", d.rules.name, signal_name(n))
             }
         };
         let quick_clean_exit = status.success() && ran_for < QUICK_EXIT && !shutting_down;
@@ -327,11 +488,27 @@ impl Supervisor {
         let d = &mut self.daemons[i];
         d.last_exit = Some(status);
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
-        if self.phase != Phase::Running {
+        if let Phase::ShuttingDown {
+            requested: true,
+            forced,
+            ..
+        } = self.phase
+        {
+            if d.rules.is_main {
+                let status = status.as_status();
+                self.phase = Phase::ShuttingDown {
+                    status,
+                    forced,
+                    requested: true,
+                };
+            }
+        }
+        let d = &mut self.daemons[i];
+        if self.phase != Phase::Running || d.stop_requested {
             d.state = State::Exited;
             return;
         }
-        if d.rules.vital {
+        if d.rules.vital && !d.restart_requested {
             d.state = if status.success() {
                 State::Exited
             } else {
@@ -340,7 +517,7 @@ impl Supervisor {
             let code = vital_status(d.rules.is_main, status);
             if d.rules.is_main {
                 // The main command ending is the normal end of a tini-style run, not a failure.
-                self.begin_shutdown(code, None, now, out);
+                self.begin_shutdown(code, Shutdown::Failure, now, out);
                 return;
             }
             let name = d.rules.name.clone();
@@ -353,14 +530,15 @@ impl Supervisor {
                 ],
                 line: format!("vital daemon {name} exited with status {code}; shutting down"),
             }));
-            self.begin_shutdown(code, None, now, out);
+            self.begin_shutdown(code, Shutdown::Failure, now, out);
             return;
         }
-        let wants_restart = match d.rules.restart {
-            RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => !status.success(),
-            RestartPolicy::Always => true,
-        };
+        let wants_restart = d.restart_requested
+            || match d.rules.restart {
+                RestartPolicy::Never => false,
+                RestartPolicy::OnFailure => !status.success(),
+                RestartPolicy::Always => true,
+            };
         if !wants_restart {
             d.state = if status.success() {
                 State::Exited
@@ -369,7 +547,7 @@ impl Supervisor {
             };
             return;
         }
-        if d.rules.max_restarts.is_some_and(|max| d.restarts >= max) {
+        if !d.manual_restart && d.rules.max_restarts.is_some_and(|max| d.restarts >= max) {
             d.state = State::Failed;
             out.push(Action::Log(LogEvent {
                 level: Level::Error,
@@ -383,7 +561,11 @@ impl Supervisor {
             return;
         }
         d.restarts += 1;
-        let delay = d.backoff.next_delay(ran_for);
+        let delay = if d.manual_restart {
+            Duration::ZERO
+        } else {
+            d.backoff.next_delay(ran_for)
+        };
         d.state = State::Backoff;
         d.restart_at = Some(now + delay);
         out.push(Action::Log(LogEvent {
@@ -419,16 +601,26 @@ impl Supervisor {
         if let Phase::ShuttingDown {
             forced: false,
             status,
+            requested,
         } = self.phase
         {
             self.phase = Phase::ShuttingDown {
                 status,
                 forced: true,
+                requested,
             };
-            out.push(shutdown_log(
-                "second stop signal: killing everything now",
-                Some(sig),
-            ));
+            out.push(Action::Log(LogEvent {
+                level: Level::Warn,
+                event: "shutdown",
+                fields: vec![
+                    ("reason", FieldValue::Str("forced".to_string())),
+                    ("signal", FieldValue::Str(signal_name(sig))),
+                ],
+                line: format!(
+                    "received {} again: killing everything now",
+                    signal_name(sig)
+                ),
+            }));
             for i in 0..self.daemons.len() {
                 self.kill(i, out);
             }
@@ -442,7 +634,7 @@ impl Supervisor {
             self.forward_to(main, sig, out);
             return;
         }
-        self.begin_shutdown(0, Some(sig), now, out);
+        self.begin_shutdown(0, Shutdown::Signal(sig), now, out);
     }
 
     fn live_main(&self) -> Option<usize> {
@@ -464,7 +656,7 @@ impl Supervisor {
     fn forward_to(&self, i: usize, sig: i32, out: &mut Vec<Action>) {
         let d = &self.daemons[i];
         let Some(pgid) = d.group else { return };
-        let name = crate::config::signal::signal_name(sig);
+        let name = signal_name(sig);
         out.push(Action::Log(LogEvent {
             level: Level::Info,
             event: "signal_forwarded",
@@ -483,25 +675,13 @@ impl Supervisor {
 
     /// Stops every daemon in reverse start order, all at once; each gets its own
     /// stop signal and, after its own stop timeout, SIGKILL.
-    fn begin_shutdown(
-        &mut self,
-        status: i32,
-        signal: Option<i32>,
-        now: Duration,
-        out: &mut Vec<Action>,
-    ) {
+    fn begin_shutdown(&mut self, status: i32, why: Shutdown, now: Duration, out: &mut Vec<Action>) {
         self.phase = Phase::ShuttingDown {
             status,
             forced: false,
+            requested: why != Shutdown::Failure,
         };
-        let reason = match signal {
-            Some(sig) => format!(
-                "received {}: stopping all daemons",
-                crate::config::signal::signal_name(sig)
-            ),
-            None => "stopping all daemons".to_string(),
-        };
-        out.push(shutdown_log(&reason, signal));
+        out.push(shutdown_log(why));
         for idx in (0..self.order.len()).rev() {
             let i = self.order[idx];
             match self.daemons[i].state {
@@ -561,6 +741,89 @@ impl Supervisor {
                 }
             }
             Timer::RestartDue { .. } => self.start_due(now, out),
+            Timer::ProbeDue { daemon, instance } => {
+                let d = &self.daemons[daemon];
+                if d.instance == instance && d.state == State::Running {
+                    out.push(Action::StartProbe { daemon, instance });
+                }
+            }
+        }
+    }
+
+    /// Turns a probe result into a health verdict and its consequences, and
+    /// schedules the next probe (every second while starting, then every `interval`).
+    fn on_probe_result(
+        &mut self,
+        i: usize,
+        instance: u32,
+        passed: bool,
+        detail: &str,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let d = &mut self.daemons[i];
+        let (Some(spec), Some(tracker)) = (&d.rules.health, &mut d.health) else {
+            return;
+        };
+        if d.instance != instance || d.state != State::Running {
+            return;
+        }
+        let since_start = now.saturating_sub(d.started_at.unwrap_or(now));
+        let changed = tracker.record(passed, since_start, spec);
+        let next = if tracker.health == Health::Starting {
+            spec.interval.min(STARTING_PROBE_INTERVAL)
+        } else {
+            spec.interval
+        };
+        out.push(Action::SetTimer {
+            timer: Timer::ProbeDue {
+                daemon: i,
+                instance,
+            },
+            at: now + next,
+        });
+        let Some(health) = changed else { return };
+        let name = d.rules.name.clone();
+        out.push(Action::Log(LogEvent {
+            level: if health == Health::Unhealthy {
+                Level::Warn
+            } else {
+                Level::Info
+            },
+            event: "health_changed",
+            fields: vec![
+                ("daemon", FieldValue::Str(name.clone())),
+                ("health", FieldValue::Str(health.as_str().to_string())),
+                ("detail", FieldValue::Str(detail.to_string())),
+            ],
+            line: format!("{name} is {}: {detail}", health.as_str()),
+        }));
+        match health {
+            Health::Healthy => self.start_due(now, out),
+            Health::Unhealthy => self.on_unhealthy(i, detail, now, out),
+            Health::Starting => {}
+        }
+    }
+
+    /// Vital → fail fast (status 1); restart policy → restart; else stay marked unhealthy.
+    fn on_unhealthy(&mut self, i: usize, detail: &str, now: Duration, out: &mut Vec<Action>) {
+        let d = &mut self.daemons[i];
+        if d.rules.vital {
+            let name = d.rules.name.clone();
+            out.push(Action::Log(LogEvent {
+                level: Level::Error,
+                event: "vital_exit",
+                fields: vec![
+                    ("daemon", FieldValue::Str(name.clone())),
+                    ("status", FieldValue::Int(1)),
+                    ("reason", FieldValue::Str("unhealthy".to_string())),
+                ],
+                line: format!("vital daemon {name} is unhealthy ({detail}); shutting down"),
+            }));
+            self.begin_shutdown(1, Shutdown::Failure, now, out);
+        } else if d.rules.restart != RestartPolicy::Never {
+            d.restart_requested = true;
+            self.stop(i, now, out);
         }
     }
 
@@ -595,6 +858,14 @@ impl Supervisor {
     }
 }
 
+fn conflict(d: &Daemon, why: &str) -> ControlOutcome {
+    ControlOutcome::Conflict(format!(
+        "{} {why} (state {})",
+        d.rules.name,
+        d.state.as_str()
+    ))
+}
+
 /// SPEC §5: a vital daemon's non-zero code as is, 128+N for signal N, 1 for a
 /// clean exit (a vital daemon must not stop); the main command's status as is.
 pub fn vital_status(is_main: bool, status: ExitStatus) -> i32 {
@@ -617,22 +888,24 @@ fn spawn_failed_log(name: &str, status: i32, error: &str) -> Action {
     })
 }
 
-fn shutdown_log(line: &str, signal: Option<i32>) -> Action {
-    let mut fields = vec![(
-        "reason",
-        FieldValue::Str(if signal.is_some() { "signal" } else { "exit" }.to_string()),
-    )];
-    if let Some(sig) = signal {
-        fields.push((
+fn shutdown_log(why: Shutdown) -> Action {
+    let (reason, line) = match why {
+        Shutdown::Signal(sig) => (
             "signal",
-            FieldValue::Str(crate::config::signal::signal_name(sig)),
-        ));
+            format!("received {}: stopping all daemons", signal_name(sig)),
+        ),
+        Shutdown::Requested => ("request", "shutdown requested: stopping all daemons".into()),
+        Shutdown::Failure => ("exit", "stopping all daemons".into()),
+    };
+    let mut fields = vec![("reason", FieldValue::Str(reason.to_string()))];
+    if let Shutdown::Signal(sig) = why {
+        fields.push(("signal", FieldValue::Str(signal_name(sig))));
     }
     Action::Log(LogEvent {
         level: Level::Info,
         event: "shutdown",
         fields,
-        line: line.to_string(),
+        line,
     })
 }
 

@@ -22,6 +22,7 @@ fn rules(name: &str) -> DaemonRules {
         max_restarts: None,
         depends_on: vec![],
         preflight_failure: None,
+        health: None,
     }
 }
 
@@ -523,4 +524,218 @@ fn spawn_failure_of_a_running_vital_daemon_is_a_vital_exit() {
     );
     let out = h.sup.handle(Event::GroupGone { daemon: 0 }, h.now);
     assert_eq!(exit_status(&out), Some(126));
+}
+
+fn with_health(mut r: DaemonRules, retries: u32, start_period: u64) -> DaemonRules {
+    r.health = Some(crate::config::HealthSpec {
+        probe: crate::config::HealthProbe::Tcp("127.0.0.1:1".into()),
+        interval: secs(10),
+        timeout: secs(5),
+        retries,
+        start_period: secs(start_period),
+    });
+    r
+}
+
+fn probe(h: &mut Harness, daemon: usize, passed: bool) -> Vec<Action> {
+    let instance = h.sup.daemons()[daemon].instance;
+    h.send(Event::ProbeResult {
+        daemon,
+        instance,
+        passed,
+        detail: "probe".into(),
+    })
+}
+
+#[test]
+fn probes_start_with_the_daemon_and_repeat() {
+    let mut h = Harness::new(vec![with_health(rules("db"), 3, 0)]);
+    let out = h.send(Event::Boot);
+    assert!(out.contains(&Action::StartProbe {
+        daemon: 0,
+        instance: 1
+    }));
+    h.now = secs(1);
+    let out = probe(&mut h, 0, false);
+    assert!(
+        out.contains(&Action::SetTimer {
+            timer: Timer::ProbeDue {
+                daemon: 0,
+                instance: 1
+            },
+            at: secs(2)
+        }),
+        "every second while starting"
+    );
+    let out = probe(&mut h, 0, true);
+    assert_eq!(events(&out), vec!["health_changed"]);
+    assert!(out.contains(&Action::SetTimer {
+        timer: Timer::ProbeDue {
+            daemon: 0,
+            instance: 1
+        },
+        at: secs(11)
+    }));
+    let out = h.send(Event::Timer(Timer::ProbeDue {
+        daemon: 0,
+        instance: 1,
+    }));
+    assert!(out.contains(&Action::StartProbe {
+        daemon: 0,
+        instance: 1
+    }));
+    // A result of an older instance is ignored.
+    let out = h.send(Event::ProbeResult {
+        daemon: 0,
+        instance: 0,
+        passed: false,
+        detail: "old".into(),
+    });
+    assert!(out.is_empty());
+}
+
+#[test]
+fn unhealthy_vital_daemon_fails_fast_with_status_one() {
+    let mut h = Harness::new(vec![with_health(vital("web"), 2, 0), rules("side")]);
+    h.send(Event::Boot);
+    h.now = secs(1);
+    probe(&mut h, 0, false);
+    let out = probe(&mut h, 0, false);
+    assert_eq!(
+        events(&out),
+        vec!["health_changed", "vital_exit", "shutdown"]
+    );
+    assert_eq!(
+        field(&out, "vital_exit", "reason"),
+        Some(&FieldValue::Str("unhealthy".into()))
+    );
+    h.exit(0, ExitStatus::Signal(libc::SIGTERM));
+    let out = h.exit(1, ExitStatus::Code(0));
+    assert_eq!(exit_status(&out), Some(1));
+}
+
+#[test]
+fn unhealthy_daemon_with_restart_policy_is_restarted_else_marked() {
+    let mut r = with_health(rules("api"), 1, 0);
+    r.restart = RestartPolicy::OnFailure;
+    let mut h = Harness::new(vec![r, with_health(rules("plain"), 1, 0)]);
+    h.send(Event::Boot);
+    h.now = secs(1);
+    let out = probe(&mut h, 0, false);
+    assert_eq!(signals_sent(&out), vec![(0, libc::SIGTERM)]);
+    assert_eq!(h.state(0), State::Stopping);
+    // It exits 0 on SIGTERM: still restarted, because it was unhealthy.
+    h.exit(0, ExitStatus::Code(0));
+    assert_eq!(h.state(0), State::Backoff);
+
+    let out = probe(&mut h, 1, false);
+    assert!(signals_sent(&out).is_empty());
+    assert_eq!(h.state(1), State::Running);
+    assert_eq!(
+        h.sup.daemons()[1].health.as_ref().map(|t| t.health),
+        Some(Health::Unhealthy)
+    );
+}
+
+#[test]
+fn start_period_failures_do_not_count() {
+    let mut h = Harness::new(vec![with_health(vital("slow"), 1, 30)]);
+    h.send(Event::Boot);
+    h.now = secs(10);
+    let out = probe(&mut h, 0, false);
+    assert!(events(&out).is_empty());
+    h.now = secs(31);
+    let out = probe(&mut h, 0, false);
+    assert!(events(&out).contains(&"vital_exit"));
+}
+
+#[test]
+fn dependents_wait_for_a_healthy_dependency() {
+    let mut web = rules("web");
+    web.depends_on = vec![0];
+    let mut h = Harness::new(vec![with_health(rules("db"), 3, 0), web]);
+    h.send(Event::Boot);
+    assert_eq!(h.state(0), State::Running);
+    assert_eq!(
+        h.state(1),
+        State::Pending,
+        "db is running but not healthy yet"
+    );
+    h.now = secs(2);
+    probe(&mut h, 0, false);
+    assert_eq!(h.state(1), State::Pending);
+    let out = probe(&mut h, 0, true);
+    assert!(out.contains(&Action::Spawn(1)));
+    assert_eq!(h.state(1), State::Running);
+}
+
+#[test]
+fn control_requests() {
+    let mut h = Harness::new(vec![rules("a"), vital("v")]);
+    h.send(Event::Boot);
+    assert_eq!(
+        h.sup.control("nope", Control::Stop, h.now).0,
+        ControlOutcome::NotFound
+    );
+    assert!(matches!(
+        h.sup.control("v", Control::Stop, h.now).0,
+        ControlOutcome::Conflict(_)
+    ));
+    assert!(matches!(
+        h.sup.control("a", Control::Start, h.now).0,
+        ControlOutcome::Conflict(_)
+    ));
+    let (outcome, out) = h.sup.control("a", Control::Signal(libc::SIGHUP), h.now);
+    assert_eq!(outcome, ControlOutcome::Accepted(State::Running));
+    assert_eq!(signals_sent(&out), vec![(0, libc::SIGHUP)]);
+
+    // stop: no restart afterwards, and pidzero keeps running for the vital one.
+    let (outcome, out) = h.sup.control("a", Control::Stop, h.now);
+    assert_eq!(outcome, ControlOutcome::Accepted(State::Stopping));
+    assert_eq!(signals_sent(&out), vec![(0, libc::SIGTERM)]);
+    let out = h.exit(0, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(h.state(0), State::Exited);
+    assert_eq!(exit_status(&out), None);
+
+    // start again
+    let (outcome, out) = h.sup.control("a", Control::Start, h.now);
+    assert_eq!(outcome, ControlOutcome::Accepted(State::Starting));
+    assert!(out.contains(&Action::Spawn(0)));
+    h.send(Event::Spawned {
+        daemon: 0,
+        pid: 500,
+    });
+
+    // restart of a vital daemon: no fail-fast, immediate start once the group is gone
+    let (outcome, _) = h.sup.control("v", Control::Restart, h.now);
+    assert_eq!(outcome, ControlOutcome::Accepted(State::Stopping));
+    let out = h.send(Event::Exited {
+        pid: h.pid(1),
+        status: ExitStatus::Signal(libc::SIGTERM),
+    });
+    assert!(!events(&out).contains(&"vital_exit"));
+    let out = h.send(Event::GroupGone { daemon: 1 });
+    assert!(out.contains(&Action::Spawn(1)));
+    assert_eq!(h.state(1), State::Running);
+    assert_eq!(h.sup.daemons()[1].restarts, 1);
+}
+
+#[test]
+fn requested_shutdown_exits_zero_or_with_the_main_status() {
+    let mut h = Harness::new(vec![rules("a")]);
+    h.send(Event::Boot);
+    let out = h.sup.request_shutdown(h.now);
+    assert_eq!(signals_sent(&out), vec![(0, libc::SIGTERM)]);
+    let out = h.exit(0, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(exit_status(&out), Some(0));
+
+    let main = DaemonRules {
+        is_main: true,
+        ..vital("main")
+    };
+    let mut h = Harness::new(vec![main]);
+    h.send(Event::Boot);
+    h.sup.request_shutdown(h.now);
+    let out = h.exit(0, ExitStatus::Code(5));
+    assert_eq!(exit_status(&out), Some(5));
 }
