@@ -377,7 +377,10 @@ impl Supervisor {
     fn start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
         let d = &mut self.daemons[i];
         d.restart_at = None;
-        if let Some((status, msg)) = d.rules.preflight_failure.clone() {
+        // Preflight speaks for the first start only; a restart tries the real
+        // exec again (the executable may have appeared since).
+        let first_start = d.instance == 0 && d.restarts == 0;
+        if let (true, Some((status, msg))) = (first_start, d.rules.preflight_failure.clone()) {
             out.push(spawn_failed_log(&d.rules.name, status, &msg));
             self.on_ended(i, ExitStatus::Code(status), now, out);
             return;

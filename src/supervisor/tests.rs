@@ -739,3 +739,21 @@ fn requested_shutdown_exits_zero_or_with_the_main_status() {
     let out = h.exit(0, ExitStatus::Code(5));
     assert_eq!(exit_status(&out), Some(5));
 }
+
+#[test]
+fn a_restart_after_a_preflight_failure_tries_the_real_exec() {
+    let mut r = rules("late");
+    r.restart = RestartPolicy::Always;
+    r.preflight_failure = Some((127, "command not found: late".into()));
+    let mut h = Harness::new(vec![r, rules("keep")]);
+    let out = h.send(Event::Boot);
+    assert!(!out.contains(&Action::Spawn(0)));
+    assert_eq!(h.state(0), State::Backoff);
+    h.now = secs(1);
+    let out = h.send(Event::Timer(Timer::RestartDue {
+        daemon: 0,
+        instance: 0,
+    }));
+    assert!(out.contains(&Action::Spawn(0)));
+    assert_eq!(h.state(0), State::Running);
+}
