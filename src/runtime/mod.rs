@@ -103,6 +103,9 @@ struct ProbeRun {
     daemon: usize,
     instance: u32,
     timed_out: bool,
+    /// Its entry in the deadline map, removed when the probe ends in time
+    /// (so a finished probe causes no extra wake-up).
+    deadline: (Duration, u64),
 }
 
 /// The outcome of a network probe task, sent back to the loop.
@@ -217,7 +220,9 @@ impl Runtime {
                 self.watched_groups.insert(daemon, pgid);
                 self.check_groups(events);
             }
-            Action::SetTimer { timer, at } => self.set_deadline(at, Deadline::Supervisor(timer)),
+            Action::SetTimer { timer, at } => {
+                self.set_deadline(at, Deadline::Supervisor(timer));
+            }
             Action::StartProbe { daemon, instance } => {
                 if let Some(failed) = self.start_probe(daemon, instance) {
                     events.push_back(failed);
@@ -266,9 +271,11 @@ impl Runtime {
         }
     }
 
-    fn set_deadline(&mut self, at: Duration, deadline: Deadline) {
+    fn set_deadline(&mut self, at: Duration, deadline: Deadline) -> (Duration, u64) {
         self.timer_seq += 1;
-        self.timers.insert((at, self.timer_seq), deadline);
+        let key = (at, self.timer_seq);
+        self.timers.insert(key, deadline);
+        key
     }
 
     /// Starts one health probe; returns a failed result when it cannot even start.
@@ -281,16 +288,17 @@ impl Runtime {
                 let probe = probe_process_plan(plan, command);
                 match process::spawn(&probe, &self.spawn_context) {
                     Ok(spawned) => {
+                        let at = self.now() + timeout;
+                        let deadline = self.set_deadline(at, Deadline::ProbeTimeout(spawned.pid));
                         self.probe_processes.insert(
                             spawned.pid,
                             ProbeRun {
                                 daemon,
                                 instance,
                                 timed_out: false,
+                                deadline,
                             },
                         );
-                        let at = self.now() + timeout;
-                        self.set_deadline(at, Deadline::ProbeTimeout(spawned.pid));
                     }
                     Err(e) => {
                         return Some(Event::ProbeResult {
@@ -323,6 +331,7 @@ impl Runtime {
     fn reap(&mut self, events: &mut VecDeque<Event>) {
         for (pid, status) in process::reap_all() {
             if let Some(run) = self.probe_processes.remove(&pid) {
+                self.timers.remove(&run.deadline);
                 let detail = if run.timed_out {
                     "the health command timed out".to_string()
                 } else {
