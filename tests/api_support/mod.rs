@@ -232,11 +232,15 @@ impl Answer {
     }
 }
 
-/// Writes `request` as is and reads until the server closes the connection.
+/// Writes `request` as is and reads until the server closes the connection. A reset
+/// (the server closed with part of the request unread) ends the answer too.
 pub async fn raw<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, request: &[u8]) -> Answer {
-    stream.write_all(request).await.unwrap();
+    let _ = stream.write_all(request).await;
     let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).await.unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf).await {
+        bytes.extend_from_slice(&buf[..n]);
+    }
     parse(&bytes)
 }
 
