@@ -17,11 +17,13 @@ pub mod auth;
 mod listen;
 pub mod metrics;
 pub mod model;
+mod recent;
 mod routes;
 pub mod server;
 
 pub use auth::{pick_token, resolve_token, TOKEN_VARIABLE};
 pub use model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo, LastExit, Snapshot};
+pub use recent::RecentLogs;
 pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
 pub use server::{
     start, start_with_limits, ApiContext, ApiServer, Limits, LogCounters, LogSource,
