@@ -8,10 +8,16 @@
 //! tokio runtime; see [`server`] for the limits and how connections are bounded.
 //!
 //! Wiring, for the runtime:
-//! 1. create `watch::channel(Snapshot)` and `mpsc::channel::<ControlRequest>(n)`;
-//! 2. `api::start(socket, tcp, ApiContext { .. })` inside the runtime, keep the
-//!    [`ApiServer`] until pidzero exits (dropping it removes the socket file);
-//! 3. publish a new snapshot after each handled event, and answer each request.
+//! 1. create `watch::channel(Snapshot)` and `mpsc::channel::<ControlRequest>(n)`, and a
+//!    [`RecentLogs`] (shared with the log pipeline, which pushes every record into it);
+//! 2. `api::start(socket, tcp, ApiContext { .. })` inside the runtime, with the token
+//!    from [`resolve_token`]; keep the [`ApiServer`] until pidzero exits (dropping it
+//!    closes the listeners and connections and removes the socket file);
+//! 3. after each handled event publish a new snapshot if it changed, and answer every
+//!    [`ControlRequest`] promptly with a [`ControlReply`].
+//!
+//! The socket file is the protection of the Unix listener (mode 0600); on TCP see
+//! [`auth`]. No environment value is in any answer: the model has no field for one.
 
 pub mod auth;
 mod listen;

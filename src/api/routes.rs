@@ -187,11 +187,14 @@ pub(crate) async fn handle(
 }
 
 fn health(shared: &Shared) -> Response<Body> {
-    let (healthy, failing) = shared.ctx.snapshot.borrow().health();
+    let (healthy, failing, shutting_down) = {
+        let snapshot = shared.ctx.snapshot.borrow();
+        let (healthy, failing) = snapshot.health();
+        (healthy, failing, snapshot.shutting_down)
+    };
     if healthy {
         json_response(StatusCode::OK, &json!({"status": "healthy"}))
     } else {
-        let shutting_down = shared.ctx.snapshot.borrow().shutting_down;
         let mut body = json!({"status": "unhealthy", "failing": failing});
         if shutting_down {
             body["shutting_down"] = true.into();
