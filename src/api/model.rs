@@ -4,6 +4,8 @@
 //! after every change; the server only ever reads the latest one. Commands go the
 //! other way as [`ControlRequest`]s, each with a oneshot for the runtime's answer.
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -68,6 +70,26 @@ impl Snapshot {
 }
 
 impl DaemonInfo {
+    /// This daemon with `uptime_seconds` brought up to `now` from `started_at`.
+    ///
+    /// Snapshots are published only when something happens (pidzero does not wake up
+    /// while idle), so the uptime stored in one ages; the server refreshes it for each
+    /// answer. Only a daemon that has an uptime gets a new one.
+    pub fn with_uptime_at(&self, now: SystemTime) -> DaemonInfo {
+        let mut info = self.clone();
+        if info.uptime_seconds.is_some() {
+            let started = info
+                .started_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339(t).ok());
+            if let Some(started) = started {
+                let up = now.duration_since(started).unwrap_or_default();
+                info.uptime_seconds = Some((up.as_millis() as f64) / 1000.0);
+            }
+        }
+        info
+    }
+
     /// Running, and healthy if it has a health check (`starting` does not count yet).
     pub fn is_up_and_healthy(&self) -> bool {
         self.state == "running" && matches!(self.health.as_deref(), None | Some("healthy"))
@@ -167,6 +189,21 @@ mod tests {
     #[test]
     fn no_daemons_is_healthy() {
         assert_eq!(Snapshot::default().health(), (true, vec![]));
+    }
+
+    #[test]
+    fn uptime_is_brought_up_to_date() {
+        let mut d = daemon("web", true, "running", None);
+        d.started_at = Some("2026-11-28T14:09:00.500Z".into());
+        d.uptime_seconds = Some(1.0);
+        let now = humantime::parse_rfc3339("2026-11-28T14:10:02.750Z").unwrap();
+        assert_eq!(d.with_uptime_at(now).uptime_seconds, Some(62.25));
+        // A clock behind the start gives 0, not a negative uptime.
+        let before = humantime::parse_rfc3339("2026-11-28T14:00:00Z").unwrap();
+        assert_eq!(d.with_uptime_at(before).uptime_seconds, Some(0.0));
+        // No uptime published (not running): none made up.
+        d.uptime_seconds = None;
+        assert_eq!(d.with_uptime_at(now).uptime_seconds, None);
     }
 
     #[test]

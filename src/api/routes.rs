@@ -4,6 +4,8 @@
 //! (401/403), then the route (404/405), then the body and parameters (400, 408, 413),
 //! then the work. Errors are `{"error": "message"}`.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -19,7 +21,7 @@ use tokio::time::Instant;
 
 use super::auth::{self, Refusal, Transport};
 use super::metrics;
-use super::model::{ControlCommand, ControlReply, ControlRequest};
+use super::model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo};
 use super::server::{Shared, MAX_BODY_BYTES};
 use crate::config::signal::parse_signal;
 
@@ -133,13 +135,27 @@ pub(crate) async fn handle(
     match route {
         Route::Health => health(shared),
         Route::Daemons => {
-            let snapshot = shared.ctx.snapshot.borrow();
-            json_response(StatusCode::OK, &snapshot.daemons)
+            let now = SystemTime::now();
+            let daemons: Vec<DaemonInfo> = {
+                let snapshot = shared.ctx.snapshot.borrow();
+                snapshot
+                    .daemons
+                    .iter()
+                    .map(|d| d.with_uptime_at(now))
+                    .collect()
+            };
+            json_response(StatusCode::OK, &daemons)
         }
         Route::Daemon(name) => {
-            let snapshot = shared.ctx.snapshot.borrow();
-            match snapshot.daemon(name) {
-                Some(d) => json_response(StatusCode::OK, d),
+            let now = SystemTime::now();
+            let daemon = shared
+                .ctx
+                .snapshot
+                .borrow()
+                .daemon(name)
+                .map(|d| d.with_uptime_at(now));
+            match daemon {
+                Some(d) => json_response(StatusCode::OK, &d),
                 None => no_daemon(name),
             }
         }

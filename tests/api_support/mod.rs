@@ -56,7 +56,11 @@ pub fn daemon(name: &str, vital: bool, state: &str, health: Option<&str>) -> Dae
         vital,
         state: state.into(),
         pid: running.then_some(4242),
-        started_at: running.then(|| "2026-11-28T14:09:00.123Z".into()),
+        // Started 61.5 s ago: the server brings uptime_seconds up to date from this.
+        started_at: running.then(|| {
+            let started = std::time::SystemTime::now() - Duration::from_millis(61_500);
+            humantime::format_rfc3339_millis(started).to_string()
+        }),
         uptime_seconds: running.then_some(61.5),
         restarts: 2,
         health: health.map(Into::into),
