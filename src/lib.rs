@@ -5,6 +5,8 @@
 //! state machine, `log` is the record pipeline, and `runtime` is the thin shell
 //! that turns OS happenings into supervisor events and actions into syscalls.
 
+pub mod api;
+pub mod client;
 pub mod config;
 pub mod health;
 pub mod log;

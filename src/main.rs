@@ -1,4 +1,5 @@
-//! pidzero's command line: run the daemons (the default), or check the configuration.
+//! pidzero's command line: run the daemons (the default), check the configuration,
+//! or talk to a running pidzero over its control API (status, health, start, ...).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use pidzero::client;
 use pidzero::config::{self, ConfigError};
 use pidzero::log::writer::{self, WriterOptions};
 use pidzero::plan;
@@ -21,6 +23,8 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     files: FileOptions,
+    #[command(flatten)]
+    api: ApiOptions,
     /// Run COMMAND as the vital main process (like tini), with daemons.json as sidecars.
     #[arg(last = true, value_name = "COMMAND")]
     main_command: Vec<OsString>,
@@ -33,6 +37,51 @@ enum Command {
         #[command(flatten)]
         files: FileOptions,
     },
+    /// Show the daemons of a running pidzero as a table.
+    Status {
+        /// Print the API's JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit 0 when the running pidzero is healthy, 1 when not, 2 when it does not answer.
+    Health,
+    /// Start a daemon that is not running.
+    Start { name: String },
+    /// Stop a daemon (its stop signal, then SIGKILL after its stop_timeout).
+    Stop { name: String },
+    /// Stop a daemon and start it again.
+    Restart { name: String },
+    /// Send a signal (HUP, SIGUSR1, 10, ...) to a daemon's process group.
+    Signal { name: String, signal: String },
+    /// Print the last records a daemon logged.
+    Logs {
+        name: String,
+        /// How many records (at most 1000 are kept).
+        #[arg(short = 'n', long = "lines", default_value_t = pidzero::api::DEFAULT_LOG_LINES)]
+        lines: usize,
+    },
+    /// Ask the running pidzero to stop every daemon and exit.
+    Shutdown,
+}
+
+/// Where the control API is: the run mode listens there, the client commands connect.
+#[derive(Args, Debug, Clone)]
+struct ApiOptions {
+    /// The control socket [default: /run/pidzero.sock]
+    #[arg(long, global = true, env = "PIDZERO_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Client commands: connect to pidzero's TCP API (api.listen) instead of the socket.
+    #[arg(long, global = true, env = "PIDZERO_URL", value_name = "URL")]
+    url: Option<String>,
+    /// Client commands: the API token for --url.
+    #[arg(
+        long,
+        global = true,
+        env = "PIDZERO_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -59,10 +108,41 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { USAGE_ERROR } else { 0 });
         }
     };
-    match cli.command {
-        Some(Command::Check { files }) => check(&files),
-        None => run(&cli.files, cli.main_command),
+    let client_command = match cli.command {
+        Some(Command::Check { files }) => return check(&files),
+        None => return run(&cli.files, cli.main_command),
+        Some(Command::Status { json }) => client::Command::Status { json },
+        Some(Command::Health) => client::Command::Health,
+        Some(Command::Start { name }) => client::Command::Start(name),
+        Some(Command::Stop { name }) => client::Command::Stop(name),
+        Some(Command::Restart { name }) => client::Command::Restart(name),
+        Some(Command::Signal { name, signal }) => client::Command::Signal(name, signal),
+        Some(Command::Logs { name, lines }) => client::Command::Logs(name, lines),
+        Some(Command::Shutdown) => client::Command::Shutdown,
+    };
+    match client_options(&cli.api) {
+        Ok(options) => ExitCode::from(client::run(&options, &client_command)),
+        Err(e) => {
+            eprintln!("pidzero: {e}");
+            ExitCode::from(USAGE_ERROR)
+        }
     }
+}
+
+/// `--url` (with `--token`) when given, else the socket.
+fn client_options(api: &ApiOptions) -> Result<client::Options, String> {
+    let endpoint = match &api.url {
+        Some(url) => client::Endpoint::from_url(url)?,
+        None => client::Endpoint::Unix(
+            api.socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(client::DEFAULT_SOCKET)),
+        ),
+    };
+    Ok(client::Options {
+        endpoint,
+        token: api.token.clone().filter(|t| !t.is_empty()),
+    })
 }
 
 /// The config dir and the two file paths, with their defaults applied.

@@ -1,0 +1,157 @@
+//! `GET /metrics` in the Prometheus text exposition format 0.0.4.
+
+use std::fmt::Write;
+
+use super::model::Snapshot;
+use super::server::LogCounters;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Renders every metric family with its HELP and TYPE lines, even when it has no
+/// samples yet, so dashboards and alerts can rely on the names.
+pub fn render(snapshot: &Snapshot, logs: &LogCounters) -> String {
+    let mut out = String::with_capacity(256 + 160 * snapshot.daemons.len());
+    family(
+        &mut out,
+        "pidzero_daemon_up",
+        "gauge",
+        "Whether the daemon is running (1) or not (0).",
+    );
+    for d in &snapshot.daemons {
+        let up = u8::from(d.state == "running");
+        sample(&mut out, "pidzero_daemon_up", "daemon", &d.name, up);
+    }
+    family(
+        &mut out,
+        "pidzero_daemon_restarts_total",
+        "counter",
+        "Times the daemon was restarted.",
+    );
+    for d in &snapshot.daemons {
+        let name = "pidzero_daemon_restarts_total";
+        sample(&mut out, name, "daemon", &d.name, d.restarts);
+    }
+    family(
+        &mut out,
+        "pidzero_log_records_total",
+        "counter",
+        "Log records written for the daemon's output.",
+    );
+    for (daemon, records, _) in &logs.per_daemon {
+        sample(
+            &mut out,
+            "pidzero_log_records_total",
+            "daemon",
+            daemon,
+            records,
+        );
+    }
+    family(
+        &mut out,
+        "pidzero_log_bytes_total",
+        "counter",
+        "Bytes of daemon output read into log records.",
+    );
+    for (daemon, _, bytes) in &logs.per_daemon {
+        sample(&mut out, "pidzero_log_bytes_total", "daemon", daemon, bytes);
+    }
+    family(
+        &mut out,
+        "pidzero_sink_errors_total",
+        "counter",
+        "Write errors of a log sink.",
+    );
+    for (sink, errors) in &logs.sink_errors {
+        sample(&mut out, "pidzero_sink_errors_total", "sink", sink, errors);
+    }
+    family(
+        &mut out,
+        "pidzero_reaped_total",
+        "counter",
+        "Orphaned processes reaped by pidzero.",
+    );
+    let _ = writeln!(out, "pidzero_reaped_total {}", snapshot.reaped_total);
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, label: &str, value: &str, n: impl std::fmt::Display) {
+    let _ = write!(out, "{name}{{{label}=\"");
+    escape_label(out, value);
+    let _ = writeln!(out, "\"}} {n}");
+}
+
+/// Label values escape backslash, double quote and line feed.
+fn escape_label(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::DaemonInfo;
+
+    fn daemon(name: &str, state: &str, restarts: u32) -> DaemonInfo {
+        DaemonInfo {
+            name: name.into(),
+            vital: false,
+            state: state.into(),
+            pid: None,
+            started_at: None,
+            uptime_seconds: None,
+            restarts,
+            health: None,
+            last_exit: None,
+            command: vec![],
+        }
+    }
+
+    #[test]
+    fn renders_every_family() {
+        let snapshot = Snapshot {
+            daemons: vec![daemon("web", "running", 0), daemon("cron", "backoff", 4)],
+            shutting_down: false,
+            reaped_total: 7,
+        };
+        let logs = LogCounters {
+            per_daemon: vec![("web".into(), 10, 420)],
+            sink_errors: vec![("file".into(), 2)],
+        };
+        let text = render(&snapshot, &logs);
+        for line in [
+            "# TYPE pidzero_daemon_up gauge",
+            "pidzero_daemon_up{daemon=\"web\"} 1",
+            "pidzero_daemon_up{daemon=\"cron\"} 0",
+            "# TYPE pidzero_daemon_restarts_total counter",
+            "pidzero_daemon_restarts_total{daemon=\"cron\"} 4",
+            "pidzero_log_records_total{daemon=\"web\"} 10",
+            "pidzero_log_bytes_total{daemon=\"web\"} 420",
+            "pidzero_sink_errors_total{sink=\"file\"} 2",
+            "# HELP pidzero_reaped_total Orphaned processes reaped by pidzero.",
+            "pidzero_reaped_total 7",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
+        }
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        let mut out = String::new();
+        escape_label(&mut out, "a\\b\"c\nd");
+        assert_eq!(out, r#"a\\b\"c\nd"#);
+    }
+}

@@ -1,0 +1,37 @@
+//! The control API of SPEC §8: HTTP/1.1 (hyper) on the control socket and, when
+//! `api.listen` is set, on TCP.
+//!
+//! It never stands in the way of supervision: every read comes from the latest
+//! [`Snapshot`] the runtime published on a `watch` channel, and every command goes to
+//! the runtime as a [`ControlRequest`] with a oneshot for the answer (503 when none
+//! comes within 5 s). The server runs as tasks on the runtime's own current-thread
+//! tokio runtime; see [`server`] for the limits and how connections are bounded.
+//!
+//! Wiring, for the runtime:
+//! 1. create `watch::channel(Snapshot)` and `mpsc::channel::<ControlRequest>(n)`, and a
+//!    [`RecentLogs`] (shared with the log pipeline, which pushes every record into it);
+//! 2. `api::start(socket, tcp, ApiContext { .. })` inside the runtime, with the token
+//!    from [`resolve_token`]; keep the [`ApiServer`] until pidzero exits (dropping it
+//!    closes the listeners and connections and removes the socket file);
+//! 3. after each handled event publish a new snapshot if it changed, and answer every
+//!    [`ControlRequest`] promptly with a [`ControlReply`].
+//!
+//! The socket file is the protection of the Unix listener (mode 0600); on TCP see
+//! [`auth`]. No environment value is in any answer: the model has no field for one.
+
+pub mod auth;
+mod listen;
+pub mod metrics;
+pub mod model;
+mod recent;
+mod routes;
+pub mod server;
+
+pub use auth::{pick_token, resolve_token, TOKEN_VARIABLE};
+pub use model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo, LastExit, Snapshot};
+pub use recent::RecentLogs;
+pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
+pub use server::{
+    start, start_with_limits, ApiContext, ApiServer, Limits, LogCounters, LogSource,
+    MAX_BODY_BYTES, MAX_HEAD_BYTES,
+};

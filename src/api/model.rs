@@ -1,0 +1,257 @@
+//! What the API shows and what it asks for: plain values, no I/O.
+//!
+//! The runtime publishes a [`Snapshot`] through a `tokio::sync::watch` channel
+//! after every change; the server only ever reads the latest one. Commands go the
+//! other way as [`ControlRequest`]s, each with a oneshot for the runtime's answer.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// One daemon as `GET /daemons` shows it (SPEC §8). It has no environment field on
+/// purpose: environment values never leave pidzero through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub name: String,
+    pub vital: bool,
+    /// `pending`, `starting`, `running`, `backoff`, `stopping`, `exited` or `failed`.
+    pub state: String,
+    pub pid: Option<i32>,
+    /// RFC 3339, UTC.
+    pub started_at: Option<String>,
+    pub uptime_seconds: Option<f64>,
+    pub restarts: u32,
+    /// `healthy`, `unhealthy` or `starting`; `None` without a health check.
+    pub health: Option<String>,
+    pub last_exit: Option<LastExit>,
+    /// The argv (for a shell command: `/bin/sh`, `-c`, the string).
+    pub command: Vec<String>,
+}
+
+/// How the last run of a daemon ended: an exit code or a signal name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// The signal's name, such as `TERM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+/// Everything the read-only routes need, published by the runtime.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub daemons: Vec<DaemonInfo>,
+    pub shutting_down: bool,
+    /// Children reaped that were not daemons (adopted orphans).
+    pub reaped_total: u64,
+}
+
+impl Snapshot {
+    /// The verdict of `GET /health`: healthy when no shutdown is under way and every
+    /// vital daemon is running and, if it has a health check, passing it. The list
+    /// names the vital daemons that are not (it may be empty during a shutdown).
+    pub fn health(&self) -> (bool, Vec<String>) {
+        let failing: Vec<String> = self
+            .daemons
+            .iter()
+            .filter(|d| d.vital && !d.is_up_and_healthy())
+            .map(|d| d.name.clone())
+            .collect();
+        (!self.shutting_down && failing.is_empty(), failing)
+    }
+
+    pub fn daemon(&self, name: &str) -> Option<&DaemonInfo> {
+        self.daemons.iter().find(|d| d.name == name)
+    }
+}
+
+impl DaemonInfo {
+    /// This daemon with `uptime_seconds` brought up to `now` from `started_at`.
+    ///
+    /// Snapshots are published only when something happens (pidzero does not wake up
+    /// while idle), so the uptime stored in one ages; the server refreshes it for each
+    /// answer. Only a daemon that has an uptime gets a new one.
+    pub fn with_uptime_at(&self, now: SystemTime) -> DaemonInfo {
+        let mut info = self.clone();
+        if info.uptime_seconds.is_some() {
+            let started = info
+                .started_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339(t).ok());
+            if let Some(started) = started {
+                let up = now.duration_since(started).unwrap_or_default();
+                info.uptime_seconds = Some((up.as_millis() as f64) / 1000.0);
+            }
+        }
+        info
+    }
+
+    /// Running, and healthy if it has a health check (`starting` does not count yet).
+    pub fn is_up_and_healthy(&self) -> bool {
+        self.state == "running" && matches!(self.health.as_deref(), None | Some("healthy"))
+    }
+}
+
+/// What an API client asks the runtime to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlCommand {
+    Start(String),
+    Stop(String),
+    Restart(String),
+    /// Daemon name and signal number (already validated by the server).
+    Signal(String, i32),
+    Shutdown,
+}
+
+/// The runtime's answer to a [`ControlCommand`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlReply {
+    /// Done or under way → 202 `{"state": state}` (the daemon's state after the command,
+    /// or `stopping` for a shutdown).
+    Accepted { state: String },
+    /// No daemon of that name → 404.
+    NotFound,
+    /// The command does not apply now (stopping a daemon that is not running, ...) →
+    /// 409 with this message.
+    Conflict(String),
+}
+
+/// A command with the channel for its answer. The runtime must answer (or drop the
+/// sender) promptly; the server gives up after a few seconds with 503.
+#[derive(Debug)]
+pub struct ControlRequest {
+    pub command: ControlCommand,
+    pub reply: oneshot::Sender<ControlReply>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon(name: &str, vital: bool, state: &str, health: Option<&str>) -> DaemonInfo {
+        DaemonInfo {
+            name: name.into(),
+            vital,
+            state: state.into(),
+            pid: None,
+            started_at: None,
+            uptime_seconds: None,
+            restarts: 0,
+            health: health.map(Into::into),
+            last_exit: None,
+            command: vec!["x".into()],
+        }
+    }
+
+    fn snapshot(daemons: Vec<DaemonInfo>) -> Snapshot {
+        Snapshot {
+            daemons,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn healthy_when_every_vital_daemon_runs_and_passes() {
+        let s = snapshot(vec![
+            daemon("web", true, "running", Some("healthy")),
+            daemon("db", true, "running", None),
+            daemon("cron", false, "failed", None),
+            daemon("side", false, "running", Some("unhealthy")),
+        ]);
+        assert_eq!(s.health(), (true, vec![]));
+    }
+
+    #[test]
+    fn unhealthy_lists_the_failing_vital_daemons() {
+        let s = snapshot(vec![
+            daemon("web", true, "running", Some("unhealthy")),
+            daemon("db", true, "backoff", None),
+            daemon("warm", true, "running", Some("starting")),
+            daemon("ok", true, "running", None),
+        ]);
+        assert_eq!(
+            s.health(),
+            (false, vec!["web".into(), "db".into(), "warm".into()])
+        );
+    }
+
+    #[test]
+    fn a_shutdown_is_unhealthy() {
+        let mut s = snapshot(vec![daemon("web", true, "running", None)]);
+        s.shutting_down = true;
+        assert_eq!(s.health(), (false, vec![]));
+    }
+
+    #[test]
+    fn no_daemons_is_healthy() {
+        assert_eq!(Snapshot::default().health(), (true, vec![]));
+    }
+
+    #[test]
+    fn uptime_is_brought_up_to_date() {
+        let mut d = daemon("web", true, "running", None);
+        d.started_at = Some("2026-11-28T14:09:00.500Z".into());
+        d.uptime_seconds = Some(1.0);
+        let now = humantime::parse_rfc3339("2026-11-28T14:10:02.750Z").unwrap();
+        assert_eq!(d.with_uptime_at(now).uptime_seconds, Some(62.25));
+        // A clock behind the start gives 0, not a negative uptime.
+        let before = humantime::parse_rfc3339("2026-11-28T14:00:00Z").unwrap();
+        assert_eq!(d.with_uptime_at(before).uptime_seconds, Some(0.0));
+        // No uptime published (not running): none made up.
+        d.uptime_seconds = None;
+        assert_eq!(d.with_uptime_at(now).uptime_seconds, None);
+    }
+
+    #[test]
+    fn last_exit_shows_code_or_signal() {
+        let code = LastExit {
+            code: Some(3),
+            signal: None,
+            at: "t".into(),
+        };
+        let signal = LastExit {
+            code: None,
+            signal: Some("KILL".into()),
+            at: "t".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&code).unwrap(),
+            r#"{"code":3,"at":"t"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&signal).unwrap(),
+            r#"{"signal":"KILL","at":"t"}"#
+        );
+    }
+
+    #[test]
+    fn daemon_object_has_exactly_the_spec_fields() {
+        let value = serde_json::to_value(daemon("web", true, "running", None)).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "command",
+                "health",
+                "last_exit",
+                "name",
+                "pid",
+                "restarts",
+                "started_at",
+                "state",
+                "uptime_seconds",
+                "vital"
+            ]
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! The client commands: one request each, a short answer, an exit status.
+
+use std::io::Write;
+
+use hyper::Method;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::http::{request, ClientError, Reply};
+use super::{exit, Options};
+use crate::api::DaemonInfo;
+
+/// A client command of SPEC §1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `status [--json]`
+    Status {
+        json: bool,
+    },
+    /// `health`: exit 0 healthy, 1 unhealthy, 2 unreachable.
+    Health,
+    Start(String),
+    Stop(String),
+    Restart(String),
+    /// Daemon and signal (a name such as `HUP` or a number; the server checks it).
+    Signal(String, String),
+    /// Daemon and number of records.
+    Logs(String, usize),
+    Shutdown,
+}
+
+/// Runs `command` on a small current-thread runtime, printing to stdout and stderr;
+/// returns the exit status.
+pub fn run(options: &Options, command: &Command) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pidzero: cannot start the client: {e}");
+            return exit::FAILED;
+        }
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    runtime.block_on(execute(
+        options,
+        command,
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    ))
+}
+
+/// Runs `command`, writing its output to `out` and its complaints to `err`. Write
+/// errors (a closed pipe) are ignored: the exit status still tells the outcome.
+pub async fn execute(
+    options: &Options,
+    command: &Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let token = options.token.as_deref();
+    let endpoint = &options.endpoint;
+    let (method, path, body) = match command {
+        Command::Status { .. } => (Method::GET, "/daemons".to_owned(), None),
+        Command::Health => (Method::GET, "/health".to_owned(), None),
+        Command::Start(name) => (Method::POST, daemon_path(name, "/start"), None),
+        Command::Stop(name) => (Method::POST, daemon_path(name, "/stop"), None),
+        Command::Restart(name) => (Method::POST, daemon_path(name, "/restart"), None),
+        Command::Signal(name, signal) => {
+            let body = serde_json::json!({ "signal": signal }).to_string();
+            (
+                Method::POST,
+                daemon_path(name, "/signal"),
+                Some(body.into_bytes()),
+            )
+        }
+        Command::Logs(name, n) => (
+            Method::GET,
+            daemon_path(name, &format!("/logs?lines={n}")),
+            None,
+        ),
+        Command::Shutdown => (Method::POST, "/shutdown".to_owned(), None),
+    };
+    let reply = match request(endpoint, token, method, &path, body).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            let what = match (&e, command) {
+                (ClientError::Unreachable(_), Command::Health) => "unreachable: ",
+                _ => "",
+            };
+            let _ = writeln!(err, "pidzero: {what}{e}");
+            return exit::UNREACHABLE;
+        }
+    };
+    if let Command::Health = command {
+        return health(&reply, out, err);
+    }
+    if !(200..300).contains(&reply.status) {
+        let _ = writeln!(err, "pidzero: {}", server_message(&reply));
+        return exit::FAILED;
+    }
+    let unexpected = |err: &mut dyn Write, what: &str| {
+        let _ = writeln!(err, "pidzero: unexpected answer from {endpoint}: {what}");
+        exit::FAILED
+    };
+    match command {
+        Command::Status { json: true } => {
+            let _ = out.write_all(&reply.body);
+        }
+        Command::Status { json: false } => {
+            match serde_json::from_slice::<Vec<DaemonInfo>>(&reply.body) {
+                Ok(daemons) => {
+                    let _ = out.write_all(format_table(&daemons).as_bytes());
+                }
+                Err(e) => return unexpected(err, &e.to_string()),
+            }
+        }
+        Command::Start(name) | Command::Stop(name) | Command::Restart(name) => {
+            let state = state_of(&reply).unwrap_or_else(|| "accepted".into());
+            let _ = writeln!(out, "{name}: {state}");
+        }
+        Command::Signal(name, signal) => {
+            let _ = writeln!(out, "{name}: sent {signal}");
+        }
+        Command::Logs(..) => match serde_json::from_slice::<Vec<&RawValue>>(&reply.body) {
+            Ok(records) => {
+                for record in records {
+                    let _ = writeln!(out, "{}", record.get());
+                }
+            }
+            Err(e) => return unexpected(err, &e.to_string()),
+        },
+        Command::Shutdown => {
+            let _ = writeln!(out, "pidzero: shutting down");
+        }
+        Command::Health => unreachable!("answered above"),
+    }
+    exit::OK
+}
+
+/// `/daemons/NAME...` with NAME percent-encoded where it has to be.
+fn daemon_path(name: &str, rest: &str) -> String {
+    let mut path = String::from("/daemons/");
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            path.push(b as char);
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
+    path.push_str(rest);
+    path
+}
+
+/// One short line for a health check's log.
+fn health(reply: &Reply, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    #[derive(Deserialize)]
+    struct Health {
+        #[serde(default)]
+        failing: Vec<String>,
+        #[serde(default)]
+        shutting_down: bool,
+    }
+    match reply.status {
+        200 => {
+            let _ = writeln!(out, "healthy");
+            exit::OK
+        }
+        503 => {
+            let detail = match serde_json::from_slice::<Health>(&reply.body) {
+                Ok(h) if h.shutting_down => ": shutting down".to_owned(),
+                Ok(h) if !h.failing.is_empty() => format!(": {}", h.failing.join(", ")),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "unhealthy{detail}");
+            exit::FAILED
+        }
+        _ => {
+            let _ = writeln!(err, "pidzero: {}", server_message(reply));
+            exit::FAILED
+        }
+    }
+}
+
+/// The server's `{"error": …}` message, or the status when there is none.
+fn server_message(reply: &Reply) -> String {
+    #[derive(Deserialize)]
+    struct Error {
+        error: String,
+    }
+    match serde_json::from_slice::<Error>(&reply.body) {
+        Ok(e) => e.error,
+        Err(_) => format!("the server answered with status {}", reply.status),
+    }
+}
+
+fn state_of(reply: &Reply) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Accepted {
+        state: String,
+    }
+    serde_json::from_slice::<Accepted>(&reply.body)
+        .ok()
+        .map(|a| a.state)
+}
+
+/// The `status` table: one line per daemon, columns aligned, `-` for nothing.
+pub fn format_table(daemons: &[DaemonInfo]) -> String {
+    const HEADER: [&str; 7] = [
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "VITAL", "HEALTH",
+    ];
+    let rows: Vec<[String; 7]> = daemons
+        .iter()
+        .map(|d| {
+            [
+                d.name.clone(),
+                d.state.clone(),
+                d.pid.map_or_else(|| "-".into(), |p| p.to_string()),
+                d.uptime_seconds.map_or_else(|| "-".into(), format_uptime),
+                d.restarts.to_string(),
+                if d.vital { "yes" } else { "no" }.into(),
+                d.health.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = HEADER.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            text.push_str(cell);
+            if i + 1 < cells.len() {
+                text.push_str(&" ".repeat(w - cell.chars().count()));
+            }
+        }
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(&HEADER);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// `42s`, `5m07s`, `3h05m`, `2d04h`.
+pub fn format_uptime(seconds: f64) -> String {
+    let s = if seconds.is_finite() && seconds > 0.0 {
+        seconds as u64
+    } else {
+        0
+    };
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon(name: &str, state: &str, pid: Option<i32>, up: Option<f64>) -> DaemonInfo {
+        DaemonInfo {
+            name: name.into(),
+            vital: name == "web",
+            state: state.into(),
+            pid,
+            started_at: None,
+            uptime_seconds: up,
+            restarts: if name == "worker" { 12 } else { 0 },
+            health: (name == "web").then(|| "healthy".into()),
+            last_exit: None,
+            command: vec![],
+        }
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let table = format_table(&[
+            daemon("web", "running", Some(42), Some(3725.5)),
+            daemon("worker", "backoff", None, None),
+        ]);
+        assert_eq!(
+            table,
+            "\
+NAME    STATE    PID  UPTIME  RESTARTS  VITAL  HEALTH
+web     running  42   1h02m   0         yes    healthy
+worker  backoff  -    -       12        no     -
+"
+        );
+    }
+
+    #[test]
+    fn empty_table_has_the_header() {
+        assert_eq!(
+            format_table(&[]),
+            "NAME  STATE  PID  UPTIME  RESTARTS  VITAL  HEALTH\n"
+        );
+    }
+
+    #[test]
+    fn uptimes() {
+        assert_eq!(format_uptime(0.4), "0s");
+        assert_eq!(format_uptime(59.9), "59s");
+        assert_eq!(format_uptime(427.0), "7m07s");
+        assert_eq!(format_uptime(3600.0), "1h00m");
+        assert_eq!(format_uptime(2.0 * 86_400.0 + 4.0 * 3600.0 + 5.0), "2d04h");
+        assert_eq!(format_uptime(-3.0), "0s");
+        assert_eq!(format_uptime(f64::NAN), "0s");
+    }
+
+    #[test]
+    fn daemon_paths_are_encoded() {
+        assert_eq!(daemon_path("web-1.a_b", "/stop"), "/daemons/web-1.a_b/stop");
+        assert_eq!(daemon_path("a b/c", ""), "/daemons/a%20b%2Fc");
+    }
+}
