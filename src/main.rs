@@ -7,17 +7,20 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use pidzero::api::LogSource;
 use pidzero::client;
+use pidzero::config::SocketSetting;
 use pidzero::config::{self, ConfigError};
 use pidzero::log::writer::{self, WriterOptions};
 use pidzero::plan;
-use pidzero::runtime::{self, process, signals};
+use pidzero::runtime::{self, process, signals, ApiSetup};
+use std::sync::Arc;
 
 /// A container's PID 1: runs the daemons of daemons.json, turns their output
 /// into structured logs, forwards signals, reaps zombies and fails fast when a
 /// vital daemon stops.
 #[derive(Parser, Debug)]
-#[command(name = "pidzero", version, args_conflicts_with_subcommands = true)]
+#[command(name = "pidzero", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -97,6 +100,17 @@ struct FileOptions {
     config: Option<PathBuf>,
 }
 
+impl FileOptions {
+    /// These options, each falling back to `other`'s (`pidzero --config-dir X check`).
+    fn or(&self, other: &FileOptions) -> FileOptions {
+        FileOptions {
+            config_dir: self.config_dir.clone().or_else(|| other.config_dir.clone()),
+            daemons: self.daemons.clone().or_else(|| other.daemons.clone()),
+            config: self.config.clone().or_else(|| other.config.clone()),
+        }
+    }
+}
+
 /// Exit status for configuration and usage errors (nothing was started).
 const USAGE_ERROR: u8 = 2;
 
@@ -109,8 +123,8 @@ fn main() -> ExitCode {
         }
     };
     let client_command = match cli.command {
-        Some(Command::Check { files }) => return check(&files),
-        None => return run(&cli.files, cli.main_command),
+        Some(Command::Check { files }) => return check(&files.or(&cli.files)),
+        None => return run(&cli.files, &cli.api, cli.main_command),
         Some(Command::Status { json }) => client::Command::Status { json },
         Some(Command::Health) => client::Command::Health,
         Some(Command::Start { name }) => client::Command::Start(name),
@@ -248,7 +262,26 @@ fn check(files: &FileOptions) -> ExitCode {
     }
 }
 
-fn run(files: &FileOptions, main_command: Vec<OsString>) -> ExitCode {
+/// Where the run mode's control API listens: `api.socket: null` turns the
+/// socket off; else `--socket`/`PIDZERO_SOCKET`, then `api.socket`, then the default.
+fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSource>) -> ApiSetup {
+    let (socket, socket_is_default) = match (&settings.api.socket, &api.socket) {
+        (SocketSetting::Off, _) => (None, false),
+        (_, Some(cli)) => (Some(cli.clone()), false),
+        (SocketSetting::Path(path), None) => (Some(path.clone()), false),
+        (SocketSetting::Default, None) => (Some(PathBuf::from(client::DEFAULT_SOCKET)), true),
+    };
+    ApiSetup {
+        socket,
+        socket_is_default,
+        // Validated by the config layer as an IP address and port.
+        tcp: settings.api.listen.as_deref().and_then(|a| a.parse().ok()),
+        token: pidzero::api::resolve_token(settings.api.token.as_deref()),
+        logs,
+    }
+}
+
+fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> ExitCode {
     // Before any thread exists, so every thread inherits the full mask.
     let inherited_mask = match signals::block_all() {
         Ok(mask) => mask,
@@ -290,7 +323,12 @@ fn run(files: &FileOptions, main_command: Vec<OsString>) -> ExitCode {
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let status = runtime::run(plan, log.clone(), max_line_bytes, inherited_mask);
+    let api = api_setup(
+        api,
+        &config.settings,
+        Arc::new(pidzero::api::RecentLogs::new()),
+    );
+    let status = runtime::run(plan, log.clone(), max_line_bytes, inherited_mask, api);
     log_writer.finish(&log);
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

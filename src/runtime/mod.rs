@@ -8,22 +8,28 @@
 
 pub mod process;
 pub mod signals;
+pub mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::SigSet;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::api::{
+    self, ApiContext, ApiServer, ControlCommand, ControlReply, ControlRequest, LogSource, Snapshot,
+};
 use crate::config::{HealthProbe, OutputMode};
 use crate::health::{self as probes, ProbeResult};
 use crate::log::reader;
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level, Stream};
 use crate::log::writer::LogHandle;
 use crate::plan::{DaemonPlan, Plan};
-use crate::supervisor::{Action, DaemonRules, Event, Supervisor, Timer};
+use crate::supervisor::{Action, Control, ControlOutcome, DaemonRules, Event, Supervisor, Timer};
 use process::SpawnContext;
 use signals::Signals;
 
@@ -53,9 +59,30 @@ pub fn rules_of(plan: &Plan) -> Vec<DaemonRules> {
         .collect()
 }
 
+/// Where and how the control API listens.
+pub struct ApiSetup {
+    /// The control socket; `None` when `api.socket` is null.
+    pub socket: Option<PathBuf>,
+    /// True when nobody chose the socket path: failing to bind it is then a
+    /// warning (pidzero still runs its daemons), not a startup error.
+    pub socket_is_default: bool,
+    pub tcp: Option<SocketAddr>,
+    pub token: Option<String>,
+    pub logs: Arc<dyn LogSource>,
+}
+
+/// Status when the control API cannot listen where it was told to.
+const USAGE_ERROR: i32 = 2;
+
 /// Runs the plan until the supervisor says to exit; returns the exit status.
 /// Signals must already be blocked (see [`signals::block_all`]).
-pub fn run(plan: Plan, log: LogHandle, max_line_bytes: usize, inherited_mask: SigSet) -> i32 {
+pub fn run(
+    plan: Plan,
+    log: LogHandle,
+    max_line_bytes: usize,
+    inherited_mask: SigSet,
+    api: ApiSetup,
+) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -70,7 +97,7 @@ pub fn run(plan: Plan, log: LogHandle, max_line_bytes: usize, inherited_mask: Si
     rt.block_on(async move {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let mut runtime = Runtime::new(plan, log, max_line_bytes, inherited_mask, reports_tx);
-        match runtime.run(reports).await {
+        match runtime.run(reports, api).await {
             Ok(status) => status,
             Err(e) => {
                 internal_error(&runtime.log, &format!("event loop failed: {e}"));
@@ -86,6 +113,16 @@ fn internal_error(log: &LogHandle, line: &str) {
         level: Level::Error,
         event: "shutdown",
         fields: vec![("reason", FieldValue::Str("internal_error".into()))],
+        line: line.to_string(),
+    });
+}
+
+fn config_warning(log: &LogHandle, line: &str) {
+    log.event(EventRecord {
+        timestamp: timestamp_now(),
+        level: Level::Warn,
+        event: "config_warning",
+        fields: vec![],
         line: line.to_string(),
     });
 }
@@ -129,6 +166,9 @@ struct Runtime {
     drain: watch::Sender<bool>,
     /// Reaped pids that were no daemon's main process (adopted orphans, group leftovers).
     reaped_others: u64,
+    /// Wall-clock time at `started`, for the API's timestamps.
+    wall_base: SystemTime,
+    snapshots: watch::Sender<Snapshot>,
     sources: Vec<Arc<str>>,
 }
 
@@ -161,6 +201,8 @@ impl Runtime {
             readers: Vec::new(),
             drain: watch::channel(false).0,
             reaped_others: 0,
+            wall_base: SystemTime::now(),
+            snapshots: watch::channel(Snapshot::default()).0,
             sources,
         }
     }
@@ -172,19 +214,23 @@ impl Runtime {
     async fn run(
         &mut self,
         mut probe_reports: mpsc::UnboundedReceiver<ProbeReport>,
+        api: ApiSetup,
     ) -> std::io::Result<i32> {
         let mut signals = Signals::new()?;
+        let (control_tx, mut control) = mpsc::channel(16);
+        let server = match self.start_api(api, control_tx).await {
+            Ok(server) => server,
+            Err(status) => return Ok(status),
+        };
         let mut events = VecDeque::from([Event::Boot]);
         loop {
             while let Some(event) = events.pop_front() {
                 let actions = self.supervisor.handle(event, self.now());
-                for action in actions {
-                    if let Some(status) = self.apply(action, &mut events) {
-                        self.flush_readers().await;
-                        return Ok(status);
-                    }
+                if let Some(status) = self.apply_all(actions, &mut events) {
+                    return Ok(self.finish(status, server).await);
                 }
             }
+            self.publish_snapshot();
             let next_timer = self.timers.keys().next().map(|&(at, _)| at);
             let sleep = next_timer.map(|at| tokio::time::sleep_until((self.started + at).into()));
             tokio::select! {
@@ -207,8 +253,124 @@ impl Runtime {
                     };
                     events.push_back(Event::ProbeResult { daemon, instance, passed, detail });
                 }
+                Some(request) = control.recv() => {
+                    let actions = self.on_control(request);
+                    if let Some(status) = self.apply_all(actions, &mut events) {
+                        return Ok(self.finish(status, server).await);
+                    }
+                }
             }
         }
+    }
+
+    /// Binds the control API before anything starts. A chosen socket or TCP
+    /// address that cannot be bound is a startup error (exit 2); the default
+    /// socket only warns, so pidzero still runs where /run is not writable.
+    async fn start_api(
+        &mut self,
+        api: ApiSetup,
+        control: mpsc::Sender<ControlRequest>,
+    ) -> Result<Option<ApiServer>, i32> {
+        if api.socket.is_none() && api.tcp.is_none() {
+            return Ok(None);
+        }
+        let context = |socket: watch::Receiver<Snapshot>| ApiContext {
+            snapshot: socket,
+            control: control.clone(),
+            logs: api.logs.clone(),
+            token: api.token.clone(),
+        };
+        let first = api::start(
+            api.socket.clone(),
+            api.tcp,
+            context(self.snapshots.subscribe()),
+        )
+        .await;
+        let error = match first {
+            Ok(server) => return Ok(Some(server)),
+            Err(e) => e,
+        };
+        if !api.socket_is_default {
+            internal_error(&self.log, &format!("cannot start the control API: {error}"));
+            return Err(USAGE_ERROR);
+        }
+        config_warning(&self.log, &format!("control socket not available: {error}"));
+        if api.tcp.is_none() {
+            return Ok(None);
+        }
+        // The TCP listener was asked for explicitly: it must work.
+        match api::start(None, api.tcp, context(self.snapshots.subscribe())).await {
+            Ok(server) => Ok(Some(server)),
+            Err(e) => {
+                internal_error(&self.log, &format!("cannot start the control API: {e}"));
+                Err(USAGE_ERROR)
+            }
+        }
+    }
+
+    /// Carries out actions in order; returns the exit status on `Exit`.
+    fn apply_all(&mut self, actions: Vec<Action>, events: &mut VecDeque<Event>) -> Option<i32> {
+        for action in actions {
+            if let Some(status) = self.apply(action, events) {
+                return Some(status);
+            }
+        }
+        None
+    }
+
+    /// Answers one control request and returns the supervisor's actions.
+    fn on_control(&mut self, request: ControlRequest) -> Vec<Action> {
+        let now = self.now();
+        let (name, control) = match request.command {
+            ControlCommand::Shutdown => {
+                let actions = self.supervisor.request_shutdown(now);
+                let _ = request.reply.send(ControlReply::Accepted {
+                    state: "stopping".into(),
+                });
+                return actions;
+            }
+            ControlCommand::Start(name) => (name, Control::Start),
+            ControlCommand::Stop(name) => (name, Control::Stop),
+            ControlCommand::Restart(name) => (name, Control::Restart),
+            ControlCommand::Signal(name, sig) => (name, Control::Signal(sig)),
+        };
+        let (outcome, actions) = self.supervisor.control(&name, control, now);
+        let reply = match outcome {
+            ControlOutcome::Accepted(state) => ControlReply::Accepted {
+                state: state.as_str().to_string(),
+            },
+            ControlOutcome::NotFound => ControlReply::NotFound,
+            ControlOutcome::Conflict(why) => ControlReply::Conflict(why),
+        };
+        let _ = request.reply.send(reply);
+        actions
+    }
+
+    /// Publishes the API's view when it changed.
+    fn publish_snapshot(&mut self) {
+        let snapshot = snapshot::build(
+            &self.supervisor,
+            &self.plan,
+            self.wall_base,
+            self.reaped_others,
+        );
+        self.snapshots.send_if_modified(|current| {
+            if *current == snapshot {
+                return false;
+            }
+            *current = snapshot;
+            true
+        });
+    }
+
+    /// The end: a last snapshot, every pipe drained, then the API closed
+    /// (after letting it write the answers already given, such as a shutdown's 202).
+    async fn finish(&mut self, status: i32, server: Option<ApiServer>) -> i32 {
+        self.publish_snapshot();
+        self.flush_readers().await;
+        tokio::task::yield_now().await;
+        drop(server);
+        status
     }
 
     /// Carries out one action; returns the exit status when it is `Exit`.

@@ -83,6 +83,8 @@ pub struct Daemon {
     pub started_at: Option<Duration>,
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
+    /// When `last_exit` happened (monotonic, like every supervisor time).
+    pub last_exit_at: Option<Duration>,
     /// Counts instances, so a timer armed for an old instance is recognised as stale.
     pub instance: u32,
     /// When a restart is due (state `Backoff`); it waits for the old group to be gone too.
@@ -109,6 +111,7 @@ impl Daemon {
             started_at: None,
             restarts: 0,
             last_exit: None,
+            last_exit_at: None,
             instance: 0,
             restart_at: None,
             backoff,

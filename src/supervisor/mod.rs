@@ -177,8 +177,9 @@ impl Supervisor {
         &self.daemons
     }
 
+    /// A shutdown is under way (or over): nothing new starts.
     pub fn is_shutting_down(&self) -> bool {
-        matches!(self.phase, Phase::ShuttingDown { .. })
+        self.phase != Phase::Running
     }
 
     /// Handles a control request about the daemon `name`.
@@ -491,6 +492,7 @@ impl Supervisor {
     fn on_ended(&mut self, i: usize, status: ExitStatus, now: Duration, out: &mut Vec<Action>) {
         let d = &mut self.daemons[i];
         d.last_exit = Some(status);
+        d.last_exit_at = Some(now);
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
         if let Phase::ShuttingDown {
             requested: true,

@@ -443,6 +443,13 @@ pub struct Pz {
     shell_prefix: Option<String>,
 }
 
+/// A control socket path no other test uses (short: socket paths are limited to 107 bytes).
+pub fn unique_socket_path() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("/tmp/pz-{}-{n}.sock", std::process::id())
+}
+
 pub fn pz() -> Pz {
     Pz {
         program: bin(),
@@ -534,6 +541,11 @@ impl Pz {
             "PIDZERO_API_TOKEN",
         ] {
             c.env_remove(k);
+        }
+        // Tests run side by side: each pidzero gets its own control socket
+        // unless the test chose one.
+        if !self.envs.iter().any(|(k, _)| k == "PIDZERO_SOCKET") {
+            c.env("PIDZERO_SOCKET", unique_socket_path());
         }
         for (k, v) in &self.envs {
             c.env(k, v);

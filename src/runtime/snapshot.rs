@@ -1,0 +1,61 @@
+//! What the control API shows: the supervisor's state turned into plain values.
+
+use std::time::{Duration, SystemTime};
+
+use crate::api::{DaemonInfo, LastExit, Snapshot};
+use crate::config::signal::signal_name;
+use crate::plan::Plan;
+use crate::supervisor::{ExitStatus, Supervisor};
+
+/// Builds the snapshot the API serves. `wall_base` is the wall-clock time of
+/// the supervisor's monotonic zero, to turn its times into RFC 3339 stamps.
+pub fn build(
+    supervisor: &Supervisor,
+    plan: &Plan,
+    wall_base: SystemTime,
+    reaped_total: u64,
+) -> Snapshot {
+    let daemons = supervisor
+        .daemons()
+        .iter()
+        .zip(&plan.daemons)
+        .map(|(d, p)| {
+            let alive = d.pid.is_some();
+            let started_at = d
+                .started_at
+                .filter(|_| alive)
+                .map(|t| rfc3339(wall_base, t));
+            DaemonInfo {
+                name: d.rules.name.clone(),
+                vital: d.rules.vital,
+                state: d.state.as_str().to_string(),
+                pid: d.pid,
+                uptime_seconds: started_at.as_ref().map(|_| 0.0),
+                started_at,
+                restarts: d.restarts,
+                health: d.health.as_ref().map(|h| h.health.as_str().to_string()),
+                last_exit: d.last_exit.map(|status| LastExit {
+                    code: match status {
+                        ExitStatus::Code(c) => Some(c),
+                        ExitStatus::Signal(_) => None,
+                    },
+                    signal: match status {
+                        ExitStatus::Signal(n) => Some(signal_name(n)),
+                        ExitStatus::Code(_) => None,
+                    },
+                    at: rfc3339(wall_base, d.last_exit_at.unwrap_or_default()),
+                }),
+                command: p.argv.clone(),
+            }
+        })
+        .collect();
+    Snapshot {
+        daemons,
+        shutting_down: supervisor.is_shutting_down(),
+        reaped_total,
+    }
+}
+
+fn rfc3339(base: SystemTime, offset: Duration) -> String {
+    humantime::format_rfc3339_millis(base + offset).to_string()
+}
