@@ -2,7 +2,7 @@
 //! `bench/run.sh`, which builds everything first.
 //!
 //! For 1 and then 4 generators at once, and RUNS times each, it runs
-//! - `gen ID N | cat > FILE` (one cat per generator, each to its own file), and
+//! - the generators into one pipe, `| cat > FILE`, and
 //! - pidzero with one daemon per generator, JSON records to one file sink,
 //!   stdout off,
 //! all on DIR (a tmpfs such as /dev/shm), verifies every line of every output,
@@ -126,42 +126,111 @@ fn gen_id(i: usize) -> String {
     format!("g{i}")
 }
 
-/// `gen | cat > FILE` per generator, all at once; returns the seconds.
+/// All generators write into one pipe read by one `cat` writing one file, as
+/// pidzero gathers them into one file; returns the seconds.
+///
+/// Each generator write is at most PIPE_BUF (4096) bytes, so the file is an
+/// interleaving of whole writes; the check follows each generator's byte
+/// stream through it.
 fn run_cat(args: &Args, gens: usize, per_gen: u64) -> f64 {
-    let files: Vec<PathBuf> = (0..gens)
-        .map(|i| args.dir.join(format!("cat{i}.out")))
-        .collect();
+    assert!(args.chunk <= 4096, "CHUNK above PIPE_BUF would tear in the cat run");
+    let file = args.dir.join("cat.out");
+    let out = fs::File::create(&file).expect("cat output");
     let start = Instant::now();
+    let mut cat = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .spawn()
+        .expect("spawn cat");
+    let pipe = std::os::fd::OwnedFd::from(cat.stdin.take().unwrap());
     let mut children = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        let mut gen = Command::new(&args.gen)
+    for i in 0..gens {
+        let gen = Command::new(&args.gen)
             .args([gen_id(i), per_gen.to_string(), args.chunk.to_string()])
-            .stdout(Stdio::piped())
+            .stdout(pipe.try_clone().unwrap())
             .spawn()
             .expect("spawn gen");
-        let out = fs::File::create(file).expect("cat output");
-        let cat = Command::new("cat")
-            .stdin(gen.stdout.take().unwrap())
-            .stdout(out)
-            .spawn()
-            .expect("spawn cat");
         children.push(gen);
-        children.push(cat);
     }
+    drop(pipe);
+    children.push(cat);
     for mut child in children {
         assert!(child.wait().unwrap().success(), "gen or cat failed");
     }
     let secs = start.elapsed().as_secs_f64();
-    for (i, file) in files.iter().enumerate() {
-        let data = fs::read(file).unwrap();
-        let mut check = Sequence::new(&gen_id(i), per_gen);
-        for line in data.split(|&b| b == b'\n') {
-            check.line(line);
-        }
-        check.done();
-        fs::remove_file(file).unwrap();
+    let data = fs::read(&file).unwrap();
+    let mut streams: Vec<Stream> = (0..gens).map(|i| Stream::new(&gen_id(i), per_gen)).collect();
+    let mut pos = 0;
+    while pos < data.len() {
+        let k = streams
+            .iter_mut()
+            .position(|s| s.matches(&data[pos..], args.chunk))
+            .unwrap_or_else(|| panic!("cat output: unexpected bytes at {pos}"));
+        pos += streams[k].advance(args.chunk);
     }
+    for s in streams {
+        assert_eq!(s.offset, s.len, "cat output: bytes missing");
+    }
+    fs::remove_file(&file).unwrap();
     secs
+}
+
+/// One generator's byte stream, followed write by write.
+struct Stream {
+    seq: Sequence,
+    line: Vec<u8>,
+    offset: u64,
+    len: u64,
+}
+
+impl Stream {
+    fn new(id: &str, count: u64) -> Self {
+        Stream {
+            seq: Sequence::new(id, count),
+            line: Vec::new(),
+            offset: 0,
+            len: count * LINE as u64,
+        }
+    }
+
+    fn write_len(&self, chunk: usize) -> usize {
+        (self.len - self.offset).min(chunk as u64) as usize
+    }
+
+    /// Is the next write of this generator at the start of `data`?
+    fn matches(&mut self, data: &[u8], chunk: usize) -> bool {
+        let n = self.write_len(chunk);
+        if n == 0 || data.len() < n {
+            return false;
+        }
+        let (mut done, mut offset) = (0, self.offset);
+        while done < n {
+            let at = (offset % LINE as u64) as usize;
+            let take = (LINE - at).min(n - done);
+            if data[done..done + take] != self.line_at(offset / LINE as u64)[at..at + take] {
+                return false;
+            }
+            done += take;
+            offset += take as u64;
+        }
+        true
+    }
+
+    /// Line `number` with its newline.
+    fn line_at(&mut self, number: u64) -> &[u8] {
+        if self.line.is_empty() || self.seq.next != number {
+            self.seq.next = number;
+            self.line = self.seq.expected().to_vec();
+            self.line.push(b'\n');
+        }
+        &self.line
+    }
+
+    fn advance(&mut self, chunk: usize) -> usize {
+        let n = self.write_len(chunk);
+        self.offset += n as u64;
+        n
+    }
 }
 
 fn run_pidzero(args: &Args, gens: usize, per_gen: u64) -> PidzeroRun {
@@ -301,16 +370,20 @@ impl Sequence {
         Sequence { template, digits, next: 0, count }
     }
 
-    fn line(&mut self, line: &[u8]) {
-        if line.is_empty() && self.next == self.count {
-            return; // after the final newline
-        }
+    /// The line numbered `self.next`, without its newline.
+    fn expected(&mut self) -> &[u8] {
         let mut n = self.next;
         for slot in self.template[self.digits..self.digits + 10].iter_mut().rev() {
             *slot = b'0' + (n % 10) as u8;
             n /= 10;
         }
-        assert!(line == &self.template[..], "line {} expected, got {}", self.next, show(line));
+        &self.template
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        assert!(self.next < self.count, "extra line {}", show(line));
+        let next = self.next;
+        assert!(line == self.expected(), "line {next} expected, got {}", show(line));
         self.next += 1;
     }
 
