@@ -21,7 +21,7 @@
 //!   A backslash is left alone, so this escaping is not reversible; use
 //!   `json` or `logfmt` when a machine reads the logs.
 
-use super::record::{EventRecord, FieldValue, LineBatch, Stream, Timestamp};
+use super::record::{EventRecord, FieldValue, LineBatch, LineSpan, Stream, Timestamp};
 use crate::config::LogFormat;
 
 /// One daemon line, borrowed from a [`LineBatch`].
@@ -81,6 +81,18 @@ pub fn format_event(out: &mut Vec<u8>, format: LogFormat, event: &EventRecord) {
 /// copied before each line; the line itself goes through the escaping fast
 /// path. The output is byte for byte what [`format_line`] gives.
 pub fn format_batch(out: &mut Vec<u8>, format: LogFormat, batch: &LineBatch) -> usize {
+    format_spans(out, format, batch, &batch.lines, None)
+}
+
+/// [`format_batch`] for some of the batch's `spans`; when `ends` is given, the
+/// offset in `out` just past each record (after its `\n`) is pushed to it.
+pub fn format_spans(
+    out: &mut Vec<u8>,
+    format: LogFormat,
+    batch: &LineBatch,
+    spans: &[LineSpan],
+    mut ends: Option<&mut Vec<usize>>,
+) -> usize {
     let mut head = Vec::with_capacity(128);
     let mut partial_head = Vec::new();
     match keyed(format) {
@@ -112,8 +124,8 @@ pub fn format_batch(out: &mut Vec<u8>, format: LogFormat, batch: &LineBatch) -> 
         }
     }
     // Room for every record unescaped: one allocation per batch at most.
-    out.reserve(batch.data.len() + batch.lines.len() * (head.len() + 20));
-    for &span in &batch.lines {
+    out.reserve(batch.data.len() + spans.len() * (head.len() + 20));
+    for &span in spans {
         let line = batch.line(span);
         match format {
             LogFormat::Json => {
@@ -148,8 +160,11 @@ pub fn format_batch(out: &mut Vec<u8>, format: LogFormat, batch: &LineBatch) -> 
                 out.push(b'\n');
             }
         }
+        if let Some(ends) = ends.as_deref_mut() {
+            ends.push(out.len());
+        }
     }
-    batch.lines.len()
+    spans.len()
 }
 
 fn keyed(format: LogFormat) -> Option<Keyed> {
