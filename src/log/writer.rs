@@ -15,6 +15,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
@@ -30,6 +31,12 @@ pub const BATCHES_IN_FLIGHT: usize = 16;
 /// Output gathered before one round of writes (a soft limit: a round stops
 /// draining the channel once a sink's buffer holds this much).
 pub const DRAIN_BYTES: usize = 256 * 1024;
+
+/// A failing sink is reported again only after it has had no error for this
+/// long: a disk that is nearly full makes writes fail and succeed in turn (a
+/// failed write is cut back, freeing room for a smaller one), and that must
+/// not become a stream of events.
+pub const RECOVERY: Duration = Duration::from_secs(10);
 
 /// Counters for `/metrics`, shared with the writer thread.
 #[derive(Debug, Default)]
@@ -215,8 +222,9 @@ struct Target<S> {
     sink: S,
     name: &'static str,
     buf: Vec<u8>,
-    /// In a failure episode: it has been reported, do not report again.
-    failing: bool,
+    /// When the last write failed, in a failure episode that has been
+    /// reported: no new report until writes succeed for [`RECOVERY`].
+    failed_at: Option<Instant>,
 }
 
 impl<S: Sink> Target<S> {
@@ -225,7 +233,7 @@ impl<S: Sink> Target<S> {
             sink,
             name,
             buf: Vec::new(),
-            failing: false,
+            failed_at: None,
         }
     }
 
@@ -242,14 +250,16 @@ impl<S: Sink> Target<S> {
         }
         match result {
             Ok(()) => {
-                self.failing = false;
+                if self.failed_at.is_some_and(|at| at.elapsed() >= RECOVERY) {
+                    self.failed_at = None;
+                }
                 None
             }
             Err(error) => {
                 stats.sink_errors.fetch_add(1, Ordering::Relaxed);
                 recent.sink_error(self.name);
-                let first = !self.failing;
-                self.failing = true;
+                let first = self.failed_at.is_none();
+                self.failed_at = Some(Instant::now());
                 first.then_some(error)
             }
         }
