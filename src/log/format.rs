@@ -21,7 +21,7 @@
 //!   A backslash is left alone, so this escaping is not reversible; use
 //!   `json` or `logfmt` when a machine reads the logs.
 
-use super::record::{EventRecord, FieldValue, LineBatch, Stream, Timestamp};
+use super::record::{EventRecord, FieldValue, LineBatch, LineSpan, Stream, Timestamp};
 use crate::config::LogFormat;
 
 /// One daemon line, borrowed from a [`LineBatch`].
@@ -75,18 +75,105 @@ pub fn format_event(out: &mut Vec<u8>, format: LogFormat, event: &EventRecord) {
 }
 
 /// Appends every line of `batch` to `out`; returns the number of records.
+///
+/// The hot path: everything before the line text (timestamp, source,
+/// stream) is the same for the whole batch, so it is formatted once and
+/// copied before each line; the line itself goes through the escaping fast
+/// path. The output is byte for byte what [`format_line`] gives.
 pub fn format_batch(out: &mut Vec<u8>, format: LogFormat, batch: &LineBatch) -> usize {
-    for &span in &batch.lines {
-        let record = LineRecord {
-            timestamp: &batch.timestamp,
-            source: &batch.source,
-            stream: batch.stream,
-            line: batch.line(span),
-            partial: span.partial,
-        };
-        format_line(out, format, &record);
+    format_spans(out, format, batch, &batch.lines, None)
+}
+
+/// [`format_batch`] for some of the batch's `spans`; when `ends` is given, the
+/// offset in `out` just past each record (after its `\n`) is pushed to it.
+pub fn format_spans(
+    out: &mut Vec<u8>,
+    format: LogFormat,
+    batch: &LineBatch,
+    spans: &[LineSpan],
+    mut ends: Option<&mut Vec<usize>>,
+) -> usize {
+    let mut head = Vec::with_capacity(128);
+    let mut partial_head = Vec::new();
+    match keyed(format) {
+        Some(keyed) => {
+            let mut fields = Fields::begin(&mut head, keyed);
+            fields.field("timestamp", Value::Text(&batch.timestamp));
+            fields.field("source", Value::Text(batch.source.as_bytes()));
+            fields.field("stream", Value::Text(batch.stream.as_str().as_bytes()));
+            fields.key("line");
+            if keyed == Keyed::Json {
+                head.push(b'"');
+            }
+        }
+        None => {
+            text_head(
+                &mut head,
+                &batch.timestamp,
+                &batch.source,
+                batch.stream,
+                false,
+            );
+            text_head(
+                &mut partial_head,
+                &batch.timestamp,
+                &batch.source,
+                batch.stream,
+                true,
+            );
+        }
     }
-    batch.lines.len()
+    // Room for every record unescaped: one allocation per batch at most.
+    out.reserve(batch.data.len() + spans.len() * (head.len() + 20));
+    for &span in spans {
+        let line = batch.line(span);
+        match format {
+            LogFormat::Json => {
+                out.extend_from_slice(&head);
+                json_escaped(out, line);
+                out.extend_from_slice(if span.partial {
+                    b"\",\"partial\":true}\n"
+                } else {
+                    b"\"}\n"
+                });
+            }
+            LogFormat::Map => {
+                out.extend_from_slice(&head);
+                human_escaped(out, line);
+                out.extend_from_slice(if span.partial {
+                    b", partial => true}\n"
+                } else {
+                    b"}\n"
+                });
+            }
+            LogFormat::Logfmt => {
+                out.extend_from_slice(&head);
+                logfmt_value(out, Value::Text(line));
+                if span.partial {
+                    out.extend_from_slice(b" partial=true");
+                }
+                out.push(b'\n');
+            }
+            LogFormat::Text => {
+                out.extend_from_slice(if span.partial { &partial_head } else { &head });
+                human_escaped(out, line);
+                out.push(b'\n');
+            }
+        }
+        if let Some(ends) = ends.as_deref_mut() {
+            ends.push(out.len());
+        }
+    }
+    spans.len()
+}
+
+fn keyed(format: LogFormat) -> Option<Keyed> {
+    match format {
+        LogFormat::Json => Some(Keyed::Json),
+        LogFormat::Map => Some(Keyed::Map),
+        LogFormat::Logfmt => Some(Keyed::Logfmt),
+        LogFormat::Text => None,
+    }
 }
 
 /// A field value before formatting; text is raw bytes (made lossy UTF-8 on output).
@@ -135,6 +222,17 @@ impl<'o> Fields<'o> {
     }
 
     fn field(&mut self, key: &str, value: Value<'_>) {
+        self.key(key);
+        let out = &mut *self.out;
+        match self.format {
+            Keyed::Json => json_value(out, value),
+            Keyed::Map => human_value(out, value),
+            Keyed::Logfmt => logfmt_value(out, value),
+        }
+    }
+
+    /// The separator, the key and what goes between a key and its value.
+    fn key(&mut self, key: &str) {
         let out = &mut *self.out;
         match self.format {
             Keyed::Json => {
@@ -143,7 +241,6 @@ impl<'o> Fields<'o> {
                 }
                 json_string(out, key.as_bytes());
                 out.push(b':');
-                json_value(out, value);
             }
             Keyed::Map => {
                 if !self.first {
@@ -151,7 +248,6 @@ impl<'o> Fields<'o> {
                 }
                 out.extend_from_slice(key.as_bytes());
                 out.extend_from_slice(b" => ");
-                human_value(out, value);
             }
             Keyed::Logfmt => {
                 if !self.first {
@@ -159,7 +255,6 @@ impl<'o> Fields<'o> {
                 }
                 out.extend_from_slice(key.as_bytes());
                 out.push(b'=');
-                logfmt_value(out, value);
             }
         }
         self.first = false;
@@ -176,17 +271,34 @@ impl<'o> Fields<'o> {
 /// `TIMESTAMP SOURCE STREAM[ partial]: LINE` — the marker sits in the prefix so
 /// it cannot be confused with the daemon's own text.
 fn text_line(out: &mut Vec<u8>, record: &LineRecord<'_>) {
-    out.extend_from_slice(record.timestamp);
+    text_head(
+        out,
+        record.timestamp,
+        record.source,
+        record.stream,
+        record.partial,
+    );
+    human_escaped(out, record.line);
+    out.push(b'\n');
+}
+
+/// `TIMESTAMP SOURCE STREAM[ partial]: ` of a text record.
+fn text_head(
+    out: &mut Vec<u8>,
+    timestamp: &Timestamp,
+    source: &str,
+    stream: Stream,
+    partial: bool,
+) {
+    out.extend_from_slice(timestamp);
     out.push(b' ');
-    human_escaped(out, record.source.as_bytes());
+    human_escaped(out, source.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(record.stream.as_str().as_bytes());
-    if record.partial {
+    out.extend_from_slice(stream.as_str().as_bytes());
+    if partial {
         out.extend_from_slice(b" partial");
     }
     out.extend_from_slice(b": ");
-    human_escaped(out, record.line);
-    out.push(b'\n');
 }
 
 /// `TIMESTAMP pidzero event: LEVEL EVENT key=value ...: LINE`; the extra
@@ -267,41 +379,28 @@ fn push_lossy(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// `"` + JSON-escaped lossy UTF-8 + `"`.
 fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for chunk in bytes.utf8_chunks() {
-        escape(
-            out,
-            chunk.valid().as_bytes(),
-            &JSON_ESCAPES,
-            json_plain_prefix,
-        );
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice(REPLACEMENT);
-        }
-    }
+    json_escaped(out, bytes);
     out.push(b'"');
+}
+
+/// JSON-escaped lossy UTF-8, without the quotes.
+fn json_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    escape_lossy(out, bytes, &JSON_ESCAPES, json_plain_prefix);
 }
 
 /// Lossy UTF-8 with the map/text escaping described in the module docs.
 fn human_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        escape(
-            out,
-            chunk.valid().as_bytes(),
-            &HUMAN_ESCAPES,
-            human_plain_prefix,
-        );
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice(REPLACEMENT);
-        }
-    }
+    escape_lossy(out, bytes, &HUMAN_ESCAPES, human_plain_prefix);
 }
 
-/// For each byte: 0 when it is copied as is, else the letter after the
-/// backslash of its escape (`u` meaning `\u00XX`).
+/// For each byte: 0 when it is copied as is, [`NON_ASCII`] for bytes of 0x80
+/// and above, else the letter after the backslash of its escape (`u` meaning
+/// `\u00XX`).
 type EscapeTable = [u8; 256];
+
+/// Marks the bytes that start (or continue) a multi-byte UTF-8 sequence.
+const NON_ASCII: u8 = 0xff;
 
 const fn escape_table(escape_tab: bool, escape_quotes: bool, escape_del: bool) -> EscapeTable {
     let mut table = [0u8; 256];
@@ -322,26 +421,44 @@ const fn escape_table(escape_tab: bool, escape_quotes: bool, escape_del: bool) -
     if escape_del {
         table[0x7f] = b'u';
     }
+    let mut b = 0x80;
+    while b < 0x100 {
+        table[b] = NON_ASCII;
+        b += 1;
+    }
     table
 }
 
 const JSON_ESCAPES: EscapeTable = escape_table(true, true, false);
 const HUMAN_ESCAPES: EscapeTable = escape_table(false, false, true);
 
-/// Copies runs of plain bytes in one go and escapes the bytes between them.
-/// `plain_prefix` finds the length of the next run; it is the hot loop.
-fn escape(
+/// Copies runs of plain ASCII in one go, escapes the ASCII bytes between
+/// them, and passes each run of non-ASCII bytes through lossy UTF-8
+/// decoding (valid sequences as they are, each maximal invalid one as
+/// U+FFFD). `plain_prefix` finds the length of the next plain run; it is the
+/// hot loop. Cutting the non-ASCII runs at ASCII bytes gives the same result
+/// as decoding the whole text, since an ASCII byte never continues a sequence.
+fn escape_lossy(
     out: &mut Vec<u8>,
     mut rest: &[u8],
     table: &EscapeTable,
     plain_prefix: fn(&[u8]) -> usize,
 ) {
+    out.reserve(rest.len());
     loop {
         let run = plain_prefix(rest);
         out.extend_from_slice(&rest[..run]);
         let Some(&byte) = rest.get(run) else { return };
-        push_escape(out, byte, table[usize::from(byte)]);
-        rest = &rest[run + 1..];
+        let letter = table[usize::from(byte)];
+        if letter != NON_ASCII {
+            push_escape(out, byte, letter);
+            rest = &rest[run + 1..];
+            continue;
+        }
+        let tail = &rest[run..];
+        let end = tail.iter().position(u8::is_ascii).unwrap_or(tail.len());
+        push_lossy(out, &tail[..end]);
+        rest = &tail[end..];
     }
 }
 
@@ -357,10 +474,47 @@ fn push_escape(out: &mut Vec<u8>, byte: u8, letter: u8) {
     }
 }
 
-/// Length of the leading run of bytes JSON copies as is. Checks eight bytes
-/// per step with SWAR bit tricks (is any byte < 0x20, `"` or `\`?) and falls
-/// back to the table only in the word that holds the byte to escape.
+/// Length of the leading run of bytes JSON copies as is: ASCII other than
+/// controls, `"` and `\\`. 16 bytes per step with SSE2 (every x86-64 has it),
+/// else 8 per step with SWAR bit tricks; the table finishes the last bytes.
 fn json_plain_prefix(bytes: &[u8]) -> usize {
+    let start = json_plain_blocks(bytes);
+    start + table_plain_prefix(&bytes[start..], &JSON_ESCAPES)
+}
+
+/// The plain prefix, in whole 16-byte blocks (it may stop short of it).
+#[cfg(target_arch = "x86_64")]
+fn json_plain_blocks(bytes: &[u8]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let mut start = 0;
+    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes
+    // inside `bytes` (an unaligned load, allowed by `_mm_loadu_si128`).
+    unsafe {
+        let space = _mm_set1_epi8(0x20);
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        while start + 16 <= bytes.len() {
+            let v = _mm_loadu_si128(bytes.as_ptr().add(start).cast::<__m128i>());
+            // Signed compare: bytes >= 0x80 are negative, so below 0x20 too.
+            let special = _mm_or_si128(
+                _mm_cmplt_epi8(v, space),
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+            );
+            let mask = _mm_movemask_epi8(special);
+            if mask != 0 {
+                return start + mask.trailing_zeros() as usize;
+            }
+            start += 16;
+        }
+    }
+    start
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn json_plain_blocks(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
@@ -369,16 +523,16 @@ fn json_plain_prefix(bytes: &[u8]) -> usize {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let w = u64::from_le_bytes(word);
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-        if control
+        let special = w & HIGHS != 0
+            || w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0
             || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')))
-        {
+            || has_zero(w ^ (ONES * u64::from(b'\\')));
+        if special {
             break;
         }
         start += 8;
     }
-    start + table_plain_prefix(&bytes[start..], &JSON_ESCAPES)
+    start
 }
 
 fn human_plain_prefix(bytes: &[u8]) -> usize {
@@ -598,6 +752,79 @@ mod tests {
         format_event(&mut out, LogFormat::Json, &record);
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["error"], "no space\nleft");
+    }
+
+    /// The batch fast path gives byte for byte what `format_line` gives.
+    #[test]
+    fn batch_matches_single_records_in_every_format() {
+        let texts: Vec<Vec<u8>> = vec![
+            b"GET / 200".to_vec(),
+            Vec::new(),
+            b"a long plain line of more than sixteen bytes, twice over!".to_vec(),
+            b"tab\there \"quoted\" back\\slash \x1b[0m \x7f end".to_vec(),
+            "h\u{e9}llo \u{2713} \u{1F600} w\u{f6}rld"
+                .as_bytes()
+                .to_vec(),
+            b"bad \xff\xfe utf8 \xe2\x82 cut \xf0\x9f\x98".to_vec(),
+            (0u8..=255).collect(),
+        ];
+        for format in [
+            LogFormat::Json,
+            LogFormat::Map,
+            LogFormat::Logfmt,
+            LogFormat::Text,
+        ] {
+            let mut batch = LineBatch::new("we b".into(), Stream::Stderr, *TS);
+            let mut expected = Vec::new();
+            for (i, text) in texts.iter().enumerate() {
+                let start = batch.data.len() as u32;
+                batch.data.extend_from_slice(text);
+                let span = crate::log::record::LineSpan {
+                    start,
+                    end: batch.data.len() as u32,
+                    partial: i % 2 == 1,
+                };
+                batch.lines.push(span);
+                let record = LineRecord {
+                    timestamp: TS,
+                    source: "we b",
+                    stream: Stream::Stderr,
+                    line: text,
+                    partial: span.partial,
+                };
+                format_line(&mut expected, format, &record);
+            }
+            let mut got = Vec::new();
+            assert_eq!(format_batch(&mut got, format, &batch), texts.len());
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(expected).unwrap(),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn escaping_matches_lossy_decoding_at_every_offset() {
+        let base = "0123456789abcdef0123456789abcdef0123".as_bytes();
+        for offset in 0..base.len() {
+            for insert in [
+                &b"\xff"[..],
+                b"\xe2\x82",
+                "\u{2713}".as_bytes(),
+                b"\"",
+                b"\x01",
+            ] {
+                let mut text = base.to_vec();
+                text.splice(offset..offset, insert.iter().copied());
+                let got = line(LogFormat::Json, &text, false);
+                let value: serde_json::Value = serde_json::from_str(&got).unwrap();
+                assert_eq!(value["line"], String::from_utf8_lossy(&text).as_ref());
+                let got = line(LogFormat::Text, &text, false);
+                let lossy = String::from_utf8_lossy(&text).replace('\x01', "\\u0001");
+                assert!(got.ends_with(&format!(": {lossy}\n")), "{got}");
+            }
+        }
     }
 
     #[test]

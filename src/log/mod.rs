@@ -22,7 +22,10 @@
 //! - the writer's output buffers: about [`writer::DRAIN_BYTES`] per sink, plus
 //!   the formatted size of the last batch taken (JSON escaping can grow a
 //!   line up to six times), so at most `DRAIN_BYTES + 6 × (R + M)` per sink;
-//! - events are not bounded by permits, but only the supervisor sends them.
+//! - events are not bounded by permits, but only the supervisor sends them;
+//! - per source (each daemon, and `pidzero`), the counters and the last
+//!   1,000 records as JSON for the control API: at most
+//!   [`recent::RECENT_BYTES`] (256 KiB) plus 4 KiB of lengths each.
 //!
 //! With the defaults that is about 1.3 MiB in flight, 80 KiB per pipe and
 //! under 1 MiB per sink, whatever the daemons write.
@@ -30,6 +33,7 @@
 pub mod format;
 pub mod framer;
 pub mod reader;
+pub mod recent;
 pub mod record;
 pub mod sink;
 pub mod writer;

@@ -15,10 +15,12 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::format::{format_batch, format_event};
+use super::format::{format_event, format_spans};
+use super::recent::{Recent, Update, RECENT_RECORDS};
 use super::record::{timestamp_now, EventRecord, FieldValue, Level, LineBatch};
 use super::sink::{FileSink, StdoutSink};
 use crate::config::{LogFormat, LogSettings};
@@ -29,6 +31,12 @@ pub const BATCHES_IN_FLIGHT: usize = 16;
 /// Output gathered before one round of writes (a soft limit: a round stops
 /// draining the channel once a sink's buffer holds this much).
 pub const DRAIN_BYTES: usize = 256 * 1024;
+
+/// A failing sink is reported again only after it has had no error for this
+/// long: a disk that is nearly full makes writes fail and succeed in turn (a
+/// failed write is cut back, freeing room for a smaller one), and that must
+/// not become a stream of events.
+pub const RECOVERY: Duration = Duration::from_secs(10);
 
 /// Counters for `/metrics`, shared with the writer thread.
 #[derive(Debug, Default)]
@@ -53,6 +61,7 @@ pub struct LogHandle {
     tx: mpsc::UnboundedSender<Message>,
     permits: Arc<Semaphore>,
     stats: Arc<SinkStats>,
+    recent: Arc<Recent>,
 }
 
 impl LogHandle {
@@ -78,6 +87,26 @@ impl LogHandle {
     /// The writer's counters.
     pub fn stats(&self) -> Arc<SinkStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// The last `n` records (at most [`RECENT_RECORDS`](super::recent::RECENT_RECORDS))
+    /// of `daemon` as JSON, oldest first, whatever the configured format; `pidzero`
+    /// gives pidzero's own events. Records still queued for the writer are not
+    /// in it yet; unknown names give nothing.
+    pub fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
+        self.recent.recent(daemon, n)
+    }
+
+    /// `(source, records, bytes of line text)` for every source written so far
+    /// (daemons, and `pidzero` for its events), sorted by name.
+    pub fn daemon_counters(&self) -> Vec<(String, u64, u64)> {
+        self.recent.counters()
+    }
+
+    /// `(sink, failed writes)` for each sink: `stdout` (or `stderr` in quiet
+    /// mode) and `file`, those enabled.
+    pub fn sink_error_counts(&self) -> Vec<(String, u64)> {
+        self.recent.sink_error_counts()
     }
 }
 
@@ -134,6 +163,16 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     let stream_name = if options.quiet { "stderr" } else { "stdout" };
     let stream = stream_fd.map(|fd| Target::new(StdoutSink::new(fd), stream_name));
     let stats = Arc::new(SinkStats::default());
+    let recent = Arc::new(Recent::default());
+    for name in [
+        stream.as_ref().map(|t| t.name),
+        file.as_ref().map(|t| t.name),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        recent.register_sink(name);
+    }
     let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = Writer {
@@ -142,13 +181,22 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         stream,
         file,
         stats: Arc::clone(&stats),
+        recent: Arc::clone(&recent),
+        pidzero: "pidzero".into(),
+        json: Vec::new(),
+        ends: Vec::new(),
         permits: Arc::clone(&permits),
         taken_permits: 0,
     };
     let thread = std::thread::Builder::new()
         .name("pidzero-log".into())
         .spawn(move || writer.run(rx))?;
-    let handle = LogHandle { tx, permits, stats };
+    let handle = LogHandle {
+        tx,
+        permits,
+        stats,
+        recent,
+    };
     Ok((handle, LogWriter { thread }))
 }
 
@@ -174,8 +222,9 @@ struct Target<S> {
     sink: S,
     name: &'static str,
     buf: Vec<u8>,
-    /// In a failure episode: it has been reported, do not report again.
-    failing: bool,
+    /// When the last write failed, in a failure episode that has been
+    /// reported: no new report until writes succeed for [`RECOVERY`].
+    failed_at: Option<Instant>,
 }
 
 impl<S: Sink> Target<S> {
@@ -184,13 +233,13 @@ impl<S: Sink> Target<S> {
             sink,
             name,
             buf: Vec::new(),
-            failing: false,
+            failed_at: None,
         }
     }
 
     /// Writes and empties the buffer; returns the error when it starts a new
     /// failure episode (the only time it is reported).
-    fn flush(&mut self, stats: &SinkStats) -> Option<io::Error> {
+    fn flush(&mut self, stats: &SinkStats, recent: &Recent) -> Option<io::Error> {
         if self.buf.is_empty() {
             return None;
         }
@@ -201,13 +250,16 @@ impl<S: Sink> Target<S> {
         }
         match result {
             Ok(()) => {
-                self.failing = false;
+                if self.failed_at.is_some_and(|at| at.elapsed() >= RECOVERY) {
+                    self.failed_at = None;
+                }
                 None
             }
             Err(error) => {
                 stats.sink_errors.fetch_add(1, Ordering::Relaxed);
-                let first = !self.failing;
-                self.failing = true;
+                recent.sink_error(self.name);
+                let first = self.failed_at.is_none();
+                self.failed_at = Some(Instant::now());
                 first.then_some(error)
             }
         }
@@ -220,6 +272,13 @@ struct Writer {
     stream: Option<Target<StdoutSink>>,
     file: Option<Target<FileSink>>,
     stats: Arc<SinkStats>,
+    recent: Arc<Recent>,
+    /// The source name of pidzero's own events.
+    pidzero: Arc<str>,
+    /// Scratch: JSON records for `recent` when the output is not JSON.
+    json: Vec<u8>,
+    /// Scratch: the end offset of each record just formatted.
+    ends: Vec<usize>,
     permits: Arc<Semaphore>,
     /// Line batches taken in this round, whose permits go back after writing.
     taken_permits: usize,
@@ -273,9 +332,42 @@ impl Writer {
             .fetch_add(batch.lines.len() as u64, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let format = self.format;
-        self.deliver(!self.quiet, true, |out| {
-            format_batch(out, format, batch);
+        let recent = Arc::clone(&self.recent);
+        let mut json = std::mem::take(&mut self.json);
+        let mut ends = std::mem::take(&mut self.ends);
+        ends.clear();
+        let written = self.deliver(!self.quiet, true, |out| {
+            format_spans(out, format, batch, &batch.lines, Some(&mut ends));
         });
+        // The JSON of the last records for `recent`: the bytes just written
+        // when they are JSON, else formatted again (only those records).
+        let kept = batch.lines.len().min(RECENT_RECORDS);
+        let (json_kept, ends_kept): (&[u8], &[usize]) = match written {
+            Some((buf, start)) if format == LogFormat::Json => {
+                let first = batch.lines.len() - kept;
+                let from = if first == 0 { start } else { ends[first - 1] };
+                for end in &mut ends[first..] {
+                    *end -= from;
+                }
+                (&buf[from..], &ends[first..])
+            }
+            _ => {
+                ends.clear();
+                json.clear();
+                let spans = &batch.lines[batch.lines.len() - kept..];
+                format_spans(&mut json, LogFormat::Json, batch, spans, Some(&mut ends));
+                (&json, &ends)
+            }
+        };
+        recent.add(Update {
+            source: &batch.source,
+            records: batch.lines.len() as u64,
+            bytes: bytes as u64,
+            json: json_kept,
+            ends: ends_kept,
+        });
+        self.json = json;
+        self.ends = ends;
     }
 
     /// Events go to the file, and to the stream sink unless quiet and below warn.
@@ -284,10 +376,30 @@ impl Writer {
         let to_stream = !self.quiet || event.level != Level::Info;
         let format = self.format;
         self.deliver(to_stream, true, |out| format_event(out, format, event));
+        self.keep_event(event);
     }
 
-    /// Formats once into the first chosen sink's buffer and copies to the other.
-    fn deliver(&mut self, to_stream: bool, to_file: bool, write: impl FnOnce(&mut Vec<u8>)) {
+    /// Counts an event of pidzero's own and keeps it in the `pidzero` ring.
+    fn keep_event(&mut self, event: &EventRecord) {
+        self.json.clear();
+        format_event(&mut self.json, LogFormat::Json, event);
+        self.recent.add(Update {
+            source: &self.pidzero,
+            records: 1,
+            bytes: event.line.len() as u64,
+            json: &self.json,
+            ends: &[self.json.len()],
+        });
+    }
+
+    /// Formats once into the first chosen sink's buffer and copies to the
+    /// other; returns that buffer and where the new output starts in it.
+    fn deliver(
+        &mut self,
+        to_stream: bool,
+        to_file: bool,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Option<(&[u8], usize)> {
         let stream = self.stream.as_mut().filter(|_| to_stream);
         let file = self.file.as_mut().filter(|_| to_file);
         match (stream, file) {
@@ -295,24 +407,41 @@ impl Writer {
                 let start = file.buf.len();
                 write(&mut file.buf);
                 stream.buf.extend_from_slice(&file.buf[start..]);
+                Some((&file.buf, start))
             }
-            (Some(stream), None) => write(&mut stream.buf),
-            (None, Some(file)) => write(&mut file.buf),
-            (None, None) => {}
+            (Some(stream), None) => {
+                let start = stream.buf.len();
+                write(&mut stream.buf);
+                Some((&stream.buf, start))
+            }
+            (None, Some(file)) => {
+                let start = file.buf.len();
+                write(&mut file.buf);
+                Some((&file.buf, start))
+            }
+            (None, None) => None,
         }
     }
 
     /// Writes both buffers; a new failure of one sink is reported on the other.
     fn flush(&mut self) {
-        if let Some(error) = self.stream.as_mut().and_then(|t| t.flush(&self.stats)) {
+        if let Some(error) = self
+            .stream
+            .as_mut()
+            .and_then(|t| t.flush(&self.stats, &self.recent))
+        {
             let name = self.stream.as_ref().map_or("stdout", |t| t.name);
             self.report(name, &error, false, true);
         }
-        if let Some(error) = self.file.as_mut().and_then(|t| t.flush(&self.stats)) {
+        if let Some(error) = self
+            .file
+            .as_mut()
+            .and_then(|t| t.flush(&self.stats, &self.recent))
+        {
             self.report("file", &error, true, false);
             // Written now rather than with the next round, which may be far off.
             if let Some(stream) = self.stream.as_mut() {
-                stream.flush(&self.stats);
+                stream.flush(&self.stats, &self.recent);
             }
         }
     }
@@ -322,6 +451,7 @@ impl Writer {
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         let format = self.format;
         self.deliver(to_stream, to_file, |out| format_event(out, format, &record));
+        self.keep_event(&record);
     }
 }
 
@@ -518,7 +648,67 @@ mod tests {
         assert!(errors[0]["error"].as_str().unwrap().contains("Broken pipe"));
         assert_eq!(records.iter().filter(|r| r["source"] == "w").count(), 50);
         assert!(log.stats().sink_errors.load(Ordering::Relaxed) >= 1);
+        let counts = log.sink_error_counts();
+        assert_eq!(counts[1], ("file".to_string(), 0));
+        assert_eq!(counts[0].0, "stdout");
+        assert!(counts[0].1 >= 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `recent` gives JSON whatever the format, oldest first, per source;
+    /// the counters follow every batch and event.
+    #[test]
+    fn recent_records_and_counters_in_every_format() {
+        for format in [LogFormat::Json, LogFormat::Text, LogFormat::Logfmt] {
+            let dir = temp_dir("recent");
+            let path = dir.join("pidzero.log");
+            let options = WriterOptions {
+                settings: settings(&path, format),
+                quiet: false,
+            };
+            let (log, writer) = spawn(options, None).unwrap();
+            block_on(async {
+                for i in 0..30 {
+                    let text: String = (0..100)
+                        .map(|j| format!("a \"{}\"\n", i * 100 + j))
+                        .collect();
+                    log.send_lines(batch_of("a", &text)).await;
+                }
+                log.send_lines(batch_of("b", "only\n")).await;
+            });
+            log.event(info("started", "hello"));
+            writer.finish(&log);
+            let recent = log.recent("a", 5000);
+            assert_eq!(recent.len(), RECENT_RECORDS, "{format:?}");
+            for (k, record) in recent.iter().enumerate() {
+                let value: serde_json::Value = serde_json::from_str(record).unwrap();
+                assert_eq!(value["source"], "a");
+                assert_eq!(value["line"], format!("a \"{}\"", 2000 + k), "{format:?}");
+            }
+            let b = log.recent("b", 3);
+            assert_eq!(b.len(), 1);
+            assert!(
+                b[0].ends_with(r#""stream":"stdout","line":"only"}"#),
+                "{}",
+                b[0]
+            );
+            let events = log.recent("pidzero", 10);
+            assert_eq!(events.len(), 1);
+            assert!(events[0].contains(r#""event":"started""#), "{}", events[0]);
+            let a_bytes: u64 = (0..3000)
+                .map(|n: u64| format!("a \"{n}\"").len() as u64)
+                .sum();
+            assert_eq!(
+                log.daemon_counters(),
+                [
+                    ("a".to_string(), 3000, a_bytes),
+                    ("b".to_string(), 1, 4),
+                    ("pidzero".to_string(), 1, 5)
+                ]
+            );
+            assert_eq!(log.sink_error_counts(), [("file".to_string(), 0)]);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]

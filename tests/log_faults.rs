@@ -1,0 +1,443 @@
+//! Black-box tests of the log pipeline under load and faults: huge lines and
+//! raw binary with bounded memory, a full disk, a closed stdout, a stdout
+//! nobody reads, many daemons at once, and flushing at shutdown.
+//!
+//! Memory bound: pidzero's peak RSS (VmHWM) must stay under [`RSS_BOUND_KIB`]
+//! (10 MiB). pidzero itself idles at about 3 MiB, and src/log/mod.rs bounds
+//! the pipeline at under 2.5 MiB with the defaults (16 batches of at most
+//! 80 KiB in flight, 80 KiB per pipe, the sink buffers, 260 KiB of recent
+//! records per daemon). Buffering a 10 MiB line or a 20 MiB stream whole,
+//! or queueing without back-pressure, would break the bound at once.
+
+#[path = "log_support.rs"]
+mod support;
+
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const RSS_BOUND_KIB: u64 = 10 * 1024;
+const MAX_LINE: usize = 16384;
+
+/// A pipe as (read end, write end), both close-on-exec.
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill with a valid signal number on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+}
+
+fn file_records(path: &Path) -> Vec<serde_json::Value> {
+    records(&std::fs::read(path).unwrap_or_default())
+}
+
+/// Does the log file hold a record of `source` with exactly `line`?
+fn file_has_line(path: &Path, source: &str, line: &str) -> bool {
+    let needle = format!(r#""source":"{source}","stream":"stdout","line":"{line}"}}"#);
+    std::fs::read(path)
+        .map(|data| memchr_find(&data, needle.as_bytes()))
+        .unwrap_or(false)
+}
+
+fn memchr_find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What the pipeline must make of `data` followed by `\n`: lines without
+/// `\n` (and a `\r` before it), cut into pieces of `MAX_LINE` where all but
+/// the last are partial, each lossy UTF-8.
+fn expected_records(data: &[u8]) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut segments: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    if data.ends_with(b"\n") {
+        segments.pop();
+    }
+    for segment in segments {
+        let line = segment.strip_suffix(b"\r").unwrap_or(segment);
+        if line.is_empty() {
+            out.push((String::new(), false));
+            continue;
+        }
+        let pieces: Vec<&[u8]> = line.chunks(MAX_LINE).collect();
+        for (i, piece) in pieces.iter().enumerate() {
+            out.push((
+                String::from_utf8_lossy(piece).into_owned(),
+                i + 1 < pieces.len(),
+            ));
+        }
+    }
+    out
+}
+
+/// Runs pidzero with the daemon `big` writing `data` then `DONE`, and a
+/// daemon that keeps pidzero alive; once `DONE` is in the file, reads the
+/// peak RSS, stops pidzero and checks every record.
+fn through_pidzero_with_bounded_memory(tag: &str, data: &[u8]) {
+    let work = temp_dir(tag);
+    let input = work.join("input");
+    std::fs::write(&input, data).unwrap();
+    let log = work.join("p.log");
+    let script = format!("cat '{}'; printf '\\nDONE\\n'", input.display());
+    let daemons = format!(
+        "[{},{}]",
+        sh_daemon("big", &script),
+        sh_daemon("keep", "exec sleep 120")
+    );
+    let dir = config_dir(
+        tag,
+        &daemons,
+        &format!(
+            r#""log_to_file":true,"log_to_stdout":false,"file_path":"{}","max_file_size":0"#,
+            log.display()
+        ),
+    );
+    let mut child = pidzero(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn pidzero");
+    let started = Instant::now();
+    let mut hwm = 0;
+    while !file_has_line(&log, "big", "DONE") {
+        hwm = hwm.max(vm_hwm_kib(child.id()).unwrap_or(0));
+        assert!(started.elapsed() < DEADLINE, "{tag}: DONE never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    hwm = hwm.max(vm_hwm_kib(child.id()).unwrap_or(0));
+    sigterm(&child);
+    let status = wait_deadline(&mut child, DEADLINE, tag);
+    assert!(status.success(), "{tag}: {status}");
+    assert!(
+        hwm > 0 && hwm < RSS_BOUND_KIB,
+        "{tag}: pidzero peak RSS {hwm} KiB (bound {RSS_BOUND_KIB} KiB)"
+    );
+    eprintln!("{tag}: pidzero peak RSS {hwm} KiB");
+    let all = file_records(&log);
+    let got: Vec<(String, bool)> = all
+        .iter()
+        .filter(|r| r["source"] == "big")
+        .map(|r| {
+            (
+                r["line"].as_str().unwrap().to_string(),
+                r.get("partial").is_some_and(|p| p == true),
+            )
+        })
+        .collect();
+    let mut data_nl = data.to_vec();
+    data_nl.extend_from_slice(b"\nDONE\n");
+    let expected = expected_records(&data_nl);
+    assert_eq!(got.len(), expected.len(), "{tag}: record count");
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert!(g == e, "{tag}: record {i} differs");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn ten_mib_line_without_newline_passes_with_bounded_memory() {
+    let data = vec![b'a'; 10 * 1024 * 1024];
+    through_pidzero_with_bounded_memory("bigline", &data);
+}
+
+#[test]
+fn twenty_mib_of_raw_binary_passes_with_bounded_memory() {
+    let output = std::process::Command::new("head")
+        .args(["-c", "20971520", "/dev/urandom"])
+        .output()
+        .unwrap();
+    assert_eq!(output.stdout.len(), 20 * 1024 * 1024);
+    through_pidzero_with_bounded_memory("binary", &output.stdout);
+}
+
+#[test]
+fn full_disk_is_reported_once_and_stdout_and_daemons_go_on() {
+    if !mount_namespaces_available("full_disk_is_reported_once_and_stdout_and_daemons_go_on") {
+        return;
+    }
+    let mnt = temp_dir("enospc-mnt");
+    let log = mnt.join("p.log");
+    let daemons = format!(
+        "[{},{}]",
+        sh_daemon(
+            "d",
+            "i=0; while [ $i -lt 3000 ]; do echo \"line number $i of a daemon that goes on\"; i=$((i+1)); done"
+        ),
+        sh_daemon("late", "sleep 0.5; echo still here")
+    );
+    let dir = config_dir(
+        "enospc",
+        &daemons,
+        &format!(r#""log_to_file":true,"file_path":"{}""#, log.display()),
+    );
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--mount", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=64k tmpfs "$0" && exec "$1" --config-dir "$2""#)
+        .arg(&mnt)
+        .arg(PIDZERO)
+        .arg(&dir);
+    let output = run(command, DEADLINE);
+    assert!(output.status.success(), "{output:?}");
+    let all = records(&output.stdout);
+    let errors = events(&all, "sink_error");
+    assert_eq!(errors.len(), 1, "one sink_error: {errors:?}");
+    assert_eq!(errors[0]["sink"], "file");
+    assert_eq!(errors[0]["level"], "error");
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{}",
+        errors[0]
+    );
+    let expected: Vec<String> = (0..3000)
+        .map(|i| format!("line number {i} of a daemon that goes on"))
+        .collect();
+    assert_eq!(lines_of(&all, "d"), expected, "stdout kept every line");
+    assert_eq!(lines_of(&all, "late"), ["still here"]);
+    for exited in events(&all, "exited") {
+        assert_eq!(exited["status"], 0, "{exited}");
+    }
+    assert_eq!(events(&all, "exited").len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&mnt).unwrap();
+}
+
+#[test]
+fn closed_stdout_never_kills_pidzero_and_the_file_goes_on() {
+    let work = temp_dir("epipe");
+    let log = work.join("p.log");
+    let daemons = format!(
+        "[{}]",
+        sh_daemon(
+            "d",
+            "i=0; while [ $i -lt 500 ]; do echo \"l $i\"; i=$((i+1)); done; sleep 0.3; echo after"
+        )
+    );
+    let dir = config_dir(
+        "epipe",
+        &daemons,
+        &format!(r#""log_to_file":true,"file_path":"{}""#, log.display()),
+    );
+    let (read_end, write_end) = pipe();
+    drop(read_end);
+    let mut child = pidzero(&dir)
+        .stdout(Stdio::from(write_end))
+        .spawn()
+        .unwrap();
+    let status = wait_deadline(&mut child, DEADLINE, "pidzero");
+    assert!(status.success(), "pidzero must survive EPIPE: {status}");
+    let all = file_records(&log);
+    let mut expected: Vec<String> = (0..500).map(|i| format!("l {i}")).collect();
+    expected.push("after".into());
+    assert_eq!(lines_of(&all, "d"), expected);
+    let errors = events(&all, "sink_error");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["sink"], "stdout");
+    assert!(!events(&all, "exited").is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+fn process_gone(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn blocked_stdout_keeps_memory_bounded_and_shutdown_working() {
+    let work = temp_dir("blocked");
+    let (flood_pid, calm_pid) = (work.join("flood.pid"), work.join("calm.pid"));
+    // `flood` ignores SIGTERM (kept across exec): it must be killed after its stop_timeout.
+    let flood = format!(
+        "echo $$ > '{}'; trap '' TERM; exec yes 'a line to fill the pipe that nobody reads'",
+        flood_pid.display()
+    );
+    let calm = format!("echo $$ > '{}'; exec sleep 120", calm_pid.display());
+    let daemons = format!(
+        r#"[{{"name":"flood","command":{},"stop_timeout":2}},{}]"#,
+        serde_json::to_string(&["/bin/sh", "-c", &flood]).unwrap(),
+        sh_daemon("calm", &calm)
+    );
+    let dir = config_dir("blocked", &daemons, "");
+    let (read_end, write_end) = pipe();
+    let mut child = pidzero(&dir)
+        .stdout(Stdio::from(write_end))
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "daemon pids", || {
+        read_pid(&flood_pid).is_some() && read_pid(&calm_pid).is_some()
+    });
+    let (flood, calm) = (read_pid(&flood_pid).unwrap(), read_pid(&calm_pid).unwrap());
+    // Let the stdout pipe fill and the pipeline back up.
+    std::thread::sleep(Duration::from_millis(1500));
+    let hwm = vm_hwm_kib(child.id()).unwrap();
+    assert!(
+        hwm < RSS_BOUND_KIB,
+        "peak RSS {hwm} KiB while blocked (bound {RSS_BOUND_KIB} KiB)"
+    );
+    let asked = Instant::now();
+    sigterm(&child);
+    // calm stops on SIGTERM; flood is killed after its 2 s stop_timeout.
+    wait_until(
+        Duration::from_secs(5),
+        "calm to be stopped and reaped",
+        || process_gone(calm),
+    );
+    wait_until(
+        Duration::from_secs(6),
+        "flood to be killed and reaped",
+        || process_gone(flood),
+    );
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(4500),
+        "daemons stopped after {took:?}"
+    );
+    assert!(
+        took > Duration::from_millis(1500),
+        "flood ignores TERM: it was killed after {took:?}, before its stop_timeout"
+    );
+    // Now read the pipe: pidzero writes what it holds and exits.
+    let reader = std::thread::spawn(move || {
+        let mut data = Vec::new();
+        std::fs::File::from(read_end)
+            .read_to_end(&mut data)
+            .unwrap();
+        data
+    });
+    let status = wait_deadline(&mut child, Duration::from_secs(20), "pidzero after drain");
+    assert!(status.success(), "{status}");
+    let data = reader.join().unwrap();
+    let all = records(&data);
+    assert!(all.len() > 1000, "{} records", all.len());
+    assert_eq!(events(&all, "shutdown").len(), 1, "one shutdown event");
+    assert!(
+        all.iter()
+            .any(|r| r["event"] == "killed" || r["event"] == "exited" && r["daemon"] == "flood"),
+        "the flood daemon's end is logged"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn four_daemons_of_250000_lines_arrive_whole_counted_and_in_order() {
+    const N: usize = 250_000;
+    let work = temp_dir("integrity");
+    let log = work.join("p.log");
+    let daemons: Vec<String> = (0..4)
+        .map(|k| sh_daemon(&format!("d{k}"), &format!("seq -f 'd{k} %.0f' 0 {}", N - 1)))
+        .collect();
+    let dir = config_dir(
+        "integrity",
+        &format!("[{}]", daemons.join(",")),
+        &format!(
+            r#""log_to_file":true,"log_to_stdout":false,"file_path":"{}","max_file_size":0"#,
+            log.display()
+        ),
+    );
+    let output = run(pidzero(&dir), DEADLINE);
+    assert!(output.status.success(), "{output:?}");
+    let data = std::fs::read(&log).unwrap();
+    let mut next = [0usize; 4];
+    let mut count = 0usize;
+    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let record: serde_json::Value = serde_json::from_slice(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(line)));
+        let source = record["source"].as_str().unwrap();
+        if source == "pidzero" {
+            continue;
+        }
+        let k: usize = source[1..].parse().unwrap();
+        assert_eq!(record["stream"], "stdout");
+        assert_eq!(
+            record["line"].as_str().unwrap(),
+            format!("d{k} {}", next[k]),
+            "order of d{k}"
+        );
+        next[k] += 1;
+        count += 1;
+    }
+    assert_eq!(next, [N; 4]);
+    assert_eq!(count, 4 * N);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// Both sinks hold every line and the final events, on a normal end and on SIGTERM.
+#[test]
+fn shutdown_flushes_every_sink() {
+    let work = temp_dir("flush");
+    let log = work.join("p.log");
+    let marker = work.join("written");
+    let lines =
+        |name: &str| format!("i=0; while [ $i -lt 3000 ]; do echo \"{name} $i\"; i=$((i+1)); done");
+    let sleeper = format!(
+        "{}; touch '{}'; exec sleep 120",
+        lines("s"),
+        marker.display()
+    );
+    let daemons = format!(
+        "[{},{}]",
+        sh_daemon("quick", &lines("quick")),
+        sh_daemon("s", &sleeper)
+    );
+    let dir = config_dir(
+        "flush",
+        &daemons,
+        &format!(r#""log_to_file":true,"file_path":"{}""#, log.display()),
+    );
+    let mut child = pidzero(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut data = Vec::new();
+        stdout.read_to_end(&mut data).unwrap();
+        data
+    });
+    wait_until(Duration::from_secs(20), "the sleeper's lines", || {
+        marker.exists()
+    });
+    // Right away: the last lines may still be in the pipe.
+    sigterm(&child);
+    let status = wait_deadline(&mut child, DEADLINE, "pidzero");
+    assert!(status.success(), "{status}");
+    let from_stdout = records(&reader.join().unwrap());
+    let from_file = file_records(&log);
+    for (sink, all) in [("stdout", &from_stdout), ("file", &from_file)] {
+        for name in ["quick", "s"] {
+            let expected: Vec<String> = (0..3000).map(|i| format!("{name} {i}")).collect();
+            assert_eq!(lines_of(all, name), expected, "{sink}: lines of {name}");
+        }
+        assert_eq!(events(all, "shutdown").len(), 1, "{sink}: shutdown event");
+        let last = all.last().unwrap();
+        assert_eq!(last["source"], "pidzero", "{sink}: last record {last}");
+        assert!(
+            all.iter()
+                .any(|r| r["source"] == "pidzero" && r["daemon"] == "s" && r["event"] == "exited"),
+            "{sink}: the sleeper's exit"
+        );
+    }
+    assert_eq!(from_stdout.len(), from_file.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&work).unwrap();
+}
