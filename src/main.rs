@@ -323,11 +323,7 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let api = api_setup(
-        api,
-        &config.settings,
-        Arc::new(pidzero::api::RecentLogs::new()),
-    );
+    let api = api_setup(api, &config.settings, Arc::new(log.clone()));
     let status = runtime::run(plan, log.clone(), max_line_bytes, inherited_mask, api);
     log_writer.finish(&log);
     ExitCode::from(u8::try_from(status).unwrap_or(1))

@@ -9,7 +9,7 @@
 //! records per daemon). Buffering a 10 MiB line or a 20 MiB stream whole,
 //! or queueing without back-pressure, would break the bound at once.
 
-#[path = "log_support.rs"]
+#[path = "log_support/mod.rs"]
 mod support;
 
 use std::io::Read;

@@ -1,7 +1,7 @@
 //! Black-box tests of the log pipeline through the built binary: the four
 //! formats and how they are chosen, escaping, framing, and the file sink.
 
-#[path = "log_support.rs"]
+#[path = "log_support/mod.rs"]
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

@@ -8,8 +8,8 @@
 //! tokio runtime; see [`server`] for the limits and how connections are bounded.
 //!
 //! Wiring, for the runtime:
-//! 1. create `watch::channel(Snapshot)` and `mpsc::channel::<ControlRequest>(n)`, and a
-//!    [`RecentLogs`] (shared with the log pipeline, which pushes every record into it);
+//! 1. create `watch::channel(Snapshot)` and `mpsc::channel::<ControlRequest>(n)`; the
+//!    log writer's [`LogHandle`](crate::log::writer::LogHandle) is the [`LogSource`];
 //! 2. `api::start(socket, tcp, ApiContext { .. })` inside the runtime, with the token
 //!    from [`resolve_token`]; keep the [`ApiServer`] until pidzero exits (dropping it
 //!    closes the listeners and connections and removes the socket file);
@@ -23,13 +23,11 @@ pub mod auth;
 mod listen;
 pub mod metrics;
 pub mod model;
-mod recent;
 mod routes;
 pub mod server;
 
 pub use auth::{pick_token, resolve_token, TOKEN_VARIABLE};
 pub use model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo, LastExit, Snapshot};
-pub use recent::RecentLogs;
 pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
 pub use server::{
     start, start_with_limits, ApiContext, ApiServer, Limits, LogCounters, LogSource,

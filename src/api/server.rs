@@ -70,6 +70,20 @@ pub trait LogSource: Send + Sync {
     fn counters(&self) -> LogCounters;
 }
 
+/// The log writer keeps the recent records and the counters.
+impl LogSource for crate::log::writer::LogHandle {
+    fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
+        crate::log::writer::LogHandle::recent(self, daemon, n)
+    }
+
+    fn counters(&self) -> LogCounters {
+        LogCounters {
+            per_daemon: self.daemon_counters(),
+            sink_errors: self.sink_error_counts(),
+        }
+    }
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogCounters {
