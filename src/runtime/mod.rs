@@ -232,7 +232,13 @@ impl Runtime {
             }
             self.publish_snapshot();
             let next_timer = self.timers.keys().next().map(|&(at, _)| at);
-            let sleep = next_timer.map(|at| tokio::time::sleep_until((self.started + at).into()));
+            let deadline = next_timer.map(|at| self.started + at);
+            let next_deadline = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 received = signals.recv() => {
                     for sig in received? {
@@ -243,7 +249,7 @@ impl Runtime {
                         }
                     }
                 }
-                _ = async { sleep.expect("guarded by is_some").await }, if sleep.is_some() => {
+                _ = next_deadline => {
                     self.fire_due_timers(&mut events);
                 }
                 Some((daemon, instance, result)) = probe_reports.recv() => {
