@@ -333,12 +333,13 @@ fn control_socket_mode_stale_and_live() {
         .unwrap()
         .file_type()
         .is_socket());
-    assert_eq!(
+    // Nobody answers on it (another test thread forking at the moment of the bind
+    // can hold the listener for an instant: wait for that to pass).
+    wait_until(DEADLINE, || {
         std::os::unix::net::UnixStream::connect(&sock)
-            .unwrap_err()
-            .kind(),
-        std::io::ErrorKind::ConnectionRefused
-    );
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
+    .expect("the stale socket still answers");
 
     let mut first = pz().config_dir(&d).arg("--socket").arg(&sock).spawn();
     let t = Target::unix(&sock);
