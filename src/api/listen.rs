@@ -71,7 +71,11 @@ pub async fn bind_unix(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let fd = bind_private(path)?;
+    let fd = bind_private(path).map_err(|e| match e.kind() {
+        // Already names the path.
+        io::ErrorKind::InvalidInput => e,
+        kind => io::Error::new(kind, format!("cannot listen on {}: {e}", path.display())),
+    })?;
     // fchmod before bind already gave the file 0600 on Linux; make sure anyway.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     let meta = std::fs::symlink_metadata(path)?;

@@ -34,7 +34,7 @@ pub struct DaemonInfo {
 pub struct LastExit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i32>,
-    /// The signal's name, such as `TERM`.
+    /// The signal's name, such as `SIGTERM` (as in the `exited` event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
     /// RFC 3339, UTC.
