@@ -357,8 +357,8 @@ fn control_socket_mode_stale_and_live() {
     assert_eq!(second.status(), 2, "{}", second.dump());
     let all = format!("{}\n{}", second.stdout_text(), second.stderr);
     assert!(
-        all.contains(&sock),
-        "the message must name the socket: {all}"
+        second.stderr.contains(&sock),
+        "the message on stderr must name the socket: {all}"
     );
     assert!(
         second.find(|r| is_event(r, "started", None)).is_none(),

@@ -117,6 +117,11 @@ fn internal_error(log: &LogHandle, line: &str) {
     });
 }
 
+/// A usage error found at startup (exit 2): on stderr, like configuration errors.
+fn usage_error(line: &str) {
+    eprintln!("pidzero: {line}");
+}
+
 fn config_warning(log: &LogHandle, line: &str) {
     log.event(EventRecord {
         timestamp: timestamp_now(),
@@ -297,7 +302,7 @@ impl Runtime {
             Err(e) => e,
         };
         if !api.socket_is_default {
-            internal_error(&self.log, &format!("cannot start the control API: {error}"));
+            usage_error(&format!("cannot start the control API: {error}"));
             return Err(USAGE_ERROR);
         }
         config_warning(&self.log, &format!("control socket not available: {error}"));
@@ -308,7 +313,7 @@ impl Runtime {
         match api::start(None, api.tcp, context(self.snapshots.subscribe())).await {
             Ok(server) => Ok(Some(server)),
             Err(e) => {
-                internal_error(&self.log, &format!("cannot start the control API: {e}"));
+                usage_error(&format!("cannot start the control API: {e}"));
                 Err(USAGE_ERROR)
             }
         }
