@@ -125,6 +125,22 @@ pub fn format_spans(
     }
     // Room for every record unescaped: one allocation per batch at most.
     out.reserve(batch.data.len() + spans.len() * (head.len() + 20));
+    if format == LogFormat::Json && json_plain_lines(batch, spans) {
+        // No line needs escaping (the usual case): copy without scanning.
+        for &span in spans {
+            out.extend_from_slice(&head);
+            out.extend_from_slice(batch.line(span));
+            out.extend_from_slice(if span.partial {
+                b"\",\"partial\":true}\n"
+            } else {
+                b"\"}\n"
+            });
+            if let Some(ends) = ends.as_deref_mut() {
+                ends.push(out.len());
+            }
+        }
+        return spans.len();
+    }
     for &span in spans {
         let line = batch.line(span);
         match format {
@@ -535,6 +551,60 @@ fn json_plain_blocks(bytes: &[u8]) -> usize {
     start
 }
 
+/// True when JSON copies every line of `spans` as is. One scan over the
+/// batch's bytes from the first span to the last, which holds only those
+/// lines and the `\n` (or `\r\n`) between them: a `\n` is allowed, any other
+/// byte JSON escapes (or a `\r`) makes it false, and the lines are escaped
+/// one by one.
+fn json_plain_lines(batch: &LineBatch, spans: &[LineSpan]) -> bool {
+    let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+        return true;
+    };
+    let bytes = &batch.data[first.start as usize..last.end as usize];
+    let start = json_plain_text_blocks(bytes);
+    bytes[start..]
+        .iter()
+        .all(|&b| b == b'\n' || JSON_ESCAPES[usize::from(b)] == 0)
+}
+
+/// How far `bytes` holds only JSON-plain bytes and `\n`, in whole 16-byte
+/// blocks (it may stop short of it).
+#[cfg(target_arch = "x86_64")]
+fn json_plain_text_blocks(bytes: &[u8]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut start = 0;
+    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes
+    // inside `bytes` (an unaligned load, allowed by `_mm_loadu_si128`).
+    unsafe {
+        let space = _mm_set1_epi8(0x20);
+        let newline = _mm_set1_epi8(b'\n' as i8);
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        while start + 16 <= bytes.len() {
+            let v = _mm_loadu_si128(bytes.as_ptr().add(start).cast::<__m128i>());
+            // Signed compare: bytes >= 0x80 are negative, so below 0x20 too.
+            let control = _mm_andnot_si128(_mm_cmpeq_epi8(v, newline), _mm_cmplt_epi8(v, space));
+            let special = _mm_or_si128(
+                control,
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+            );
+            if _mm_movemask_epi8(special) != 0 {
+                return start;
+            }
+            start += 16;
+        }
+    }
+    start
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn json_plain_text_blocks(_bytes: &[u8]) -> usize {
+    0
+}
+
 fn human_plain_prefix(bytes: &[u8]) -> usize {
     table_plain_prefix(bytes, &HUMAN_ESCAPES)
 }
@@ -801,6 +871,36 @@ mod tests {
                 String::from_utf8(expected).unwrap(),
                 "{format:?}"
             );
+        }
+    }
+
+    /// The JSON copy path (whole batch plain) and its fallback, with the
+    /// batch framed from text so `\n` and `\r\n` lie between the spans: a
+    /// byte to escape anywhere must send the batch down the escaping path.
+    #[test]
+    fn framed_json_batch_matches_single_records() {
+        let plain = "0123456789abcdef0123456789abcdef0123\nsecond line\r\n\nlast one here\n";
+        for offset in 0..plain.len() {
+            for insert in [&b""[..], b"\xff", b"\"", b"\\", b"\x01", b"\r", b"\t"] {
+                let mut text = plain.as_bytes().to_vec();
+                text.splice(offset..offset, insert.iter().copied());
+                let mut batch = LineBatch::new("s".into(), Stream::Stdout, *TS);
+                crate::log::framer::Framer::new(1000).push(&text, &mut batch);
+                let mut expected = Vec::new();
+                for &span in &batch.lines {
+                    let record = LineRecord {
+                        timestamp: TS,
+                        source: "s",
+                        stream: Stream::Stdout,
+                        line: batch.line(span),
+                        partial: false,
+                    };
+                    format_line(&mut expected, LogFormat::Json, &record);
+                }
+                let mut got = Vec::new();
+                format_batch(&mut got, LogFormat::Json, &batch);
+                assert_eq!(got, expected, "offset {offset} insert {insert:?}");
+            }
         }
     }
 

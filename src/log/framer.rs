@@ -5,12 +5,14 @@
 //! and a line longer than `max_line_bytes` is cut into pieces of exactly
 //! `max_line_bytes` where all but the last are marked `partial`. What follows
 //! the last newline of a chunk is carried to the next one; the carry never
-//! holds more than `max_line_bytes`, so memory per pipe is bounded whatever a
-//! daemon writes.
+//! holds more than `max_line_bytes` (plus one held `\r`), so memory per pipe
+//! is bounded whatever a daemon writes.
 //!
-//! Copies: the bytes of a line that ends within the chunk it started in are
-//! copied once (read buffer → batch). Only a line spread over several reads is
-//! copied twice (read buffer → carry → batch).
+//! Copies: the reader reads straight into a batch's buffer (see
+//! [`Framer::frame_read`]), so the bytes of a line that ends within the read
+//! it started in are never copied here; spans point into that buffer. Only
+//! the unfinished line at the end of a read is copied, to the carry and then
+//! to the front of the next batch.
 
 use memchr::memchr;
 
@@ -20,12 +22,11 @@ use super::record::{LineBatch, LineSpan};
 #[derive(Debug)]
 pub struct Framer {
     max_line_bytes: usize,
-    /// The start of the current, unfinished line (at most `max_line_bytes`).
+    /// The start of the current, unfinished line: at most `max_line_bytes`,
+    /// plus one `\r` when a full piece was followed by a `\r` at the end of a
+    /// read (a `\n` next ends the line there, anything else makes the piece
+    /// partial and starts the next one with that `\r`).
     carry: Vec<u8>,
-    /// The carry is full and a `\r` came right after it: a `\n` next ends the
-    /// line there, anything else makes the carry a partial piece. Kept as a
-    /// flag so the carry never exceeds `max_line_bytes`.
-    held_cr: bool,
 }
 
 impl Framer {
@@ -34,118 +35,126 @@ impl Framer {
         Framer {
             max_line_bytes: max_line_bytes.max(1),
             carry: Vec::new(),
-            held_cr: false,
         }
     }
 
-    /// Bytes of the unfinished line kept for the next chunk (a held `\r` is a flag).
+    /// Bytes of the unfinished line kept for the next chunk (at most
+    /// `max_line_bytes`; a held `\r` past the limit is not counted).
     pub fn carried(&self) -> usize {
+        self.carry.len().min(self.max_line_bytes)
+    }
+
+    /// Bytes a read must leave free at the start of a batch's buffer for
+    /// [`Framer::frame_read`] (at most `max_line_bytes + 1`).
+    pub fn carry_len(&self) -> usize {
         self.carry.len()
     }
 
     /// Appends the lines completed by `chunk` to `batch` and keeps the rest.
     ///
-    /// `batch.data` must stay below 4 GiB (spans are `u32`); the readers push
-    /// one read of at most 64 KiB per batch.
-    pub fn push(&mut self, mut chunk: &[u8], batch: &mut LineBatch) {
-        batch.data.reserve(chunk.len() + self.carry.len());
-        while !chunk.is_empty() {
-            chunk = if self.held_cr {
-                self.resolve_held_cr(chunk, batch)
-            } else {
-                self.step(chunk, batch)
-            };
-        }
+    /// `batch.data` must stay below 4 GiB (spans are `u32`).
+    pub fn push(&mut self, chunk: &[u8], batch: &mut LineBatch) {
+        let start = batch.data.len();
+        batch.data.reserve(self.carry.len() + chunk.len());
+        batch.data.extend_from_slice(&self.carry);
+        self.carry.clear();
+        batch.data.extend_from_slice(chunk);
+        self.frame(batch, start);
+    }
+
+    /// Frames a read made straight into an empty batch's buffer: `batch.data`
+    /// is empty and its spare capacity holds [`Framer::carry_len`] bytes of
+    /// room, then the `n` bytes read. Puts the carry in that room and frames
+    /// the whole.
+    ///
+    /// # Safety
+    ///
+    /// The `n` bytes after the first `carry_len()` bytes of the spare
+    /// capacity of `batch.data` must be initialized (written by the read).
+    pub unsafe fn frame_read(&mut self, batch: &mut LineBatch, n: usize) {
+        let carried = self.carry.len();
+        assert!(batch.data.is_empty() && batch.data.capacity() >= carried + n);
+        // Within capacity: no reallocation, so the bytes read stay in place.
+        batch.data.extend_from_slice(&self.carry);
+        self.carry.clear();
+        // SAFETY: the carry was just written before them, and the caller
+        // guarantees the `n` bytes read after it are initialized.
+        unsafe { batch.data.set_len(carried + n) };
+        self.frame(batch, 0);
     }
 
     /// Emits the unterminated last line (at EOF), if any.
     pub fn finish(&mut self, batch: &mut LineBatch) {
-        if self.held_cr {
-            self.held_cr = false;
-            self.emit(batch, &[], true);
-            self.carry.push(b'\r');
+        if self.carry.is_empty() {
+            return;
         }
-        if !self.carry.is_empty() {
-            self.emit(batch, &[], false);
-        }
-    }
-
-    /// Consumes up to one line end or one cut from `chunk`; returns the rest.
-    fn step<'c>(&mut self, chunk: &'c [u8], batch: &mut LineBatch) -> &'c [u8] {
-        let room = self.max_line_bytes - self.carry.len();
-        // One byte past `room`: a line exactly `max_line_bytes` long ends there.
-        let window = &chunk[..chunk.len().min(room + 1)];
-        if let Some(newline) = memchr(b'\n', window) {
-            self.emit_complete(batch, &window[..newline]);
-            return &chunk[newline + 1..];
-        }
-        if window.len() <= room {
-            // The chunk ends inside the line: carry it over.
-            self.carry.extend_from_slice(window);
-            return &chunk[window.len()..];
-        }
-        // The line goes past the limit: `window[room]` is not a newline.
-        let (fill, rest) = chunk.split_at(room);
-        if rest[0] != b'\r' {
-            self.emit(batch, fill, true);
-            return rest;
-        }
-        match rest.get(1) {
-            Some(b'\n') => {
-                self.emit(batch, fill, false);
-                &rest[2..]
-            }
-            Some(_) => {
-                self.emit(batch, fill, true);
-                rest
-            }
-            None => {
-                self.carry.extend_from_slice(fill);
-                self.held_cr = true;
-                &rest[1..]
-            }
-        }
-    }
-
-    /// The first byte after a full carry followed by a held `\r` decides.
-    fn resolve_held_cr<'c>(&mut self, chunk: &'c [u8], batch: &mut LineBatch) -> &'c [u8] {
-        self.held_cr = false;
-        if chunk.first() == Some(&b'\n') {
-            self.emit(batch, &[], false);
-            return &chunk[1..];
-        }
-        self.emit(batch, &[], true);
-        self.carry.push(b'\r');
-        chunk
-    }
-
-    /// Emits carry + `tail` as a line that ended with `\n`, dropping a `\r` before it.
-    fn emit_complete(&mut self, batch: &mut LineBatch, tail: &[u8]) {
-        match tail.split_last() {
-            Some((b'\r', head)) => self.emit(batch, head, false),
-            Some(_) => self.emit(batch, tail, false),
-            None => {
-                if self.carry.last() == Some(&b'\r') {
-                    self.carry.pop();
-                }
-                self.emit(batch, &[], false);
-            }
-        }
-    }
-
-    /// Appends carry + `tail` to the batch as one span and empties the carry.
-    fn emit(&mut self, batch: &mut LineBatch, tail: &[u8], partial: bool) {
         let start = batch.data.len();
         batch.data.extend_from_slice(&self.carry);
-        batch.data.extend_from_slice(tail);
         self.carry.clear();
-        debug_assert!(batch.data.len() <= u32::MAX as usize);
-        batch.lines.push(LineSpan {
-            start: start as u32,
-            end: batch.data.len() as u32,
-            partial,
-        });
+        let end = batch.data.len();
+        if end - start > self.max_line_bytes {
+            // A full piece and the `\r` held after it.
+            let cut = start + self.max_line_bytes;
+            push_span(batch, start, cut, true);
+            push_span(batch, cut, end, false);
+        } else {
+            push_span(batch, start, end, false);
+        }
     }
+
+    /// Turns `batch.data[start..]` (the carry and the new bytes) into spans
+    /// in place; what follows the last line end or cut becomes the carry and
+    /// is cut off the batch.
+    fn frame(&mut self, batch: &mut LineBatch, start: usize) {
+        debug_assert!(batch.data.len() <= u32::MAX as usize);
+        let max = self.max_line_bytes;
+        let mut at = start;
+        loop {
+            let rest = &batch.data[at..];
+            // One byte past `max`: a line exactly `max_line_bytes` long ends there.
+            let window = &rest[..rest.len().min(max + 1)];
+            if let Some(newline) = memchr(b'\n', window) {
+                let end = if newline > 0 && window[newline - 1] == b'\r' {
+                    newline - 1
+                } else {
+                    newline
+                };
+                batch.lines.push(LineSpan {
+                    start: at as u32,
+                    end: (at + end) as u32,
+                    partial: false,
+                });
+                at += newline + 1;
+                continue;
+            }
+            if window.len() <= max {
+                break; // the line goes on in the next read
+            }
+            // The line goes past the limit: `window[max]` is not a newline.
+            let (partial, next) = match (window[max], rest.get(max + 1)) {
+                (b'\r', Some(b'\n')) => (false, at + max + 2),
+                (b'\r', None) => break, // decided by the next byte
+                _ => (true, at + max),
+            };
+            batch.lines.push(LineSpan {
+                start: at as u32,
+                end: (at + max) as u32,
+                partial,
+            });
+            at = next;
+        }
+        self.carry.extend_from_slice(&batch.data[at..]);
+        batch.data.truncate(at);
+    }
+}
+
+fn push_span(batch: &mut LineBatch, start: usize, end: usize, partial: bool) {
+    debug_assert!(end <= u32::MAX as usize);
+    batch.lines.push(LineSpan {
+        start: start as u32,
+        end: end as u32,
+        partial,
+    });
 }
 
 #[cfg(test)]

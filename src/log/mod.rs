@@ -18,7 +18,8 @@
 //! default):
 //! - batches queued or being written: `P × (R + M)` bytes of line data
 //!   (a batch holds one read plus the carried start of its first line);
-//! - each pipe: its read buffer `R` plus a carry of at most `M`;
+//! - each pipe: the buffer of the batch being read, `R + M + 1`, plus a
+//!   carry of at most `M + 1`;
 //! - the writer's output buffers: about [`writer::DRAIN_BYTES`] per sink, plus
 //!   the formatted size of the last batch taken (JSON escaping can grow a
 //!   line up to six times), so at most `DRAIN_BYTES + 6 × (R + M)` per sink;

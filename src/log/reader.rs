@@ -45,7 +45,7 @@ pub async fn pump(
     };
     let mut pump = Pump {
         framer: Framer::new(max_line_bytes),
-        buf: vec![0; READ_BYTES],
+        max_line_bytes,
         source,
         stream,
         log,
@@ -56,9 +56,10 @@ pub async fn pump(
             pump.drain(pipe.get_ref().as_raw_fd()).await;
             break;
         }
+        let mut batch = pump.batch();
         tokio::select! {
-            read = read_some(&pipe, &mut pump.buf) => match read {
-                Some(n) => pump.forward(n).await,
+            read = read_some(&pipe, &mut batch.data, pump.framer.carry_len()) => match read {
+                Some(n) => pump.forward(batch, n).await,
                 None => break,
             },
             changed = drain.changed(), if watching => {
@@ -73,26 +74,29 @@ pub async fn pump(
 /// The state of one pipe's pump, apart from the pipe itself.
 struct Pump {
     framer: Framer,
-    buf: Vec<u8>,
+    max_line_bytes: usize,
     source: Arc<str>,
     stream: Stream,
     log: LogHandle,
 }
 
 impl Pump {
-    /// Frames the `n` bytes just read under one timestamp and sends them.
-    async fn forward(&mut self, n: usize) {
-        let mut batch = self.batch();
-        self.framer.push(&self.buf[..n], &mut batch);
+    /// Frames the `n` bytes just read into `batch`'s buffer (after room for
+    /// the carry) under one timestamp, and sends them.
+    async fn forward(&mut self, mut batch: LineBatch, n: usize) {
+        batch.timestamp = timestamp_now();
+        // SAFETY: `read_into` wrote `n` bytes after `carry_len()` bytes of room.
+        unsafe { self.framer.frame_read(&mut batch, n) };
         self.log.send_lines(batch).await;
     }
 
     /// Reads what the pipe holds now, without waiting for more.
     async fn drain(&mut self, fd: RawFd) {
         loop {
-            match read_fd(fd, &mut self.buf) {
+            let mut batch = self.batch();
+            match read_into(fd, &mut batch.data, self.framer.carry_len()) {
                 Ok(0) => return,
-                Ok(n) => self.forward(n).await,
+                Ok(n) => self.forward(batch, n).await,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return, // EAGAIN: empty for now; or a read error
             }
@@ -101,22 +105,27 @@ impl Pump {
 
     /// Emits the last, unterminated line.
     async fn finish(&mut self) {
-        let mut batch = self.batch();
+        let mut batch = LineBatch::new(Arc::clone(&self.source), self.stream, timestamp_now());
         self.framer.finish(&mut batch);
         self.log.send_lines(batch).await;
     }
 
+    /// An empty batch whose buffer has room for the carry and one read; it
+    /// becomes the batch sent, so the bytes read are not copied again.
     fn batch(&self) -> LineBatch {
-        LineBatch::new(Arc::clone(&self.source), self.stream, timestamp_now())
+        let mut batch = LineBatch::new(Arc::clone(&self.source), self.stream, [b'0'; 24]);
+        batch.data = Vec::with_capacity(self.max_line_bytes + 1 + READ_BYTES);
+        batch
     }
 }
 
-/// Waits until the pipe is readable and reads once; `None` at EOF or on a
-/// read error (either way the stream is over).
-async fn read_some(pipe: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> Option<usize> {
+/// Waits until the pipe is readable and reads once into `buf`'s spare
+/// capacity after `room` bytes; `None` at EOF or on a read error (either way
+/// the stream is over).
+async fn read_some(pipe: &AsyncFd<OwnedFd>, buf: &mut Vec<u8>, room: usize) -> Option<usize> {
     loop {
         let mut guard = pipe.readable().await.ok()?;
-        match guard.try_io(|inner| read_fd(inner.get_ref().as_raw_fd(), buf)) {
+        match guard.try_io(|inner| read_into(inner.get_ref().as_raw_fd(), buf, room)) {
             Ok(Ok(0)) => return None,
             Ok(Ok(n)) => return Some(n),
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -126,9 +135,14 @@ async fn read_some(pipe: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> Option<usize> {
     }
 }
 
-fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a valid writable slice for its whole length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+/// One `read` of at most [`READ_BYTES`] into the spare capacity of the empty
+/// `buf`, after `room` bytes left for the carry; `buf`'s length is unchanged.
+fn read_into(fd: RawFd, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
+    debug_assert!(buf.is_empty());
+    buf.reserve(room + READ_BYTES);
+    let spare = &mut buf.spare_capacity_mut()[room..room + READ_BYTES];
+    // SAFETY: `spare` is valid writable memory of `spare.len()` bytes.
+    let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -294,9 +294,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.flush();
+            // The batches taken are formatted and dropped: their permits go
+            // back before the write, so the readers keep reading (and the
+            // daemons writing) while this thread is in the kernel.
             self.permits
                 .add_permits(std::mem::take(&mut self.taken_permits));
+            self.flush();
             if finish {
                 break;
             }
