@@ -272,13 +272,15 @@ fn orphanrun(args: &[String]) {
     let file = &opts[0];
     let _ = fs::remove_file(file);
     let mut child = spawn(cmd, &opts[1]);
-    let upid = child.id() as i32;
+    // Before the workload ends: tini, dumb-init and pidzero -- exit with it.
+    let init = init_pid(child.id() as i32);
     let ok = wait_until(Duration::from_secs(120), Duration::from_millis(5), || {
         fs::read_to_string(file).map_or(false, |s| s.ends_with('\n'))
     });
     let result = fs::read_to_string(file).unwrap_or_default();
+    // Give an init that exits with its child the time to do so; stop the others.
+    wait_until(Duration::from_secs(1), Duration::from_millis(1), || child.try_wait().unwrap().is_some());
     if child.try_wait().unwrap().is_none() {
-        let init = init_pid(upid);
         let _ = stop(&mut child, init);
     }
     if !ok {

@@ -111,13 +111,18 @@ record() {
     for kv in $3; do echo "$1.${kv%%=*} $2 ${kv#*=}" >>"$RES"; done
 }
 
+# measure METRIC INIT CMP_ARGS... -- INIT_CMD...: one run; a failed run is reported
+# and left out of the medians (the report shows how many runs each figure has).
 LOG=$W/init.log
-idle() { record idle "$1" "$("$C" idle 10 $IDLE_SECS "$LOG" -- "${U[@]}" "${@:2}")"; }
-startstop() { record ss "$1" "$("$C" startstop 100 "$LOG" -- "${U[@]}" "${@:2}")"; }
-sig() { record sig "$1" "$("$C" signal $SIGNALS "$W/sig.txt" "$LOG" -- "${U[@]}" "${@:2}")"; }
-orph() { # INIT MODE CMD...
-    record "orph_$2" "$1" "$("$C" orphanrun "$W/orph.txt" "$LOG" -- "${U[@]}" "${@:3}")"
+measure() {
+    local m=$1 i=$2 out
+    shift 2
+    if out=$("$C" "$@"); then record "$m" "$i" "$out"; else echo "run.sh: $m $i failed (see $LOG)" >&2; fi
 }
+idle() { measure idle "$1" idle 10 $IDLE_SECS "$LOG" -- "${U[@]}" "${@:2}"; }
+startstop() { measure ss "$1" startstop 100 "$LOG" -- "${U[@]}" "${@:2}"; }
+sig() { measure sig "$1" signal $SIGNALS "$W/sig.txt" "$LOG" -- "${U[@]}" "${@:2}"; }
+orph() { measure "orph_$2" "$1" orphanrun "$W/orph.txt" "$LOG" -- "${U[@]}" "${@:3}"; }
 
 for ((run = 1; run <= RUNS; run++)); do
     echo "run $run/$RUNS ..." >&2
@@ -203,10 +208,12 @@ echo "signal forwarding, worst of the per-run maxima (µs): pidzero $(awk '$1=="
     "pidzero -- $(awk '$1=="sig.max_us" && $2=="pidzero--"{print $3}' "$RES" | sort -g | tail -1)," \
     "tini $(awk '$1=="sig.max_us" && $2=="tini"{print $3}' "$RES" | sort -g | tail -1)," \
     "dumb-init $(awk '$1=="sig.max_us" && $2=="dumb-init"{print $3}' "$RES" | sort -g | tail -1)"
-echo "signals received (of $SIGNALS per run): $(awk '$1=="sig.received"{printf "%s=%s ", $2, $3}' "$RES")"
+echo "signals received, fewest in a run (of $SIGNALS): $(for i in pidzero pidzero-- tini dumb-init; do
+    printf '%s %s  ' "$i" "$(awk -v i=$i '$1 == "sig.received" && $2 == i {print $3}' "$RES" | sort -g | head -1)"; done)"
 echo "orphan fork phase (ms, median): $(for i in pidzero tini dumb-init supervisord; do printf '%s %s  ' "$i" "$(fmt "$(med orph_stream.fork_s $i)" 1000 0)"; done)"
 echo "orphans left at the end: $(awk '$1 ~ /left$/ && $3 != 0 {printf "%s %s=%s ", $1, $2, $3; n++} END {if (!n) print "none"}' "$RES")"
 echo "supervisord size: supervisor package files $((sv_pkg / 1024)) KiB + $py $((py_bin / 1024)) KiB" \
     "+ /usr/lib/$(basename "$py") $((py_lib / 1024)) KiB (python3-pkg-resources and shared libraries not counted)"
-echo "runs per figure: $(for k in idle.rss_kib ss.start_s sig.median_us orph_burst.reap_s; do printf '%s ' "$k:$(nruns $k pidzero)/$(nruns $k supervisord)"; done)"
+echo "runs per figure (pidzero/tini/dumb-init/supervisord): $(for k in idle.rss_kib ss.start_s sig.median_us orph_stream.reap_s orph_burst.reap_s; do
+    printf '%s ' "$k $(nruns $k pidzero)/$(nruns $k tini)/$(nruns $k dumb-init)/$(nruns $k supervisord)"; done)"
 echo "raw results: $RES"
