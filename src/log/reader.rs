@@ -88,6 +88,11 @@ impl Pump {
         // SAFETY: `read_into` wrote `n` bytes after `carry_len()` bytes of room.
         unsafe { self.framer.frame_read(&mut batch, n) };
         self.log.send_lines(batch).await;
+        // One batch per turn: while a daemon floods its pipe, the other
+        // pipes, the API's connections and the control loop (signals,
+        // reaping) get the thread between two reads, not after tokio's
+        // budget of up to 128 of them.
+        tokio::task::yield_now().await;
     }
 
     /// Reads what the pipe holds now, without waiting for more.
