@@ -114,6 +114,7 @@ pub fn parse_status_line(head: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::block_on;
 
     #[test]
     fn parses_urls() {
@@ -143,14 +144,6 @@ mod tests {
             None,
             "incomplete line"
         );
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     #[test]

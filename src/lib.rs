@@ -13,3 +13,5 @@ pub mod log;
 pub mod plan;
 pub mod runtime;
 pub mod supervisor;
+#[cfg(test)]
+mod test_support;

@@ -174,6 +174,7 @@ mod tests {
     use crate::config::{LogFormat, LogSettings};
     use crate::log::sink::tests::temp_dir;
     use crate::log::writer::{start, WriterOptions};
+    use crate::test_support::block_on;
     use std::io::Write;
     use std::path::Path;
 
@@ -195,17 +196,6 @@ mod tests {
     }
 
     /// Runs `future` on a current-thread runtime; the test fails after 10 s.
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let deadline = std::time::Duration::from_secs(10);
-        runtime
-            .block_on(async { tokio::time::timeout(deadline, future).await })
-            .expect("test deadline")
-    }
-
     /// The line texts of the file, without timestamps.
     fn lines(path: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(path).unwrap();

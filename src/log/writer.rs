@@ -478,6 +478,7 @@ mod tests {
     use crate::log::framer::Framer;
     use crate::log::record::Stream;
     use crate::log::sink::tests::temp_dir;
+    use crate::test_support::block_on;
     use std::os::fd::AsRawFd;
     use std::path::Path;
 
@@ -511,17 +512,6 @@ mod tests {
     }
 
     /// Runs `future` on a current-thread runtime; the test fails after 10 s.
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let deadline = std::time::Duration::from_secs(10);
-        runtime
-            .block_on(async { tokio::time::timeout(deadline, future).await })
-            .expect("test deadline")
-    }
-
     #[test]
     fn all_lines_reach_the_file_in_order_under_back_pressure() {
         let dir = temp_dir("writer");
