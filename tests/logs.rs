@@ -319,3 +319,27 @@ fn closed_stdout_does_not_kill_pidzero() {
     assert!(recs.iter().any(|r| is_line(r, "web", "last")), "{log}");
     assert!(recs.iter().any(|r| is_line(r, "web", "line 499")), "{log}");
 }
+
+#[test]
+fn last_lines_come_before_the_exited_event() {
+    // A daemon that writes a burst and exits at once: its SIGCHLD races the
+    // pipe reader, and the reader must win (nothing waits for it, though).
+    for run in 0..10 {
+        let d = Dir::new("lastlines");
+        d.daemons(
+            r#"[{"name": "w", "vital": true, "command": "seq 1 2000; echo last words; exit 3"}]"#,
+        );
+        let f = pz().config_dir(&d).run(DEADLINE);
+        assert_eq!(f.status(), 3, "{}", f.dump());
+        let last = f.records.iter().position(|r| is_line(r, "w", "last words"));
+        let exited = f
+            .records
+            .iter()
+            .position(|r| is_event(r, "exited", Some("w")));
+        assert!(
+            matches!((last, exited), (Some(l), Some(e)) if l < e),
+            "run {run}: the last line must come before `exited`\n{}",
+            f.dump()
+        );
+    }
+}

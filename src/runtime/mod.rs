@@ -229,6 +229,13 @@ impl Runtime {
         };
         let mut events = VecDeque::from([Event::Boot]);
         loop {
+            if events.iter().any(|e| matches!(e, Event::Exited { .. })) {
+                // Let the pipe readers take what the daemon wrote before it
+                // exited, so its last lines come before its `exited` event.
+                // One turn of the loop, never a wait: a reader held up by a
+                // slow sink does not delay the exit handling.
+                tokio::task::yield_now().await;
+            }
             while let Some(event) = events.pop_front() {
                 let actions = self.supervisor.handle(event, self.now());
                 if let Some(status) = self.apply_all(actions, &mut events) {
