@@ -403,6 +403,9 @@ impl Runtime {
             Action::SetTimer { timer, at } => {
                 self.set_deadline(at, Deadline::Supervisor(timer));
             }
+            Action::CancelTimer(timer) => self
+                .timers
+                .retain(|_, d| !matches!(d, Deadline::Supervisor(t) if *t == timer)),
             Action::StartProbe { daemon, instance } => {
                 if let Some(failed) = self.start_probe(daemon, instance) {
                     events.push_back(failed);

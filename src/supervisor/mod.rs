@@ -103,6 +103,8 @@ pub enum Action {
         daemon: usize,
         instance: u32,
     },
+    /// Forget a timer armed earlier (if it has not fired yet).
+    CancelTimer(Timer),
     /// Deliver `Timer(timer)` at monotonic time `at`.
     SetTimer {
         timer: Timer,
@@ -308,7 +310,16 @@ impl Supervisor {
                 }
             }
             Event::GroupGone { daemon } => {
-                self.daemons[daemon].group = None;
+                let d = &mut self.daemons[daemon];
+                d.group = None;
+                if d.pid.is_none() {
+                    // Nothing of this instance is left to kill: its stop
+                    // deadline would only wake the loop for nothing.
+                    out.push(Action::CancelTimer(Timer::StopDeadline {
+                        daemon,
+                        instance: d.instance,
+                    }));
+                }
                 self.start_due(now, &mut out);
             }
             Event::Signal(sig) => self.on_signal(sig, now, &mut out),

@@ -757,3 +757,24 @@ fn a_restart_after_a_preflight_failure_tries_the_real_exec() {
     assert!(out.contains(&Action::Spawn(0)));
     assert_eq!(h.state(0), State::Running);
 }
+
+#[test]
+fn a_gone_group_cancels_its_stop_deadline() {
+    let mut h = Harness::new(vec![rules("a"), rules("b")]);
+    h.send(Event::Boot);
+    h.now = secs(2);
+    let out = h.send(Event::Exited {
+        pid: h.pid(0),
+        status: ExitStatus::Code(0),
+    });
+    let armed = Timer::StopDeadline {
+        daemon: 0,
+        instance: 1,
+    };
+    assert!(out.contains(&Action::SetTimer {
+        timer: armed,
+        at: secs(12)
+    }));
+    let out = h.send(Event::GroupGone { daemon: 0 });
+    assert!(out.contains(&Action::CancelTimer(armed)));
+}
