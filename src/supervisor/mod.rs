@@ -391,7 +391,7 @@ impl Supervisor {
         d.restart_at = None;
         // Preflight speaks for the first start only; a restart tries the real
         // exec again (the executable may have appeared since).
-        let first_start = d.instance == 0 && d.restarts == 0;
+        let first_start = d.last_exit.is_none();
         if let (true, Some((status, msg))) = (first_start, d.rules.preflight_failure.clone()) {
             out.push(spawn_failed_log(&d.rules.name, status, &msg));
             self.on_ended(i, ExitStatus::Code(status), now, out);
@@ -399,12 +399,14 @@ impl Supervisor {
         }
         d.state = State::Starting;
         d.instance += 1;
-        out.push(Action::Log(LogEvent {
-            level: Level::Info,
-            event: "starting",
-            fields: vec![("daemon", FieldValue::Str(d.rules.name.clone()))],
-            line: format!("starting {}", d.rules.name),
-        }));
+        let line = format!("starting {}", d.rules.name);
+        out.push(daemon_event(
+            Level::Info,
+            "starting",
+            &d.rules.name,
+            vec![],
+            line,
+        ));
         out.push(Action::Spawn(i));
     }
 
@@ -424,15 +426,15 @@ impl Supervisor {
                 instance: d.instance,
             });
         }
-        out.push(Action::Log(LogEvent {
-            level: Level::Info,
-            event: "started",
-            fields: vec![
-                ("daemon", FieldValue::Str(d.rules.name.clone())),
-                ("pid", FieldValue::Int(pid.into())),
-            ],
-            line: format!("started {} (pid {pid})", d.rules.name),
-        }));
+        let line = format!("started {} (pid {pid})", d.rules.name);
+        let fields = vec![("pid", FieldValue::Int(pid.into()))];
+        out.push(daemon_event(
+            Level::Info,
+            "started",
+            &d.rules.name,
+            fields,
+            line,
+        ));
         if self.is_shutting_down() {
             // A start raced with a shutdown request: stop it right away.
             self.stop(i, now, out);
@@ -448,7 +450,6 @@ impl Supervisor {
         let pid = d.pid.take().unwrap_or_default();
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
         let mut fields = vec![
-            ("daemon", FieldValue::Str(d.rules.name.clone())),
             ("pid", FieldValue::Int(pid.into())),
             ("status", FieldValue::Int(status.as_status().into())),
         ];
@@ -471,12 +472,7 @@ impl Supervisor {
         } else {
             Level::Warn
         };
-        out.push(Action::Log(LogEvent {
-            level,
-            event: "exited",
-            fields,
-            line,
-        }));
+        out.push(daemon_event(level, "exited", &d.rules.name, fields, line));
         // Whatever is left of its process group goes too (stop signal, then SIGKILL).
         if let Some(pgid) = d.group {
             let instance = d.instance;
@@ -537,17 +533,11 @@ impl Supervisor {
                 self.begin_shutdown(code, Shutdown::Failure, now, out);
                 return;
             }
-            let name = d.rules.name.clone();
-            out.push(Action::Log(LogEvent {
-                level: Level::Error,
-                event: "vital_exit",
-                fields: vec![
-                    ("daemon", FieldValue::Str(name.clone())),
-                    ("status", FieldValue::Int(code.into())),
-                ],
-                line: format!("vital daemon {name} exited with status {code}; shutting down"),
-            }));
-            self.begin_shutdown(code, Shutdown::Failure, now, out);
+            let line = format!(
+                "vital daemon {} exited with status {code}; shutting down",
+                d.rules.name
+            );
+            self.vital_failure(i, code, vec![], line, now, out);
             return;
         }
         let wants_restart = d.restart_requested
@@ -566,15 +556,17 @@ impl Supervisor {
         }
         if !d.manual_restart && d.rules.max_restarts.is_some_and(|max| d.restarts >= max) {
             d.state = State::Failed;
-            out.push(Action::Log(LogEvent {
-                level: Level::Error,
-                event: "exited",
-                fields: vec![("daemon", FieldValue::Str(d.rules.name.clone()))],
-                line: format!(
-                    "{} gave up after {} restarts; it stays failed",
-                    d.rules.name, d.restarts
-                ),
-            }));
+            let line = format!(
+                "{} gave up after {} restarts; it stays failed",
+                d.rules.name, d.restarts
+            );
+            out.push(daemon_event(
+                Level::Error,
+                "exited",
+                &d.rules.name,
+                vec![],
+                line,
+            ));
             return;
         }
         d.restarts += 1;
@@ -585,21 +577,23 @@ impl Supervisor {
         };
         d.state = State::Backoff;
         d.restart_at = Some(now + delay);
-        out.push(Action::Log(LogEvent {
-            level: Level::Info,
-            event: "restarting",
-            fields: vec![
-                ("daemon", FieldValue::Str(d.rules.name.clone())),
-                ("attempt", FieldValue::Int(d.restarts.into())),
-                ("delay_ms", FieldValue::Int(delay.as_millis() as i64)),
-            ],
-            line: format!(
-                "restarting {} in {:.1} s (attempt {})",
-                d.rules.name,
-                delay.as_secs_f64(),
-                d.restarts
-            ),
-        }));
+        let line = format!(
+            "restarting {} in {:.1} s (attempt {})",
+            d.rules.name,
+            delay.as_secs_f64(),
+            d.restarts
+        );
+        let fields = vec![
+            ("attempt", FieldValue::Int(d.restarts.into())),
+            ("delay_ms", FieldValue::Int(delay.as_millis() as i64)),
+        ];
+        out.push(daemon_event(
+            Level::Info,
+            "restarting",
+            &d.rules.name,
+            fields,
+            line,
+        ));
         out.push(Action::SetTimer {
             timer: Timer::RestartDue {
                 daemon: i,
@@ -674,15 +668,15 @@ impl Supervisor {
         let d = &self.daemons[i];
         let Some(pgid) = d.group else { return };
         let name = signal_name(sig);
-        out.push(Action::Log(LogEvent {
-            level: Level::Info,
-            event: "signal_forwarded",
-            fields: vec![
-                ("daemon", FieldValue::Str(d.rules.name.clone())),
-                ("signal", FieldValue::Str(name.clone())),
-            ],
-            line: format!("forwarded {name} to {}", d.rules.name),
-        }));
+        let line = format!("forwarded {name} to {}", d.rules.name);
+        let fields = vec![("signal", FieldValue::Str(name))];
+        out.push(daemon_event(
+            Level::Info,
+            "signal_forwarded",
+            &d.rules.name,
+            fields,
+            line,
+        ));
         out.push(Action::SignalGroup {
             daemon: i,
             pgid,
@@ -734,15 +728,15 @@ impl Supervisor {
     fn kill(&mut self, i: usize, out: &mut Vec<Action>) {
         let d = &self.daemons[i];
         let Some(pgid) = d.group else { return };
-        out.push(Action::Log(LogEvent {
-            level: Level::Warn,
-            event: "killed",
-            fields: vec![
-                ("daemon", FieldValue::Str(d.rules.name.clone())),
-                ("signal", FieldValue::Str("SIGKILL".to_string())),
-            ],
-            line: format!("killing what is left of {} with SIGKILL", d.rules.name),
-        }));
+        let line = format!("killing what is left of {} with SIGKILL", d.rules.name);
+        let fields = vec![("signal", FieldValue::Str("SIGKILL".to_string()))];
+        out.push(daemon_event(
+            Level::Warn,
+            "killed",
+            &d.rules.name,
+            fields,
+            line,
+        ));
         out.push(Action::SignalGroup {
             daemon: i,
             pgid,
@@ -800,21 +794,23 @@ impl Supervisor {
             at: now + next,
         });
         let Some(health) = changed else { return };
-        let name = d.rules.name.clone();
-        out.push(Action::Log(LogEvent {
-            level: if health == Health::Unhealthy {
-                Level::Warn
-            } else {
-                Level::Info
-            },
-            event: "health_changed",
-            fields: vec![
-                ("daemon", FieldValue::Str(name.clone())),
-                ("health", FieldValue::Str(health.as_str().to_string())),
-                ("detail", FieldValue::Str(detail.to_string())),
-            ],
-            line: format!("{name} is {}: {detail}", health.as_str()),
-        }));
+        let level = if health == Health::Unhealthy {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        let line = format!("{} is {}: {detail}", d.rules.name, health.as_str());
+        let fields = vec![
+            ("health", FieldValue::Str(health.as_str().to_string())),
+            ("detail", FieldValue::Str(detail.to_string())),
+        ];
+        out.push(daemon_event(
+            level,
+            "health_changed",
+            &d.rules.name,
+            fields,
+            line,
+        ));
         match health {
             Health::Healthy => self.start_due(now, out),
             Health::Unhealthy => self.on_unhealthy(i, detail, now, out),
@@ -822,22 +818,34 @@ impl Supervisor {
         }
     }
 
+    /// Fail fast: the `vital_exit` event (status, then `extra` fields), then
+    /// a shutdown that ends with `status`.
+    fn vital_failure(
+        &mut self,
+        i: usize,
+        status: i32,
+        extra: Vec<(&'static str, FieldValue)>,
+        line: String,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let mut fields = vec![("status", FieldValue::Int(status.into()))];
+        fields.extend(extra);
+        let name = &self.daemons[i].rules.name;
+        out.push(daemon_event(Level::Error, "vital_exit", name, fields, line));
+        self.begin_shutdown(status, Shutdown::Failure, now, out);
+    }
+
     /// Vital → fail fast (status 1); restart policy → restart; else stay marked unhealthy.
     fn on_unhealthy(&mut self, i: usize, detail: &str, now: Duration, out: &mut Vec<Action>) {
         let d = &mut self.daemons[i];
         if d.rules.vital {
-            let name = d.rules.name.clone();
-            out.push(Action::Log(LogEvent {
-                level: Level::Error,
-                event: "vital_exit",
-                fields: vec![
-                    ("daemon", FieldValue::Str(name.clone())),
-                    ("status", FieldValue::Int(1)),
-                    ("reason", FieldValue::Str("unhealthy".to_string())),
-                ],
-                line: format!("vital daemon {name} is unhealthy ({detail}); shutting down"),
-            }));
-            self.begin_shutdown(1, Shutdown::Failure, now, out);
+            let line = format!(
+                "vital daemon {} is unhealthy ({detail}); shutting down",
+                d.rules.name
+            );
+            let reason = vec![("reason", FieldValue::Str("unhealthy".to_string()))];
+            self.vital_failure(i, 1, reason, line, now, out);
         } else if d.rules.restart != RestartPolicy::Never {
             d.restart_requested = true;
             self.stop(i, now, out);
@@ -892,17 +900,32 @@ pub fn vital_status(is_main: bool, status: ExitStatus) -> i32 {
     }
 }
 
-fn spawn_failed_log(name: &str, status: i32, error: &str) -> Action {
+/// An event about one daemon: `daemon` first, then `fields` (SPEC §7 order).
+fn daemon_event(
+    level: Level,
+    event: &'static str,
+    daemon: &str,
+    fields: Vec<(&'static str, FieldValue)>,
+    line: String,
+) -> Action {
+    let mut all = Vec::with_capacity(fields.len() + 1);
+    all.push(("daemon", FieldValue::Str(daemon.to_string())));
+    all.extend(fields);
     Action::Log(LogEvent {
-        level: Level::Error,
-        event: "spawn_failed",
-        fields: vec![
-            ("daemon", FieldValue::Str(name.to_string())),
-            ("status", FieldValue::Int(status.into())),
-            ("error", FieldValue::Str(error.to_string())),
-        ],
-        line: format!("cannot start {name}: {error}"),
+        level,
+        event,
+        fields: all,
+        line,
     })
+}
+
+fn spawn_failed_log(name: &str, status: i32, error: &str) -> Action {
+    let fields = vec![
+        ("status", FieldValue::Int(status.into())),
+        ("error", FieldValue::Str(error.to_string())),
+    ];
+    let line = format!("cannot start {name}: {error}");
+    daemon_event(Level::Error, "spawn_failed", name, fields, line)
 }
 
 fn shutdown_log(why: Shutdown) -> Action {
