@@ -40,6 +40,7 @@ pub fn rules_of(plan: &Plan) -> Vec<DaemonRules> {
         .map(|d| DaemonRules {
             name: d.name.clone(),
             vital: d.vital,
+            // Only the main command (`pidzero -- CMD`) takes pidzero's stdin.
             is_main: d.inherit_stdin,
             stop_signal: d.stop_signal,
             stop_timeout: d.stop_timeout,
@@ -426,6 +427,9 @@ impl Runtime {
     fn spawn(&mut self, i: usize) -> Event {
         match process::spawn(&self.plan.daemons[i], &self.spawn_context) {
             Ok(spawned) => {
+                // Readers of earlier instances that reached EOF are done: a
+                // daemon restarting for weeks must not pile up their handles.
+                self.readers.retain(|reader| !reader.is_finished());
                 for (fd, stream) in [
                     (spawned.stdout, Stream::Stdout),
                     (spawned.stderr, Stream::Stderr),
