@@ -76,7 +76,8 @@ struct ApiOptions {
     /// Client commands: connect to pidzero's TCP API (api.listen) instead of the socket.
     #[arg(long, global = true, env = "PIDZERO_URL", value_name = "URL")]
     url: Option<String>,
-    /// Client commands: the API token for --url.
+    /// The API token for TCP: the one a client sends with --url, and the one the
+    /// run mode requires (wins over api.token).
     #[arg(
         long,
         global = true,
@@ -155,7 +156,7 @@ fn client_options(api: &ApiOptions) -> Result<client::Options, String> {
     };
     Ok(client::Options {
         endpoint,
-        token: api.token.clone().filter(|t| !t.is_empty()),
+        token: pidzero::api::pick_token(api.token.clone(), None),
     })
 }
 
@@ -276,7 +277,7 @@ fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSou
         socket_is_default,
         // Validated by the config layer as an IP address and port.
         tcp: settings.api.listen.as_deref().and_then(|a| a.parse().ok()),
-        token: pidzero::api::resolve_token(settings.api.token.as_deref()),
+        token: pidzero::api::pick_token(api.token.clone(), settings.api.token.as_deref()),
         logs,
     }
 }

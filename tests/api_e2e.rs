@@ -761,3 +761,41 @@ impl SpawnWithSocket for Pz {
         r
     }
 }
+
+/// The run mode takes its TCP token from `--token` too (it wins over
+/// `api.token`), and a blank `PIDZERO_API_TOKEN` leaves `api.token` in force.
+#[test]
+fn token_from_the_command_line_and_a_blank_environment() {
+    for (args, env, in_force, refused) in [
+        (
+            &["--token", "cli-token-123"][..],
+            None,
+            "cli-token-123",
+            "file-token-abc",
+        ),
+        (&[][..], Some("  "), "file-token-abc", "  "),
+    ] {
+        let d = Dir::new("tokensrc");
+        let port = free_port();
+        d.daemons(r#"[{"name": "keeper", "vital": true, "command": ["sleep", "1000"]}]"#);
+        d.config(&format!(
+            r#"{{"api": {{"listen": "127.0.0.1:{port}", "token": "file-token-abc"}}}}"#
+        ));
+        let mut pz = pz().config_dir(&d).args(args);
+        if let Some(value) = env {
+            pz = pz.env("PIDZERO_API_TOKEN", value);
+        }
+        let mut r = pz.spawn();
+        let tcp = Target::tcp(port);
+        r.daemon_pid("keeper");
+        wait_answer(&tcp, "/health", "at all", |a| a.status == 200);
+        let with = |t: &str| {
+            let bearer = format!("Bearer {t}");
+            http(&tcp, "GET", "/daemons", &[("Authorization", &bearer)], "").status
+        };
+        assert_eq!(with(in_force), 200, "{args:?} {env:?}");
+        assert_eq!(with(refused), 401, "{args:?} {env:?}");
+        r.signal(libc::SIGTERM);
+        assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
+    }
+}

@@ -5,18 +5,12 @@
 use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, Method};
 
-/// The environment variable that wins over `api.token`.
-pub const TOKEN_VARIABLE: &str = "PIDZERO_API_TOKEN";
-
-/// The token in force: `PIDZERO_API_TOKEN` when set and not blank, else `api.token`.
-pub fn resolve_token(file_token: Option<&str>) -> Option<String> {
-    pick_token(std::env::var(TOKEN_VARIABLE).ok(), file_token)
-}
-
-/// [`resolve_token`] without the environment. A blank variable counts as unset: it
-/// must not silently replace a configured token with "no token".
-pub fn pick_token(env_token: Option<String>, file_token: Option<&str>) -> Option<String> {
-    env_token
+/// The token in force: the one given on the command line (`--token`, or
+/// `PIDZERO_API_TOKEN`, which the command line reads) when not blank, else
+/// `api.token`. A blank value counts as unset: it must not silently replace a
+/// configured token with "no token". The server and the client both use it.
+pub fn pick_token(given: Option<String>, file_token: Option<&str>) -> Option<String> {
+    given
         .filter(|t| !t.trim().is_empty())
         .or_else(|| file_token.map(str::to_owned))
 }

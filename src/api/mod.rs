@@ -11,7 +11,7 @@
 //! 1. create `watch::channel(Snapshot)` and `mpsc::channel::<ControlRequest>(n)`; the
 //!    log writer's [`LogHandle`](crate::log::writer::LogHandle) is the [`LogSource`];
 //! 2. `api::start(socket, tcp, ApiContext { .. })` inside the runtime, with the token
-//!    from [`resolve_token`]; keep the [`ApiServer`] until pidzero exits (dropping it
+//!    from [`pick_token`]; keep the [`ApiServer`] until pidzero exits (dropping it
 //!    closes the listeners and connections and removes the socket file);
 //! 3. after each handled event publish a new snapshot if it changed, and answer every
 //!    [`ControlRequest`] promptly with a [`ControlReply`].
@@ -26,7 +26,7 @@ pub mod model;
 mod routes;
 pub mod server;
 
-pub use auth::{pick_token, resolve_token, TOKEN_VARIABLE};
+pub use auth::pick_token;
 pub use model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo, LastExit, Snapshot};
 pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
 pub use server::{

@@ -50,7 +50,7 @@ pub struct ApiContext {
     pub control: mpsc::Sender<ControlRequest>,
     /// Recent records and counters, provided by the log writer.
     pub logs: Arc<dyn LogSource>,
-    /// The bearer token for TCP (see [`super::resolve_token`]).
+    /// The bearer token for TCP (see [`super::pick_token`]).
     pub token: Option<String>,
 }
 
