@@ -196,7 +196,7 @@ fn executable_dir() -> Result<PathBuf, String> {
 }
 
 fn log_format_override() -> Option<String> {
-    std::env::var("PIDZERO_LOG_FORMAT").ok()
+    std::env::var(config::FORMAT_VARIABLE).ok()
 }
 
 /// Loads both files and builds the plan; every problem is returned.

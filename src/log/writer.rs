@@ -403,27 +403,23 @@ impl Writer {
         to_file: bool,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Option<(&[u8], usize)> {
-        let stream = self.stream.as_mut().filter(|_| to_stream);
-        let file = self.file.as_mut().filter(|_| to_file);
-        match (stream, file) {
-            (Some(stream), Some(file)) => {
-                let start = file.buf.len();
-                write(&mut file.buf);
-                stream.buf.extend_from_slice(&file.buf[start..]);
-                Some((&file.buf, start))
-            }
-            (Some(stream), None) => {
-                let start = stream.buf.len();
-                write(&mut stream.buf);
-                Some((&stream.buf, start))
-            }
-            (None, Some(file)) => {
-                let start = file.buf.len();
-                write(&mut file.buf);
-                Some((&file.buf, start))
-            }
-            (None, None) => None,
+        let stream = self
+            .stream
+            .as_mut()
+            .filter(|_| to_stream)
+            .map(|t| &mut t.buf);
+        let file = self.file.as_mut().filter(|_| to_file).map(|t| &mut t.buf);
+        let (primary, copy) = match (file, stream) {
+            (Some(file), stream) => (file, stream),
+            (None, Some(stream)) => (stream, None),
+            (None, None) => return None,
+        };
+        let start = primary.len();
+        write(primary);
+        if let Some(copy) = copy {
+            copy.extend_from_slice(&primary[start..]);
         }
+        Some((primary, start))
     }
 
     /// Writes both buffers; a new failure of one sink is reported on the other.

@@ -367,6 +367,9 @@ impl Runtime {
 
     /// Publishes the API's view when it changed.
     fn publish_snapshot(&mut self) {
+        if self.snapshots.receiver_count() == 0 {
+            return; // The API is off: nobody reads snapshots.
+        }
         let snapshot = snapshot::build(
             &self.supervisor,
             &self.plan,
