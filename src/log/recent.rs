@@ -99,12 +99,26 @@ impl Recent {
     }
 
     /// The last `n` records of `source` as JSON (without newline), oldest first.
+    /// The lock is held only to copy the bytes out: the writer takes the same
+    /// lock once per batch.
     pub fn recent(&self, source: &str, n: usize) -> Vec<String> {
-        let state = self.lock();
-        state
-            .sources
-            .get(source)
-            .map_or_else(Vec::new, |log| log.ring.last(n))
+        let (bytes, lens) = {
+            let state = self.lock();
+            match state.sources.get(source) {
+                Some(log) => log.ring.tail(n),
+                None => return Vec::new(),
+            }
+        };
+        let mut start = 0;
+        lens.iter()
+            .map(|&len| {
+                let end = start + len as usize;
+                // Without the record's `\n`; the formatter only writes UTF-8.
+                let record = String::from_utf8_lossy(&bytes[start..end - 1]).into_owned();
+                start = end;
+                record
+            })
+            .collect()
     }
 
     /// `(source, records, bytes)` for every source seen, by name.
@@ -168,22 +182,21 @@ impl Ring {
         }
     }
 
-    fn last(&self, n: usize) -> Vec<String> {
+    /// The bytes of the last `n` records (each with its `\n`) and their lengths.
+    fn tail(&self, n: usize) -> (Vec<u8>, Vec<u32>) {
         let n = n.min(self.lens.len());
-        let skip = self.lens.len() - n;
-        let mut offset: usize = self.lens.iter().take(skip).map(|&l| l as usize).sum();
-        let mut records = Vec::with_capacity(n);
-        for &len in self.lens.iter().skip(skip) {
-            let len = len as usize;
-            // Without the record's `\n`.
-            let bytes: Vec<u8> = self.data.range(offset..offset + len - 1).copied().collect();
-            records.push(
-                String::from_utf8(bytes)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-            );
-            offset += len;
+        let lens: Vec<u32> = self.lens.range(self.lens.len() - n..).copied().collect();
+        let size: usize = lens.iter().map(|&l| l as usize).sum();
+        let from = self.data.len() - size;
+        let mut bytes = Vec::with_capacity(size);
+        let (front, back) = self.data.as_slices();
+        if from < front.len() {
+            bytes.extend_from_slice(&front[from..]);
+            bytes.extend_from_slice(back);
+        } else {
+            bytes.extend_from_slice(&back[from - front.len()..]);
         }
-        records
+        (bytes, lens)
     }
 }
 
