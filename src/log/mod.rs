@@ -44,4 +44,4 @@ pub use reader::pump;
 pub use record::{
     timestamp_now, EventRecord, FieldValue, Level, LineBatch, LineSpan, Stream, Timestamp,
 };
-pub use writer::{start, LogHandle, LogWriter, SinkStats, WriterOptions};
+pub use writer::{start, LogHandle, LogWriter, WriterOptions};

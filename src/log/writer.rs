@@ -12,7 +12,6 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,17 +37,6 @@ pub const DRAIN_BYTES: usize = 256 * 1024;
 /// not become a stream of events.
 pub const RECOVERY: Duration = Duration::from_secs(10);
 
-/// Counters for `/metrics`, shared with the writer thread.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    /// Records handed to the writer: daemon lines and events.
-    pub records: AtomicU64,
-    /// Bytes of daemon line text (without the newline).
-    pub bytes: AtomicU64,
-    /// Failed writes, all sinks together.
-    pub sink_errors: AtomicU64,
-}
-
 enum Message {
     Lines(LineBatch),
     Event(EventRecord),
@@ -60,7 +48,6 @@ enum Message {
 pub struct LogHandle {
     tx: mpsc::UnboundedSender<Message>,
     permits: Arc<Semaphore>,
-    stats: Arc<SinkStats>,
     recent: Arc<Recent>,
 }
 
@@ -82,11 +69,6 @@ impl LogHandle {
     /// Queues an event record of pidzero's own; never blocks or waits.
     pub fn event(&self, record: EventRecord) {
         let _ = self.tx.send(Message::Event(record));
-    }
-
-    /// The writer's counters.
-    pub fn stats(&self) -> Arc<SinkStats> {
-        Arc::clone(&self.stats)
     }
 
     /// The last `n` records (at most [`RECENT_RECORDS`](super::recent::RECENT_RECORDS))
@@ -162,7 +144,6 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     };
     let stream_name = if options.quiet { "stderr" } else { "stdout" };
     let stream = stream_fd.map(|fd| Target::new(StdoutSink::new(fd), stream_name));
-    let stats = Arc::new(SinkStats::default());
     let recent = Arc::new(Recent::default());
     for name in [
         stream.as_ref().map(|t| t.name),
@@ -180,7 +161,6 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         quiet: options.quiet,
         stream,
         file,
-        stats: Arc::clone(&stats),
         recent: Arc::clone(&recent),
         pidzero: "pidzero".into(),
         json: Vec::new(),
@@ -194,7 +174,6 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     let handle = LogHandle {
         tx,
         permits,
-        stats,
         recent,
     };
     Ok((handle, LogWriter { thread }))
@@ -239,7 +218,7 @@ impl<S: Sink> Target<S> {
 
     /// Writes and empties the buffer; returns the error when it starts a new
     /// failure episode (the only time it is reported).
-    fn flush(&mut self, stats: &SinkStats, recent: &Recent) -> Option<io::Error> {
+    fn flush(&mut self, recent: &Recent) -> Option<io::Error> {
         if self.buf.is_empty() {
             return None;
         }
@@ -256,7 +235,6 @@ impl<S: Sink> Target<S> {
                 None
             }
             Err(error) => {
-                stats.sink_errors.fetch_add(1, Ordering::Relaxed);
                 recent.sink_error(self.name);
                 let first = self.failed_at.is_none();
                 self.failed_at = Some(Instant::now());
@@ -271,7 +249,6 @@ struct Writer {
     quiet: bool,
     stream: Option<Target<StdoutSink>>,
     file: Option<Target<FileSink>>,
-    stats: Arc<SinkStats>,
     recent: Arc<Recent>,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
@@ -330,10 +307,6 @@ impl Writer {
     /// Daemon lines go to the file, and to the stream sink unless quiet.
     fn lines(&mut self, batch: &LineBatch) {
         let bytes: usize = batch.lines.iter().map(|s| (s.end - s.start) as usize).sum();
-        self.stats
-            .records
-            .fetch_add(batch.lines.len() as u64, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let format = self.format;
         let recent = Arc::clone(&self.recent);
         let mut json = std::mem::take(&mut self.json);
@@ -375,7 +348,6 @@ impl Writer {
 
     /// Events go to the file, and to the stream sink unless quiet and below warn.
     fn event(&mut self, event: &EventRecord) {
-        self.stats.records.fetch_add(1, Ordering::Relaxed);
         let to_stream = !self.quiet || event.level != Level::Info;
         let format = self.format;
         self.deliver(to_stream, true, |out| format_event(out, format, event));
@@ -424,30 +396,21 @@ impl Writer {
 
     /// Writes both buffers; a new failure of one sink is reported on the other.
     fn flush(&mut self) {
-        if let Some(error) = self
-            .stream
-            .as_mut()
-            .and_then(|t| t.flush(&self.stats, &self.recent))
-        {
+        if let Some(error) = self.stream.as_mut().and_then(|t| t.flush(&self.recent)) {
             let name = self.stream.as_ref().map_or("stdout", |t| t.name);
             self.report(name, &error, false, true);
         }
-        if let Some(error) = self
-            .file
-            .as_mut()
-            .and_then(|t| t.flush(&self.stats, &self.recent))
-        {
+        if let Some(error) = self.file.as_mut().and_then(|t| t.flush(&self.recent)) {
             self.report("file", &error, true, false);
             // Written now rather than with the next round, which may be far off.
             if let Some(stream) = self.stream.as_mut() {
-                stream.flush(&self.stats, &self.recent);
+                stream.flush(&self.recent);
             }
         }
     }
 
     fn report(&mut self, sink: &'static str, error: &io::Error, to_stream: bool, to_file: bool) {
         let record = sink_error(sink, error);
-        self.stats.records.fetch_add(1, Ordering::Relaxed);
         let format = self.format;
         self.deliver(to_stream, to_file, |out| format_event(out, format, &record));
         self.keep_event(&record);
@@ -548,12 +511,9 @@ mod tests {
             assert_eq!(seen, (0..per_source).collect::<Vec<_>>(), "source {source}");
         }
         assert!(text.contains("pidzero event: info starting: before the end"));
-        let stats = log.stats();
-        assert_eq!(
-            stats.records.load(Ordering::Relaxed),
-            3 * per_source as u64 + 1
-        );
-        assert_eq!(stats.sink_errors.load(Ordering::Relaxed), 0);
+        let records: u64 = log.daemon_counters().iter().map(|c| c.1).sum();
+        assert_eq!(records, 3 * per_source as u64 + 1);
+        assert!(log.sink_error_counts().iter().all(|c| c.1 == 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -636,8 +596,8 @@ mod tests {
         assert_eq!(errors[0]["level"], "error");
         assert!(errors[0]["error"].as_str().unwrap().contains("Broken pipe"));
         assert_eq!(records.iter().filter(|r| r["source"] == "w").count(), 50);
-        assert!(log.stats().sink_errors.load(Ordering::Relaxed) >= 1);
         let counts = log.sink_error_counts();
+        assert!(counts[0].1 >= 1, "{counts:?}");
         assert_eq!(counts[1], ("file".to_string(), 0));
         assert_eq!(counts[0].0, "stdout");
         assert!(counts[0].1 >= 1);
