@@ -45,30 +45,25 @@ pub struct HttpTarget {
 }
 
 impl HttpTarget {
+    /// Parsed with hyper's `Uri`, as the client's `--url` is.
     pub fn parse(url: &str) -> Result<HttpTarget, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() {
-            return Err(format!("{url}: no host"));
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: not a URL: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("{url}: only http:// URLs are supported"));
         }
-        // A port is present when the last ':' comes after any IPv6 bracket.
-        let has_port = authority
-            .rfind(':')
-            .is_some_and(|i| authority.rfind(']').is_none_or(|b| i > b));
-        let address = if has_port {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
+        let authority = uri
+            .authority()
+            .filter(|a| !a.host().is_empty())
+            .ok_or_else(|| format!("{url}: no host"))?;
         Ok(HttpTarget {
-            address,
-            host_header: authority.to_string(),
-            path: path.to_string(),
+            // `host()` keeps an IPv6 address in brackets, as connect wants it.
+            address: format!(
+                "{}:{}",
+                authority.host(),
+                authority.port_u16().unwrap_or(80)
+            ),
+            host_header: authority.as_str().to_string(),
+            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
         })
     }
 }
