@@ -799,3 +799,40 @@ fn token_from_the_command_line_and_a_blank_environment() {
         assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
     }
 }
+
+/// `GET /daemons/NAME/logs`: 100 records without `lines`, never more than the
+/// 1,000 kept, oldest first and the newest last.
+#[test]
+fn logs_default_to_100_and_keep_1000() {
+    let d = Dir::new("logscap");
+    d.daemons(
+        r#"[{"name": "many", "command": "seq 1 1500; exec sleep 1000"},
+            {"name": "keeper", "vital": true, "command": ["sleep", "1000"]}]"#,
+    );
+    let sock = unique_socket_path();
+    let mut r = pz().config_dir(&d).env("PIDZERO_SOCKET", &sock).spawn();
+    r.wait_line("many", "1500");
+    let t = Target::unix(&sock);
+    wait_api(&t);
+    let lines_of = |path: &str| -> Vec<String> {
+        let a = get(&t, path);
+        assert_eq!(a.status, 200, "{path}: {a:?}");
+        a.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["line"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let default = lines_of("/daemons/many/logs");
+    assert_eq!(default.len(), 100);
+    assert_eq!(
+        (default[0].as_str(), default[99].as_str()),
+        ("1401", "1500")
+    );
+    let all = lines_of("/daemons/many/logs?lines=5000");
+    assert_eq!(all.len(), 1000);
+    assert_eq!((all[0].as_str(), all[999].as_str()), ("501", "1500"));
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
+}

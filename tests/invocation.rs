@@ -115,6 +115,20 @@ fn log_format_env_overrides_config() {
 }
 
 #[test]
+fn bad_log_format_in_the_environment_is_a_usage_error() {
+    let d = Dir::new("fmtbad");
+    d.daemons(&one_shot("fmt"));
+    let f = pz()
+        .config_dir(&d)
+        .env("PIDZERO_LOG_FORMAT", "xml")
+        .run(DEADLINE);
+    assert_eq!(f.status(), 2, "{}", f.dump());
+    assert!(f.stderr.contains("PIDZERO_LOG_FORMAT"), "{}", f.dump());
+    assert!(f.stderr.contains("xml"), "{}", f.dump());
+    assert!(f.stdout.is_empty(), "nothing may start: {}", f.dump());
+}
+
+#[test]
 fn options_win_over_environment() {
     let d = Dir::new("optwin");
     d.daemons(&one_shot("from-option"));
