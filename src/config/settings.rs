@@ -101,16 +101,16 @@ pub(crate) fn override_format(value: Option<&str>) -> Result<Option<LogFormat>, 
     };
     match FORMAT_CHOICES.iter().find(|(word, _)| *word == value) {
         Some(&(_, format)) => Ok(Some(format)),
-        None => Err(ConfigError {
-            file: PathBuf::from(FORMAT_VARIABLE),
-            line: 0,
-            column: 0,
-            daemon: None,
-            field: None,
-            message: format!(
-                "invalid log format \"{value}\" in the environment variable {FORMAT_VARIABLE}; expected one of json, map, logfmt, text"
-            ),
-        }),
+        None => {
+            let choices: Vec<&str> = FORMAT_CHOICES.iter().map(|(word, _)| *word).collect();
+            Err(super::file_error(
+                Path::new(FORMAT_VARIABLE),
+                &format!(
+                    "invalid log format \"{value}\" in the environment variable {FORMAT_VARIABLE}; expected one of {}",
+                    choices.join(", ")
+                ),
+            ))
+        }
     }
 }
 
