@@ -71,9 +71,9 @@ pub trait LogSource: Send + Sync {
 }
 
 /// The log writer keeps the recent records and the counters.
-impl LogSource for crate::log::writer::LogHandle {
+impl LogSource for crate::log::LogHandle {
     fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
-        crate::log::writer::LogHandle::recent(self, daemon, n)
+        crate::log::LogHandle::recent(self, daemon, n)
     }
 
     fn counters(&self) -> LogCounters {

@@ -33,6 +33,8 @@
 
 pub mod format;
 pub mod framer;
+pub mod handle;
+pub mod pool;
 pub mod reader;
 pub mod recent;
 pub mod record;
@@ -40,8 +42,9 @@ pub mod sink;
 pub mod writer;
 
 pub use framer::Framer;
+pub use handle::LogHandle;
 pub use reader::pump;
 pub use record::{
     timestamp_now, EventRecord, FieldValue, Level, LineBatch, LineSpan, Stream, Timestamp,
 };
-pub use writer::{start, LogHandle, LogWriter, WriterOptions};
+pub use writer::{start, LogWriter, WriterOptions};

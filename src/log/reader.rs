@@ -13,8 +13,8 @@ use tokio::io::Interest;
 use tokio::sync::watch;
 
 use super::framer::Framer;
+use super::handle::LogHandle;
 use super::record::{timestamp_now, LineBatch, Stream};
-use super::writer::LogHandle;
 
 /// Bytes read from a pipe at once (the default Linux pipe capacity).
 pub const READ_BYTES: usize = 64 * 1024;
@@ -45,21 +45,22 @@ pub async fn pump(
     };
     let mut pump = Pump {
         framer: Framer::new(max_line_bytes),
-        max_line_bytes,
+        batch: LineBatch::new(Arc::clone(&source), stream, [b'0'; 24]),
+        buffer_size: max_line_bytes + 1 + READ_BYTES,
         source,
-        stream,
         log,
     };
+    pump.batch = pump.fresh_batch();
     let mut watching = true;
     loop {
         if watching && *drain.borrow_and_update() {
             pump.drain(pipe.get_ref().as_raw_fd()).await;
             break;
         }
-        let mut batch = pump.batch();
+        let room = pump.clear();
         tokio::select! {
-            read = read_some(&pipe, &mut batch.data, pump.framer.carry_len()) => match read {
-                Some(n) => pump.forward(batch, n).await,
+            read = read_some(&pipe, &mut pump.batch.data, room) => match read {
+                Some(n) => pump.forward(n).await,
                 None => break,
             },
             changed = drain.changed(), if watching => {
@@ -74,19 +75,22 @@ pub async fn pump(
 /// The state of one pipe's pump, apart from the pipe itself.
 struct Pump {
     framer: Framer,
-    max_line_bytes: usize,
+    /// The batch being read into.
+    batch: LineBatch,
+    /// Room for the carry and one read, in every batch's buffer.
+    buffer_size: usize,
     source: Arc<str>,
-    stream: Stream,
     log: LogHandle,
 }
 
 impl Pump {
-    /// Frames the `n` bytes just read into `batch`'s buffer (after room for
+    /// Frames the `n` bytes just read into the batch's buffer (after room for
     /// the carry) under one timestamp, and sends them.
-    async fn forward(&mut self, mut batch: LineBatch, n: usize) {
-        batch.timestamp = timestamp_now();
+    async fn forward(&mut self, n: usize) {
+        self.batch.timestamp = timestamp_now();
         // SAFETY: `read_into` wrote `n` bytes after `carry_len()` bytes of room.
-        unsafe { self.framer.frame_read(&mut batch, n) };
+        unsafe { self.framer.frame_read(&mut self.batch, n) };
+        let batch = self.next_batch();
         self.log.send_lines(batch).await;
         // One batch per turn: while a daemon floods its pipe, the other
         // pipes, the API's connections and the control loop (signals,
@@ -98,10 +102,10 @@ impl Pump {
     /// Reads what the pipe holds now, without waiting for more.
     async fn drain(&mut self, fd: RawFd) {
         loop {
-            let mut batch = self.batch();
-            match read_into(fd, &mut batch.data, self.framer.carry_len()) {
+            let room = self.clear();
+            match read_into(fd, &mut self.batch.data, room) {
                 Ok(0) => return,
-                Ok(n) => self.forward(batch, n).await,
+                Ok(n) => self.forward(n).await,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return, // EAGAIN: empty for now; or a read error
             }
@@ -110,16 +114,33 @@ impl Pump {
 
     /// Emits the last, unterminated line.
     async fn finish(&mut self) {
-        let mut batch = LineBatch::new(Arc::clone(&self.source), self.stream, timestamp_now());
-        self.framer.finish(&mut batch);
+        self.clear();
+        self.batch.timestamp = timestamp_now();
+        self.framer.finish(&mut self.batch);
+        let batch = self.next_batch();
         self.log.send_lines(batch).await;
     }
 
-    /// An empty batch whose buffer has room for the carry and one read; it
-    /// becomes the batch sent, so the bytes read are not copied again.
-    fn batch(&self) -> LineBatch {
-        let mut batch = LineBatch::new(Arc::clone(&self.source), self.stream, [b'0'; 24]);
-        batch.data = Vec::with_capacity(self.max_line_bytes + 1 + READ_BYTES);
+    /// Empties the batch for the next read; returns the room the read must
+    /// leave for the carry.
+    fn clear(&mut self) -> usize {
+        self.batch.data.clear();
+        self.batch.lines.clear();
+        self.framer.carry_len()
+    }
+
+    /// The batch just framed, to send; the next read goes into a fresh one
+    /// whose buffer is recycled when possible (the one sent may stay in the
+    /// recent-records ring for a while).
+    fn next_batch(&mut self) -> LineBatch {
+        let next = self.fresh_batch();
+        std::mem::replace(&mut self.batch, next)
+    }
+
+    fn fresh_batch(&self) -> LineBatch {
+        let mut batch = LineBatch::new(Arc::clone(&self.source), self.batch.stream, [b'0'; 24]);
+        batch.data = self.log.read_buffer();
+        batch.data.reserve_exact(self.buffer_size);
         batch
     }
 }

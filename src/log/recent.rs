@@ -1,32 +1,47 @@
 //! Per-source counters and the recent records, for the control API
 //! (`pidzero logs NAME`, `/metrics`).
 //!
-//! The writer thread keeps, for every source (each daemon, and `pidzero` for
-//! its own events), the number of records and of line bytes it wrote, and the
-//! last [`RECENT_RECORDS`] records rendered as JSON whatever the configured
-//! format. A ring never holds more than [`RECENT_BYTES`] of records, so the
-//! memory is bounded by `RECENT_BYTES + 4 × RECENT_RECORDS` bytes per source
-//! (about 260 KiB); a record larger than `RECENT_BYTES` on its own (possible
-//! only with `max_line_bytes` raised above about 40 KiB) is counted but not
-//! kept.
+//! For every source (each daemon, and `pidzero` for its own events) this
+//! keeps the number of records and of line bytes logged, and the last
+//! [`RECENT_RECORDS`] records, rendered as JSON (whatever the configured
+//! format) only when they are asked for:
+//! - a daemon's lines stay in the batches they were read into, without a
+//!   copy: at full speed that copy cost as much as a tenth of the pipeline's
+//!   CPU. A batch is kept while any of its lines is among the last ones, and
+//!   its buffer then goes back to the readers' [`BufferPool`];
+//! - pidzero's events, few and small, are kept as JSON.
 //!
-//! The writer takes the lock once per batch of lines (one pipe read), and
-//! adds the batch's records with one copy; readers of the API take it for as
-//! long as copying their answer takes.
+//! Bounds, per source: at most [`RECENT_RECORDS`] records and
+//! [`RECENT_BYTES`] of line text (or event JSON); a record larger than that
+//! on its own is counted but not kept. A batch less than half full is copied
+//! into a buffer of its size before it is kept, and the oldest batch is cut
+//! down once more of it has dropped out than stays, so the buffers kept hold
+//! at most four times [`RECENT_BYTES`] (about 1 MiB) per source, whatever the
+//! daemon writes; a daemon flooding its pipe keeps two or three 80 KiB reads.
+//!
+//! Readers take the lock once per batch; API readers take it for as long as
+//! formatting their answer takes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::format::format_spans;
+use super::pool::BufferPool;
+use super::record::{LineBatch, LineSpan};
+use crate::config::LogFormat;
+
 /// Records kept per source.
 pub const RECENT_RECORDS: usize = 1000;
 
-/// Bytes of records (JSON, each with its `\n`) kept per source at most.
+/// Bytes of records (line text, or JSON for events) kept per source at most.
 pub const RECENT_BYTES: usize = 256 * 1024;
 
-/// The state shared by the writer thread and the API.
+/// The state shared by the log senders, the writer thread and the API.
 #[derive(Debug, Default)]
 pub struct Recent {
     state: Mutex<State>,
+    /// Where the buffers of batches that drop out go, for the readers.
+    pool: Arc<BufferPool>,
 }
 
 #[derive(Debug, Default)]
@@ -40,45 +55,67 @@ struct State {
 struct SourceLog {
     records: u64,
     bytes: u64,
-    ring: Ring,
+    lines: LineRing,
+    events: EventRing,
 }
 
-/// The last records of one source: their bytes back to back, and their lengths.
+/// The last lines of one daemon, in the batches they came in, oldest first.
 #[derive(Debug, Default)]
-struct Ring {
+struct LineRing {
+    batches: VecDeque<LineBatch>,
+    /// Lines of the front batch that dropped out.
+    skip: usize,
+    /// Lines kept, and their bytes.
+    count: usize,
+    bytes: usize,
+}
+
+/// The last events of pidzero: their JSON back to back, and their lengths.
+#[derive(Debug, Default)]
+struct EventRing {
     data: VecDeque<u8>,
     lens: VecDeque<u32>,
 }
 
-/// What the writer adds for one batch of lines or one event.
-pub struct Update<'a> {
-    pub source: &'a Arc<str>,
-    /// Records written.
-    pub records: u64,
-    /// Bytes of line text written (before formatting).
-    pub bytes: u64,
-    /// The last (at most) [`RECENT_RECORDS`] of these records as JSON, back to back.
-    pub json: &'a [u8],
-    /// The end offset in `json` of each record in it (after its `\n`).
-    pub ends: &'a [usize],
-}
-
 impl Recent {
+    /// Keeps the buffers of dropped batches in `pool`, for the readers.
+    pub fn new(pool: Arc<BufferPool>) -> Self {
+        Recent {
+            state: Mutex::default(),
+            pool,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent counters behind.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one batch (or event) of `update.source` and keeps its records.
-    pub fn add(&self, update: Update<'_>) {
-        let mut state = self.lock();
-        let log = match state.sources.get_mut(&**update.source) {
-            Some(log) => log,
-            None => state.sources.entry(Arc::clone(update.source)).or_default(),
+    /// Counts a batch of daemon lines and keeps it (see the module docs).
+    pub fn add_lines(&self, batch: LineBatch) {
+        let bytes: usize = batch.lines.iter().map(span_len).sum();
+        let batch = if batch.data.len() * 2 < batch.data.capacity() {
+            let compact = compacted(&batch, 0);
+            self.pool.give_back(std::iter::once(batch.data));
+            compact
+        } else {
+            batch
         };
-        log.records += update.records;
-        log.bytes += update.bytes;
-        log.ring.extend(update.json, update.ends);
+        let mut state = self.lock();
+        let log = source_log(&mut state, &batch.source);
+        log.records += batch.lines.len() as u64;
+        log.bytes += bytes as u64;
+        log.lines.push(batch, bytes, &self.pool);
+    }
+
+    /// Counts one event of pidzero's own (`line_bytes` of its line) and keeps
+    /// its `json` (one record ending in `\n`).
+    pub fn add_event(&self, source: &Arc<str>, line_bytes: usize, json: &[u8]) {
+        let mut state = self.lock();
+        let log = source_log(&mut state, source);
+        log.records += 1;
+        log.bytes += line_bytes as u64;
+        log.events.push(json);
     }
 
     /// Makes `sink` appear in [`Recent::sink_error_counts`] (with 0 errors).
@@ -99,20 +136,19 @@ impl Recent {
     }
 
     /// The last `n` records of `source` as JSON (without newline), oldest first.
-    /// The lock is held only to copy the bytes out: the writer takes the same
-    /// lock once per batch.
     pub fn recent(&self, source: &str, n: usize) -> Vec<String> {
         let (bytes, lens) = {
             let state = self.lock();
             match state.sources.get(source) {
-                Some(log) => log.ring.tail(n),
+                Some(log) if log.lines.count > 0 => log.lines.tail(n),
+                Some(log) => log.events.tail(n),
                 None => return Vec::new(),
             }
         };
         let mut start = 0;
         lens.iter()
             .map(|&len| {
-                let end = start + len as usize;
+                let end = start + len;
                 // Without the record's `\n`; the formatter only writes UTF-8.
                 let record = String::from_utf8_lossy(&bytes[start..end - 1]).into_owned();
                 start = end;
@@ -142,51 +178,144 @@ impl Recent {
     }
 }
 
-impl Ring {
-    /// Appends the records of `json` (ending at `ends`), dropping the oldest
-    /// beyond the bounds first so the buffer never grows past them.
-    fn extend(&mut self, json: &[u8], ends: &[usize]) {
-        // Only the newest records that fit can stay.
-        let mut first = ends.len().saturating_sub(RECENT_RECORDS);
-        let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
-        while first < ends.len() && json.len() - start_of(first) > RECENT_BYTES {
-            first += 1;
-        }
-        if first == ends.len() {
-            return;
-        }
-        let start = start_of(first);
-        let incoming = json.len() - start;
-        let count = ends.len() - first;
-        let mut evict = 0usize;
-        while self.lens.len() + count > RECENT_RECORDS
-            || self.data.len() - evict + incoming > RECENT_BYTES
-        {
-            let Some(len) = self.lens.pop_front() else {
+fn source_log<'s>(state: &'s mut State, source: &Arc<str>) -> &'s mut SourceLog {
+    if !state.sources.contains_key(&**source) {
+        state
+            .sources
+            .insert(Arc::clone(source), SourceLog::default());
+    }
+    state
+        .sources
+        .get_mut(&**source)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+fn span_len(span: &LineSpan) -> usize {
+    (span.end - span.start) as usize
+}
+
+/// The lines of `batch` from the `first` on, in a batch of their own size.
+fn compacted(batch: &LineBatch, first: usize) -> LineBatch {
+    let spans = &batch.lines[first..];
+    let mut compact = LineBatch::new(Arc::clone(&batch.source), batch.stream, batch.timestamp);
+    compact.data.reserve_exact(spans.iter().map(span_len).sum());
+    compact.lines.reserve_exact(spans.len());
+    for &span in spans {
+        let start = compact.data.len() as u32;
+        compact.data.extend_from_slice(batch.line(span));
+        compact.lines.push(LineSpan {
+            start,
+            end: compact.data.len() as u32,
+            partial: span.partial,
+        });
+    }
+    compact
+}
+
+impl LineRing {
+    /// Appends `batch` (with `bytes` of line text), then drops the oldest
+    /// lines beyond the bounds.
+    fn push(&mut self, batch: LineBatch, bytes: usize, pool: &BufferPool) {
+        self.count += batch.lines.len();
+        self.bytes += bytes;
+        self.batches.push_back(batch);
+        while self.count > RECENT_RECORDS || self.bytes > RECENT_BYTES {
+            let Some(front) = self.batches.front() else {
                 break;
             };
-            evict += len as usize;
+            let Some(span) = front.lines.get(self.skip) else {
+                break;
+            };
+            self.count -= 1;
+            self.bytes -= span_len(span);
+            self.skip += 1;
+            if self.skip == front.lines.len() {
+                if let Some(dropped) = self.batches.pop_front() {
+                    pool.give_back(std::iter::once(dropped.data));
+                }
+                self.skip = 0;
+            }
         }
-        self.data.drain(..evict);
-        let needed = self.data.len() + incoming;
-        if needed > self.data.capacity() {
-            // Grow by doubling, but never past the bound.
-            let target = needed.max(2 * self.data.capacity()).min(RECENT_BYTES);
-            self.data.reserve_exact(target - self.data.len());
-        }
-        self.data.extend(&json[start..]);
-        let mut previous = start;
-        for &end in &ends[first..] {
-            self.lens.push_back((end - previous) as u32);
-            previous = end;
+        // The oldest batch keeps at most as much as it kept out.
+        if let Some(front) = self.batches.front_mut() {
+            if self.skip > 0 && 2 * self.skip > front.lines.len() {
+                let compact = compacted(front, self.skip);
+                let old = std::mem::replace(front, compact);
+                pool.give_back(std::iter::once(old.data));
+                self.skip = 0;
+            }
         }
     }
 
+    /// The last `n` lines as JSON records (each with its `\n`), and their lengths.
+    fn tail(&self, n: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut wanted = n.min(self.count);
+        // Walk back to the batch where the wanted lines start.
+        let mut from = self.batches.len();
+        let mut first = 0;
+        while wanted > 0 && from > 0 {
+            from -= 1;
+            let batch = &self.batches[from];
+            let start = if from == 0 { self.skip } else { 0 };
+            let available = batch.lines.len() - start;
+            if available >= wanted {
+                first = batch.lines.len() - wanted;
+                wanted = 0;
+            } else {
+                wanted -= available;
+                first = start;
+            }
+        }
+        let mut json = Vec::new();
+        let mut ends = Vec::new();
+        for (k, batch) in self.batches.range(from..).enumerate() {
+            let start = if k == 0 { first } else { 0 };
+            format_spans(
+                &mut json,
+                LogFormat::Json,
+                batch,
+                &batch.lines[start..],
+                Some(&mut ends),
+            );
+        }
+        let mut previous = 0;
+        let lens = ends
+            .iter()
+            .map(|&end| {
+                let len = end - previous;
+                previous = end;
+                len
+            })
+            .collect();
+        (json, lens)
+    }
+}
+
+impl EventRing {
+    /// Appends one record, dropping the oldest beyond the bounds first.
+    fn push(&mut self, json: &[u8]) {
+        if json.len() > RECENT_BYTES {
+            return;
+        }
+        while self.lens.len() >= RECENT_RECORDS || self.data.len() + json.len() > RECENT_BYTES {
+            let Some(len) = self.lens.pop_front() else {
+                break;
+            };
+            self.data.drain(..len as usize);
+        }
+        self.data.extend(json);
+        self.lens.push_back(json.len() as u32);
+    }
+
     /// The bytes of the last `n` records (each with its `\n`) and their lengths.
-    fn tail(&self, n: usize) -> (Vec<u8>, Vec<u32>) {
+    fn tail(&self, n: usize) -> (Vec<u8>, Vec<usize>) {
         let n = n.min(self.lens.len());
-        let lens: Vec<u32> = self.lens.range(self.lens.len() - n..).copied().collect();
-        let size: usize = lens.iter().map(|&l| l as usize).sum();
+        let lens: Vec<usize> = self
+            .lens
+            .range(self.lens.len() - n..)
+            .map(|&l| l as usize)
+            .collect();
+        let size: usize = lens.iter().sum();
         let from = self.data.len() - size;
         let mut bytes = Vec::with_capacity(size);
         let (front, back) = self.data.as_slices();
@@ -203,27 +332,38 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::framer::Framer;
+    use crate::log::record::{timestamp_now, Stream};
 
-    fn records(texts: &[String]) -> (Vec<u8>, Vec<usize>) {
-        let mut json = Vec::new();
-        let mut ends = Vec::new();
-        for text in texts {
-            json.extend_from_slice(text.as_bytes());
-            json.push(b'\n');
-            ends.push(json.len());
-        }
-        (json, ends)
+    /// A batch of `texts`, one line each, in a buffer of `capacity` bytes.
+    fn batch(source: &Arc<str>, texts: &[String], capacity: usize) -> LineBatch {
+        let mut batch = LineBatch::new(Arc::clone(source), Stream::Stdout, timestamp_now());
+        batch.data = Vec::with_capacity(capacity);
+        let mut framer = Framer::new(1 << 20);
+        let text: String = texts.iter().map(|t| format!("{t}\n")).collect();
+        framer.push(text.as_bytes(), &mut batch);
+        batch
     }
 
-    fn add(recent: &Recent, source: &Arc<str>, texts: &[String]) {
-        let (json, ends) = records(texts);
-        recent.add(Update {
-            source,
-            records: texts.len() as u64,
-            bytes: 1,
-            json: &json,
-            ends: &ends,
-        });
+    fn lines(records: &[String]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| {
+                let value: serde_json::Value = serde_json::from_str(r).unwrap();
+                value["line"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    /// The bytes of buffers the ring holds for `source`.
+    fn held(recent: &Recent, source: &str) -> usize {
+        let state = recent.lock();
+        state.sources[source]
+            .lines
+            .batches
+            .iter()
+            .map(|b| b.data.capacity())
+            .sum()
     }
 
     #[test]
@@ -232,15 +372,18 @@ mod tests {
         let web: Arc<str> = "web".into();
         let texts: Vec<String> = (0..2500).map(|i| format!("r{i}")).collect();
         for chunk in texts.chunks(700) {
-            add(&recent, &web, chunk);
+            recent.add_lines(batch(&web, chunk, 0));
         }
         let all = recent.recent("web", 5000);
         assert_eq!(all.len(), RECENT_RECORDS);
-        assert_eq!(all[0], "r1500");
-        assert_eq!(all[999], "r2499");
-        assert_eq!(recent.recent("web", 2), ["r2498", "r2499"]);
+        assert_eq!(lines(&all)[0], "r1500");
+        assert_eq!(lines(&all)[999], "r2499");
+        assert!(all[0].contains(r#""source":"web","stream":"stdout","line":"r1500"}"#));
+        assert_eq!(lines(&recent.recent("web", 2)), ["r2498", "r2499"]);
+        assert_eq!(lines(&recent.recent("web", 701)).len(), 701);
         assert!(recent.recent("other", 10).is_empty());
-        assert_eq!(recent.counters(), [("web".to_string(), 2500, 4)]);
+        let bytes: u64 = texts.iter().map(|t| t.len() as u64).sum();
+        assert_eq!(recent.counters(), [("web".to_string(), 2500, bytes)]);
     }
 
     #[test]
@@ -248,24 +391,54 @@ mod tests {
         let recent = Recent::default();
         let web: Arc<str> = "web".into();
         let big: Vec<String> = (0..100)
-            .map(|i| format!("{i:05}{}", "x".repeat(9994)))
+            .map(|i| format!("{i:05}{}", "x".repeat(9995)))
             .collect();
-        add(&recent, &web, &big[..10]);
-        add(&recent, &web, &big[10..]);
-        let kept = recent.recent("web", 1000);
-        // 10,001 bytes each with the newline: 26 fit in 256 KiB.
-        assert_eq!(kept.len(), RECENT_BYTES / 10_001);
+        recent.add_lines(batch(&web, &big[..10], 0));
+        recent.add_lines(batch(&web, &big[10..], 0));
+        let kept = lines(&recent.recent("web", 1000));
+        // 10,000 bytes of text each: 26 fit in 256 KiB.
+        assert_eq!(kept.len(), RECENT_BYTES / 10_000);
         assert!(kept.last().unwrap().starts_with("00099"));
-        let state = recent.lock();
-        let ring = &state.sources["web"].ring;
-        assert!(ring.data.len() <= RECENT_BYTES);
-        assert!(ring.data.capacity() <= RECENT_BYTES);
-        drop(state);
-        // A record larger than the whole ring is counted, not kept.
-        add(&recent, &web, &["y".repeat(RECENT_BYTES)]);
-        assert_eq!(recent.recent("web", 1).len(), 1);
-        assert!(recent.recent("web", 1)[0].starts_with("00099"));
+        assert!(held(&recent, "web") <= 2 * RECENT_BYTES);
+        // A line larger than the whole bound is counted, not kept.
+        recent.add_lines(batch(&web, &["y".repeat(RECENT_BYTES + 1)], 0));
+        assert!(recent.recent("web", 1).is_empty());
         assert_eq!(recent.counters()[0].1, 101);
+    }
+
+    /// Mostly empty buffers are not kept as they are: what the ring holds
+    /// stays near what it keeps, and full buffers are kept without a copy.
+    #[test]
+    fn keeps_full_buffers_and_copies_sparse_ones() {
+        let recent = Recent::default();
+        let web: Arc<str> = "web".into();
+        for i in 0..5000 {
+            recent.add_lines(batch(&web, &[format!("line {i}")], 80 * 1024));
+        }
+        assert_eq!(lines(&recent.recent("web", 1)), ["line 4999"]);
+        assert!(held(&recent, "web") < 20 * 1000, "{}", held(&recent, "web"));
+        let texts: Vec<String> = (0..700).map(|i| format!("{i:099}")).collect();
+        let full = batch(&web, &texts, 80 * 1024);
+        let buffer = full.data.as_ptr();
+        recent.add_lines(full);
+        let state = recent.lock();
+        let ring = &state.sources["web"].lines;
+        assert_eq!(ring.batches.back().unwrap().data.as_ptr(), buffer);
+        assert_eq!(ring.count, RECENT_RECORDS);
+    }
+
+    #[test]
+    fn events_keep_their_json() {
+        let recent = Recent::default();
+        let pidzero: Arc<str> = "pidzero".into();
+        for i in 0..1500 {
+            recent.add_event(&pidzero, 3, format!("{{\"n\":{i}}}\n").as_bytes());
+        }
+        let kept = recent.recent("pidzero", 5000);
+        assert_eq!(kept.len(), RECENT_RECORDS);
+        assert_eq!(kept[0], r#"{"n":500}"#);
+        assert_eq!(recent.recent("pidzero", 1), [r#"{"n":1499}"#]);
+        assert_eq!(recent.counters(), [("pidzero".to_string(), 1500, 4500)]);
     }
 
     #[test]

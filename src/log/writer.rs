@@ -1,14 +1,15 @@
 //! The writer thread: the one owner of the sinks.
 //!
-//! Readers and the supervisor send messages over one unbounded channel, so the
+//! Readers and the supervisor format their records themselves (see
+//! [`super::handle`]) and send the bytes over one unbounded channel, so the
 //! order of everything sent is kept. Line batches first take a permit from a
 //! semaphore (at most [`BATCHES_IN_FLIGHT`] queued or being written); that is
 //! the back-pressure. Events take none: the control loop must never wait.
 //!
-//! The thread blocks on the channel, then drains what else is ready (up to
-//! [`DRAIN_BYTES`] of output), formats it all into one buffer per sink and
-//! writes each buffer once: few syscalls, and records are never torn or
-//! interleaved because nothing else writes to the sinks.
+//! The thread blocks on the channel, then takes what else is ready (up to
+//! [`DRAIN_BYTES`]) and writes it to each sink with one `writev`: few
+//! syscalls, no copy, and records are never torn or interleaved because
+//! nothing else writes to the sinks.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -18,17 +19,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::format::{format_event, format_spans};
-use super::recent::{Recent, Update, RECENT_RECORDS};
-use super::record::{timestamp_now, EventRecord, FieldValue, Level, LineBatch};
+use super::format::format_event;
+use super::handle::{keep_event, LogHandle};
+use super::pool::BufferPool;
+use super::recent::Recent;
+use super::record::{timestamp_now, EventRecord, FieldValue, Level};
 use super::sink::{FileSink, StdoutSink};
 use crate::config::{LogFormat, LogSettings};
 
 /// Line batches allowed in flight (queued or being written) at once.
-pub const BATCHES_IN_FLIGHT: usize = 16;
+pub const BATCHES_IN_FLIGHT: usize = 8;
 
-/// Output gathered before one round of writes (a soft limit: a round stops
-/// draining the channel once a sink's buffer holds this much).
+/// Bytes taken before one round of writes (a soft limit: a round stops
+/// taking from the channel once it holds this much).
 pub const DRAIN_BYTES: usize = 256 * 1024;
 
 /// A failing sink is reported again only after it has had no error for this
@@ -37,59 +40,18 @@ pub const DRAIN_BYTES: usize = 256 * 1024;
 /// not become a stream of events.
 pub const RECOVERY: Duration = Duration::from_secs(10);
 
-enum Message {
-    Lines(LineBatch),
-    Event(EventRecord),
+pub(super) enum Message {
+    Records(Chunk),
     Finish,
 }
 
-/// Sends records to the writer thread; cheap to clone, one per reader.
-#[derive(Clone)]
-pub struct LogHandle {
-    tx: mpsc::UnboundedSender<Message>,
-    permits: Arc<Semaphore>,
-    recent: Arc<Recent>,
-}
-
-impl LogHandle {
-    /// Queues one read's lines; waits (async) for room when the writer is behind — this is the back-pressure.
-    pub async fn send_lines(&self, batch: LineBatch) {
-        if batch.is_empty() {
-            return;
-        }
-        // Closed only once the writer has stopped: the batch could not be written.
-        let Ok(permit) = self.permits.acquire().await else {
-            return;
-        };
-        // The writer gives the permit back after writing the batch.
-        permit.forget();
-        let _ = self.tx.send(Message::Lines(batch));
-    }
-
-    /// Queues an event record of pidzero's own; never blocks or waits.
-    pub fn event(&self, record: EventRecord) {
-        let _ = self.tx.send(Message::Event(record));
-    }
-
-    /// The last `n` records (at most [`RECENT_RECORDS`](super::recent::RECENT_RECORDS))
-    /// of `daemon` as JSON, oldest first, whatever the configured format; `pidzero`
-    /// gives pidzero's own events. Records still queued for the writer are not
-    /// in it yet; unknown names give nothing.
-    pub fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
-        self.recent.recent(daemon, n)
-    }
-
-    /// `(source, records, bytes of line text)` for every source written so far
-    /// (daemons, and `pidzero` for its events), sorted by name.
-    pub fn daemon_counters(&self) -> Vec<(String, u64, u64)> {
-        self.recent.counters()
-    }
-
-    /// `(sink, failed writes)` for each sink: `stdout` (or `stderr` in quiet
-    /// mode) and `file`, those enabled.
-    pub fn sink_error_counts(&self) -> Vec<(String, u64)> {
-        self.recent.sink_error_counts()
-    }
+/// Formatted records for the sinks: whole lines, each ending in `\n`.
+pub(super) struct Chunk {
+    pub bytes: Vec<u8>,
+    /// Also for the stream sink (every chunk goes to the file).
+    pub to_stream: bool,
+    /// A batch of daemon lines holding a permit (events hold none).
+    pub permit: bool,
 }
 
 pub struct WriterOptions {
@@ -144,7 +106,10 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     };
     let stream_name = if options.quiet { "stderr" } else { "stdout" };
     let stream = stream_fd.map(|fd| Target::new(StdoutSink::new(fd), stream_name));
-    let recent = Arc::new(Recent::default());
+    // Read buffers go back to the readers from the recent-records ring,
+    // formatted ones from the writer thread.
+    let read_buffers = Arc::new(BufferPool::default());
+    let recent = Arc::new(Recent::new(Arc::clone(&read_buffers)));
     for name in [
         stream.as_ref().map(|t| t.name),
         file.as_ref().map(|t| t.name),
@@ -155,52 +120,56 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         recent.register_sink(name);
     }
     let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let pool = Arc::new(BufferPool::default());
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = Writer {
+        pool: Arc::clone(&pool),
         format: settings.format,
-        quiet: options.quiet,
         stream,
         file,
         recent: Arc::clone(&recent),
         pidzero: "pidzero".into(),
-        json: Vec::new(),
-        ends: Vec::new(),
+        pending: Vec::new(),
+        pending_bytes: 0,
         permits: Arc::clone(&permits),
         taken_permits: 0,
     };
     let thread = std::thread::Builder::new()
         .name("pidzero-log".into())
         .spawn(move || writer.run(rx))?;
-    let handle = LogHandle {
+    let handle = LogHandle::new(
         tx,
         permits,
         recent,
-    };
+        read_buffers,
+        pool,
+        settings.format,
+        options.quiet,
+    );
     Ok((handle, LogWriter { thread }))
 }
 
 /// What a sink must do for the writer.
 trait Sink {
-    fn write_records(&mut self, buf: &[u8]) -> io::Result<()>;
+    fn write_chunks(&mut self, chunks: &[&[u8]]) -> io::Result<()>;
 }
 
 impl Sink for StdoutSink {
-    fn write_records(&mut self, buf: &[u8]) -> io::Result<()> {
-        StdoutSink::write_records(self, buf)
+    fn write_chunks(&mut self, chunks: &[&[u8]]) -> io::Result<()> {
+        StdoutSink::write_chunks(self, chunks)
     }
 }
 
 impl Sink for FileSink {
-    fn write_records(&mut self, buf: &[u8]) -> io::Result<()> {
-        FileSink::write_records(self, buf)
+    fn write_chunks(&mut self, chunks: &[&[u8]]) -> io::Result<()> {
+        FileSink::write_chunks(self, chunks)
     }
 }
 
-/// A sink with its pending output and its failure state.
+/// A sink with its failure state.
 struct Target<S> {
     sink: S,
     name: &'static str,
-    buf: Vec<u8>,
     /// When the last write failed, in a failure episode that has been
     /// reported: no new report until writes succeed for [`RECOVERY`].
     failed_at: Option<Instant>,
@@ -211,23 +180,17 @@ impl<S: Sink> Target<S> {
         Target {
             sink,
             name,
-            buf: Vec::new(),
             failed_at: None,
         }
     }
 
-    /// Writes and empties the buffer; returns the error when it starts a new
-    /// failure episode (the only time it is reported).
-    fn flush(&mut self, recent: &Recent) -> Option<io::Error> {
-        if self.buf.is_empty() {
+    /// Writes `chunks`; returns the error when it starts a new failure
+    /// episode (the only time it is reported).
+    fn write(&mut self, chunks: &[&[u8]], recent: &Recent) -> Option<io::Error> {
+        if chunks.is_empty() {
             return None;
         }
-        let result = self.sink.write_records(&self.buf);
-        self.buf.clear();
-        if self.buf.capacity() > 4 * DRAIN_BYTES {
-            self.buf.shrink_to(DRAIN_BYTES);
-        }
-        match result {
+        match self.sink.write_chunks(chunks) {
             Ok(()) => {
                 if self.failed_at.is_some_and(|at| at.elapsed() >= RECOVERY) {
                     self.failed_at = None;
@@ -246,18 +209,18 @@ impl<S: Sink> Target<S> {
 
 struct Writer {
     format: LogFormat,
-    quiet: bool,
     stream: Option<Target<StdoutSink>>,
     file: Option<Target<FileSink>>,
     recent: Arc<Recent>,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
-    /// Scratch: JSON records for `recent` when the output is not JSON.
-    json: Vec<u8>,
-    /// Scratch: the end offset of each record just formatted.
-    ends: Vec<usize>,
+    /// The chunks taken in this round, in order.
+    pending: Vec<Chunk>,
+    pending_bytes: usize,
+    /// Where the written batches' buffers go back to the readers.
+    pool: Arc<BufferPool>,
     permits: Arc<Semaphore>,
-    /// Line batches taken in this round, whose permits go back after writing.
+    /// Line batches taken in this round, whose permits go back before writing.
     taken_permits: usize,
 }
 
@@ -265,15 +228,15 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
         while let Some(message) = rx.blocking_recv() {
             let mut finish = self.take(message);
-            while !finish && self.pending_bytes() < DRAIN_BYTES {
+            while !finish && self.pending_bytes < DRAIN_BYTES {
                 match rx.try_recv() {
                     Ok(message) => finish = self.take(message),
                     Err(_) => break,
                 }
             }
-            // The batches taken are formatted and dropped: their permits go
-            // back before the write, so the readers keep reading (and the
-            // daemons writing) while this thread is in the kernel.
+            // Permits go back before the write, so the readers keep reading
+            // (and the daemons writing) while this thread is in the kernel;
+            // what this round holds is bounded by DRAIN_BYTES instead.
             self.permits
                 .add_permits(std::mem::take(&mut self.taken_permits));
             self.flush();
@@ -285,136 +248,70 @@ impl Writer {
         self.permits.close();
     }
 
-    /// Formats one message into the buffers; true on `Finish`.
+    /// Takes one message into this round; true on `Finish`.
     fn take(&mut self, message: Message) -> bool {
         match message {
-            Message::Lines(batch) => {
-                self.taken_permits += 1;
-                self.lines(&batch);
+            Message::Records(chunk) => {
+                self.taken_permits += usize::from(chunk.permit);
+                self.pending_bytes += chunk.bytes.len();
+                self.pending.push(chunk);
+                false
             }
-            Message::Event(event) => self.event(&event),
-            Message::Finish => return true,
+            Message::Finish => true,
         }
-        false
     }
 
-    fn pending_bytes(&self) -> usize {
-        let stream = self.stream.as_ref().map_or(0, |t| t.buf.len());
-        let file = self.file.as_ref().map_or(0, |t| t.buf.len());
-        stream.max(file)
-    }
-
-    /// Daemon lines go to the file, and to the stream sink unless quiet.
-    fn lines(&mut self, batch: &LineBatch) {
-        let bytes: usize = batch.lines.iter().map(|s| (s.end - s.start) as usize).sum();
-        let format = self.format;
-        let recent = Arc::clone(&self.recent);
-        let mut json = std::mem::take(&mut self.json);
-        let mut ends = std::mem::take(&mut self.ends);
-        ends.clear();
-        let written = self.deliver(!self.quiet, true, |out| {
-            format_spans(out, format, batch, &batch.lines, Some(&mut ends));
-        });
-        // The JSON of the last records for `recent`: the bytes just written
-        // when they are JSON, else formatted again (only those records).
-        let kept = batch.lines.len().min(RECENT_RECORDS);
-        let (json_kept, ends_kept): (&[u8], &[usize]) = match written {
-            Some((buf, start)) if format == LogFormat::Json => {
-                let first = batch.lines.len() - kept;
-                let from = if first == 0 { start } else { ends[first - 1] };
-                for end in &mut ends[first..] {
-                    *end -= from;
-                }
-                (&buf[from..], &ends[first..])
-            }
-            _ => {
-                ends.clear();
-                json.clear();
-                let spans = &batch.lines[batch.lines.len() - kept..];
-                format_spans(&mut json, LogFormat::Json, batch, spans, Some(&mut ends));
-                (&json, &ends)
-            }
-        };
-        recent.add(Update {
-            source: &batch.source,
-            records: batch.lines.len() as u64,
-            bytes: bytes as u64,
-            json: json_kept,
-            ends: ends_kept,
-        });
-        self.json = json;
-        self.ends = ends;
-    }
-
-    /// Events go to the file, and to the stream sink unless quiet and below warn.
-    fn event(&mut self, event: &EventRecord) {
-        let to_stream = !self.quiet || event.level != Level::Info;
-        let format = self.format;
-        self.deliver(to_stream, true, |out| format_event(out, format, event));
-        self.keep_event(event);
-    }
-
-    /// Counts an event of pidzero's own and keeps it in the `pidzero` ring.
-    fn keep_event(&mut self, event: &EventRecord) {
-        self.json.clear();
-        format_event(&mut self.json, LogFormat::Json, event);
-        self.recent.add(Update {
-            source: &self.pidzero,
-            records: 1,
-            bytes: event.line.len() as u64,
-            json: &self.json,
-            ends: &[self.json.len()],
-        });
-    }
-
-    /// Formats once into the first chosen sink's buffer and copies to the
-    /// other; returns that buffer and where the new output starts in it.
-    fn deliver(
-        &mut self,
-        to_stream: bool,
-        to_file: bool,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) -> Option<(&[u8], usize)> {
-        let stream = self
-            .stream
-            .as_mut()
-            .filter(|_| to_stream)
-            .map(|t| &mut t.buf);
-        let file = self.file.as_mut().filter(|_| to_file).map(|t| &mut t.buf);
-        let (primary, copy) = match (file, stream) {
-            (Some(file), stream) => (file, stream),
-            (None, Some(stream)) => (stream, None),
-            (None, None) => return None,
-        };
-        let start = primary.len();
-        write(primary);
-        if let Some(copy) = copy {
-            copy.extend_from_slice(&primary[start..]);
-        }
-        Some((primary, start))
-    }
-
-    /// Writes both buffers; a new failure of one sink is reported on the other.
+    /// Writes this round to both sinks; a new failure of one sink is
+    /// reported on the other.
     fn flush(&mut self) {
-        if let Some(error) = self.stream.as_mut().and_then(|t| t.flush(&self.recent)) {
-            let name = self.stream.as_ref().map_or("stdout", |t| t.name);
-            self.report(name, &error, false, true);
-        }
-        if let Some(error) = self.file.as_mut().and_then(|t| t.flush(&self.recent)) {
-            self.report("file", &error, true, false);
-            // Written now rather than with the next round, which may be far off.
-            if let Some(stream) = self.stream.as_mut() {
-                stream.flush(&self.recent);
+        let mut stream_report = None;
+        if let Some(stream) = self.stream.as_mut() {
+            let chunks: Vec<&[u8]> = self
+                .pending
+                .iter()
+                .filter(|c| c.to_stream)
+                .map(|c| &c.bytes[..])
+                .collect();
+            if let Some(error) = stream.write(&chunks, &self.recent) {
+                stream_report = Some(report(
+                    self.format,
+                    &self.recent,
+                    &self.pidzero,
+                    stream.name,
+                    &error,
+                ));
             }
         }
+        if let Some(file) = self.file.as_mut() {
+            let mut chunks: Vec<&[u8]> = self.pending.iter().map(|c| &c.bytes[..]).collect();
+            chunks.extend(stream_report.as_deref());
+            if let Some(error) = file.write(&chunks, &self.recent) {
+                let report = report(self.format, &self.recent, &self.pidzero, file.name, &error);
+                // Written now rather than with the next round, which may be far off.
+                if let Some(stream) = self.stream.as_mut() {
+                    stream.write(&[&report], &self.recent);
+                }
+            }
+        }
+        self.pool
+            .give_back(self.pending.drain(..).filter(|c| c.permit).map(|c| c.bytes));
+        self.pending_bytes = 0;
     }
+}
 
-    fn report(&mut self, sink: &'static str, error: &io::Error, to_stream: bool, to_file: bool) {
-        let record = sink_error(sink, error);
-        let format = self.format;
-        self.deliver(to_stream, to_file, |out| format_event(out, format, &record));
-        self.keep_event(&record);
-    }
+/// The `sink_error` event for `sink`, formatted, counted and kept.
+fn report(
+    format: LogFormat,
+    recent: &Recent,
+    pidzero: &Arc<str>,
+    sink: &'static str,
+    error: &io::Error,
+) -> Vec<u8> {
+    let record = sink_error(sink, error);
+    let mut bytes = Vec::new();
+    format_event(&mut bytes, format, &record);
+    keep_event(recent, pidzero, format, &record, &bytes);
+    bytes
 }
 
 /// The `sink_error` event for a sink that just started failing.
@@ -435,6 +332,8 @@ fn sink_error(sink: &'static str, error: &io::Error) -> EventRecord {
 mod tests {
     use super::*;
     use crate::log::framer::Framer;
+    use crate::log::recent::RECENT_RECORDS;
+    use crate::log::record::LineBatch;
     use crate::log::record::Stream;
     use crate::log::sink::tests::temp_dir;
     use crate::test_support::block_on;

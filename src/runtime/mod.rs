@@ -27,7 +27,7 @@ use crate::config::{HealthProbe, OutputMode};
 use crate::health::{self as probes, ProbeResult};
 use crate::log::reader;
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level, Stream};
-use crate::log::writer::LogHandle;
+use crate::log::LogHandle;
 use crate::plan::{DaemonPlan, Plan};
 use crate::supervisor::{Action, Control, ControlOutcome, DaemonRules, Event, Supervisor, Timer};
 use process::SpawnContext;

@@ -1,0 +1,148 @@
+//! The sending side of the log pipeline: records are formatted here, on the
+//! thread of whoever sends them (the pipe readers, the supervisor), and only
+//! their bytes go to the writer thread.
+//!
+//! Why here and not in the writer: the writer is the one serial stage (it
+//! alone writes every sink, in order), so whatever it does per line caps the
+//! throughput of all daemons together, while formatting in the readers runs
+//! beside it. The writer is left with the write system calls; see
+//! BENCHMARKS.md for what that bought.
+//!
+//! The counters and the recent records ([`Recent`]) are updated here too, as
+//! a batch is queued: they may run ahead of the sinks by the batches in
+//! flight, never behind. A batch of lines ends up in [`Recent`], which keeps
+//! it as it is (see there) instead of a copy of its records.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Semaphore};
+
+use super::format::{format_event, format_spans};
+use super::pool::BufferPool;
+use super::recent::Recent;
+use super::record::{EventRecord, Level, LineBatch};
+use super::writer::{Chunk, Message};
+use crate::config::LogFormat;
+
+/// Formats records and sends them to the writer thread; cheap to clone, one
+/// per reader.
+#[derive(Clone)]
+pub struct LogHandle {
+    pub(super) tx: mpsc::UnboundedSender<Message>,
+    pub(super) permits: Arc<Semaphore>,
+    recent: Arc<Recent>,
+    /// Buffers for pipe reads, given back by `recent`.
+    read_buffers: Arc<BufferPool>,
+    /// Buffers for formatted batches, given back by the writer.
+    pool: Arc<BufferPool>,
+    format: LogFormat,
+    /// Main-command mode without daemons.json: daemon lines never go to the
+    /// stream sink, and events only from warn up (see [`super::WriterOptions`]).
+    quiet: bool,
+    /// The source name of pidzero's own events.
+    pidzero: Arc<str>,
+}
+
+impl LogHandle {
+    pub(super) fn new(
+        tx: mpsc::UnboundedSender<Message>,
+        permits: Arc<Semaphore>,
+        recent: Arc<Recent>,
+        read_buffers: Arc<BufferPool>,
+        pool: Arc<BufferPool>,
+        format: LogFormat,
+        quiet: bool,
+    ) -> Self {
+        LogHandle {
+            tx,
+            permits,
+            recent,
+            read_buffers,
+            pool,
+            format,
+            quiet,
+            pidzero: "pidzero".into(),
+        }
+    }
+
+    /// Formats and queues one read's lines, then keeps the batch for the
+    /// control API; first waits (async) for room when the writer is behind:
+    /// this is the back-pressure, and it comes before formatting so that
+    /// formatted bytes in flight stay bounded too.
+    pub async fn send_lines(&self, batch: LineBatch) {
+        if batch.is_empty() {
+            self.read_buffers.give_back(std::iter::once(batch.data));
+            return;
+        }
+        // Closed only once the writer has stopped: the batch could not be written.
+        let Ok(permit) = self.permits.acquire().await else {
+            return;
+        };
+        // The writer gives the permit back once it has taken the batch.
+        permit.forget();
+        let mut bytes = self.pool.take();
+        format_spans(&mut bytes, self.format, &batch, &batch.lines, None);
+        self.recent.add_lines(batch);
+        let _ = self.tx.send(Message::Records(Chunk {
+            bytes,
+            to_stream: !self.quiet,
+            permit: true,
+        }));
+    }
+
+    /// An empty buffer for a pipe read, recycled when possible.
+    pub fn read_buffer(&self) -> Vec<u8> {
+        self.read_buffers.take()
+    }
+
+    /// Formats and queues an event record of pidzero's own; never blocks or
+    /// waits: the control loop must never wait for a sink.
+    pub fn event(&self, record: EventRecord) {
+        let mut bytes = Vec::new();
+        format_event(&mut bytes, self.format, &record);
+        keep_event(&self.recent, &self.pidzero, self.format, &record, &bytes);
+        let _ = self.tx.send(Message::Records(Chunk {
+            bytes,
+            to_stream: !self.quiet || record.level != Level::Info,
+            permit: false,
+        }));
+    }
+
+    /// The last `n` records (at most [`RECENT_RECORDS`](super::recent::RECENT_RECORDS)) of `daemon` as JSON,
+    /// oldest first, whatever the configured format; `pidzero` gives
+    /// pidzero's own events. Unknown names give nothing.
+    pub fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
+        self.recent.recent(daemon, n)
+    }
+
+    /// `(source, records, bytes of line text)` for every source logged so
+    /// far (daemons, and `pidzero` for its events), sorted by name.
+    pub fn daemon_counters(&self) -> Vec<(String, u64, u64)> {
+        self.recent.counters()
+    }
+
+    /// `(sink, failed writes)` for each sink: `stdout` (or `stderr` in quiet
+    /// mode) and `file`, those enabled.
+    pub fn sink_error_counts(&self) -> Vec<(String, u64)> {
+        self.recent.sink_error_counts()
+    }
+}
+
+/// Counts an event of pidzero's own and keeps it in the `pidzero` ring;
+/// `formatted` is the event in `format`, reused when that is JSON.
+pub(super) fn keep_event(
+    recent: &Recent,
+    pidzero: &Arc<str>,
+    format: LogFormat,
+    event: &EventRecord,
+    formatted: &[u8],
+) {
+    let mut json = Vec::new();
+    let json: &[u8] = if format == LogFormat::Json {
+        formatted
+    } else {
+        format_event(&mut json, LogFormat::Json, event);
+        &json
+    };
+    recent.add_event(pidzero, event.line.len(), json);
+}
