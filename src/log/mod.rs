@@ -1,35 +1,42 @@
-//! The log pipeline: pipe bytes → framer (lines) → bounded channel → one writer
-//! thread that formats whole records and writes them to every enabled sink.
+//! The log pipeline: pipe bytes → framer (lines) → formatted where they were
+//! read → bounded channel → one writer thread that writes the formatted
+//! batches to every enabled sink.
 //!
 //! - [`reader::pump`]: one task per daemon pipe; one timestamp per read.
 //! - [`framer::Framer`]: bytes → lines, cut at `max_line_bytes`.
-//! - [`writer`]: the thread owning the sinks; [`LogHandle`] sends to it.
+//! - [`handle`]: [`LogHandle`] formats records and sends them on.
+//! - [`writer`]: the thread owning the sinks; one `writev` per sink a round.
 //! - [`format`]: one record → one line of JSON, map, logfmt or text.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
+//! - [`recent`]: counters and the last records of each source, for the API.
+//! - [`pool`]: read and output buffers handed back for reuse.
 //!
 //! Back-pressure: line batches take a permit from a semaphore before they are
-//! queued and the writer returns it once the batch is written, so a slow sink
-//! makes the pipe readers wait (and so the daemons), never grows memory, and
-//! never blocks the control loop. Event records from pidzero itself take no
-//! permit: they are few, and the control loop must never wait for a sink.
+//! formatted and queued, and the writer returns it once it has taken the
+//! batch into a round of writes, so a slow sink makes the pipe readers wait
+//! (and so the daemons), never grows memory, and never blocks the control
+//! loop. Event records from pidzero itself take no permit: they are few, and
+//! the control loop must never wait for a sink.
 //!
-//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (16), `R` =
-//! [`reader::READ_BYTES`] (64 KiB) and `M` = `max_line_bytes` (16 KiB by
-//! default):
-//! - batches queued or being written: `P × (R + M)` bytes of line data
-//!   (a batch holds one read plus the carried start of its first line);
-//! - each pipe: the buffer of the batch being read, `R + M + 1`, plus a
-//!   carry of at most `M + 1`;
-//! - the writer's output buffers: about [`writer::DRAIN_BYTES`] per sink, plus
-//!   the formatted size of the last batch taken (JSON escaping can grow a
-//!   line up to six times), so at most `DRAIN_BYTES + 6 × (R + M)` per sink;
+//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (8), `R` =
+//! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by
+//! default) and `F` = the formatted size of one read, at most `6 × (R + M)`
+//! (JSON escapes a control byte as six) and about twice `R + M` for text:
+//! - formatted batches queued: `P × F`; the round being written: under
+//!   [`writer::DRAIN_BYTES`] (256 KiB) `+ F`;
+//! - buffers kept for reuse: at most 8 read buffers (`R + M + 1`) and 8
+//!   formatted ones of at most 256 KiB ([`pool`]);
+//! - each pipe: the buffer being read into, `R + M + 1`, plus a carry of at
+//!   most `M + 1`;
 //! - events are not bounded by permits, but only the supervisor sends them;
-//! - per source (each daemon, and `pidzero`), the counters and the last
-//!   1,000 records as JSON for the control API: at most
-//!   [`recent::RECENT_BYTES`] (256 KiB) plus 4 KiB of lengths each.
+//! - per daemon, for the control API: its last 1,000 lines, at most
+//!   [`recent::RECENT_BYTES`] (256 KiB) of text with their spans, plus the
+//!   rest of the oldest read they are in (`R + M + 1`); pidzero's own last
+//!   1,000 events, at most 256 KiB of JSON.
 //!
-//! With the defaults that is about 1.3 MiB in flight, 80 KiB per pipe and
-//! under 1 MiB per sink, whatever the daemons write.
+//! With the defaults: about 2 MiB in flight for text (4.5 MiB for binary
+//! garbage), at most 2.6 MiB of spare buffers, 96 KiB per pipe and 360 KiB
+//! per daemon, whatever the daemons write.
 
 pub mod format;
 pub mod framer;

@@ -18,7 +18,7 @@ const MIN_KEPT_BYTES: usize = 16 * 1024;
 
 /// A buffer larger than this (a batch of escaped binary output, say) is
 /// freed rather than kept, so the pool holds at most `KEPT × MAX_KEPT_BYTES`.
-const MAX_KEPT_BYTES: usize = 512 * 1024;
+const MAX_KEPT_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Default)]
 pub struct BufferPool {
