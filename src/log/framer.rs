@@ -14,7 +14,7 @@
 //! the unfinished line at the end of a read is copied, to the carry and then
 //! to the front of the next batch.
 
-use memchr::memchr;
+use memchr::memchr_iter;
 
 use super::record::{LineBatch, LineSpan};
 
@@ -95,62 +95,60 @@ impl Framer {
         if end - start > self.max_line_bytes {
             // A full piece and the `\r` held after it.
             let cut = start + self.max_line_bytes;
-            push_span(batch, start, cut, true);
-            push_span(batch, cut, end, false);
+            push_span(&mut batch.lines, start, cut, true);
+            push_span(&mut batch.lines, cut, end, false);
         } else {
-            push_span(batch, start, end, false);
+            push_span(&mut batch.lines, start, end, false);
         }
     }
 
     /// Turns `batch.data[start..]` (the carry and the new bytes) into spans
     /// in place; what follows the last line end or cut becomes the carry and
     /// is cut off the batch.
+    ///
+    /// One pass of `memchr_iter` finds every newline (a call per line costs
+    /// more than the search on lines of 100 bytes); a line longer than `max`
+    /// is cut into pieces of `max` between two newlines.
     fn frame(&mut self, batch: &mut LineBatch, start: usize) {
         debug_assert!(batch.data.len() <= u32::MAX as usize);
         let max = self.max_line_bytes;
+        let (data, lines) = (&batch.data, &mut batch.lines);
+        let len = data.len();
         let mut at = start;
-        loop {
-            let rest = &batch.data[at..];
-            // One byte past `max`: a line exactly `max_line_bytes` long ends there.
-            let window = &rest[..rest.len().min(max + 1)];
-            if let Some(newline) = memchr(b'\n', window) {
-                let end = if newline > 0 && window[newline - 1] == b'\r' {
-                    newline - 1
-                } else {
-                    newline
-                };
-                batch.lines.push(LineSpan {
-                    start: at as u32,
-                    end: (at + end) as u32,
-                    partial: false,
-                });
-                at += newline + 1;
-                continue;
+        for newline in memchr_iter(b'\n', &data[start..]).map(|i| start + i) {
+            // A line too long ends in pieces of `max`; one of exactly `max`
+            // bytes and then `\r\n` is whole.
+            while newline - at > max {
+                if data[at + max] == b'\r' && at + max + 1 == newline {
+                    break;
+                }
+                push_span(lines, at, at + max, true);
+                at += max;
             }
-            if window.len() <= max {
-                break; // the line goes on in the next read
-            }
-            // The line goes past the limit: `window[max]` is not a newline.
-            let (partial, next) = match (window[max], rest.get(max + 1)) {
-                (b'\r', Some(b'\n')) => (false, at + max + 2),
-                (b'\r', None) => break, // decided by the next byte
-                _ => (true, at + max),
+            let end = if newline > at && data[newline - 1] == b'\r' {
+                newline - 1
+            } else {
+                newline
             };
-            batch.lines.push(LineSpan {
-                start: at as u32,
-                end: (at + max) as u32,
-                partial,
-            });
-            at = next;
+            push_span(lines, at, end, false);
+            at = newline + 1;
+        }
+        // After the last newline: whole pieces go now, the rest is carried.
+        while len - at > max {
+            if data[at + max] == b'\r' && at + max + 1 == len {
+                break; // decided by the next byte
+            }
+            push_span(lines, at, at + max, true);
+            at += max;
         }
         self.carry.extend_from_slice(&batch.data[at..]);
         batch.data.truncate(at);
     }
 }
 
-fn push_span(batch: &mut LineBatch, start: usize, end: usize, partial: bool) {
+fn push_span(lines: &mut Vec<LineSpan>, start: usize, end: usize, partial: bool) {
     debug_assert!(end <= u32::MAX as usize);
-    batch.lines.push(LineSpan {
+    lines.push(LineSpan {
         start: start as u32,
         end: end as u32,
         partial,
