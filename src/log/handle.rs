@@ -35,12 +35,20 @@ pub struct LogHandle {
     read_buffers: Arc<BufferPool>,
     /// Buffers for formatted batches, given back by the writer.
     pool: Arc<BufferPool>,
-    format: LogFormat,
-    /// Main-command mode without daemons.json: daemon lines never go to the
-    /// stream sink, and events only from warn up (see [`super::WriterOptions`]).
-    quiet: bool,
+    routing: Routing,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
+}
+
+/// What the sinks take, so that records are formatted here as they need.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Routing {
+    pub format: LogFormat,
+    /// Main-command mode without daemons.json: daemon lines never go to the
+    /// stream sink, and events only from warn up (see [`super::WriterOptions`]).
+    pub quiet: bool,
+    /// Some sink takes daemon lines (else they are only counted and kept).
+    pub lines_have_sink: bool,
 }
 
 impl LogHandle {
@@ -50,8 +58,7 @@ impl LogHandle {
         recent: Arc<Recent>,
         read_buffers: Arc<BufferPool>,
         pool: Arc<BufferPool>,
-        format: LogFormat,
-        quiet: bool,
+        routing: Routing,
     ) -> Self {
         LogHandle {
             tx,
@@ -59,8 +66,7 @@ impl LogHandle {
             recent,
             read_buffers,
             pool,
-            format,
-            quiet,
+            routing,
             pidzero: "pidzero".into(),
         }
     }
@@ -74,6 +80,10 @@ impl LogHandle {
             self.read_buffers.give_back(std::iter::once(batch.data));
             return;
         }
+        if !self.routing.lines_have_sink {
+            self.recent.add_lines(batch);
+            return;
+        }
         // Closed only once the writer has stopped: the batch could not be written.
         let Ok(permit) = self.permits.acquire().await else {
             return;
@@ -81,11 +91,11 @@ impl LogHandle {
         // The writer gives the permit back once it has taken the batch.
         permit.forget();
         let mut bytes = self.pool.take();
-        format_spans(&mut bytes, self.format, &batch, &batch.lines, None);
+        format_spans(&mut bytes, self.routing.format, &batch, &batch.lines, None);
         self.recent.add_lines(batch);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            to_stream: !self.quiet,
+            to_stream: !self.routing.quiet,
             permit: true,
         }));
     }
@@ -99,11 +109,12 @@ impl LogHandle {
     /// waits: the control loop must never wait for a sink.
     pub fn event(&self, record: EventRecord) {
         let mut bytes = Vec::new();
-        format_event(&mut bytes, self.format, &record);
-        keep_event(&self.recent, &self.pidzero, self.format, &record, &bytes);
+        let format = self.routing.format;
+        format_event(&mut bytes, format, &record);
+        keep_event(&self.recent, &self.pidzero, format, &record, &bytes);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            to_stream: !self.quiet || record.level != Level::Info,
+            to_stream: !self.routing.quiet || record.level != Level::Info,
             permit: false,
         }));
     }

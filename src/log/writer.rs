@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::format::format_event;
-use super::handle::{keep_event, LogHandle};
+use super::handle::{keep_event, LogHandle, Routing};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{timestamp_now, EventRecord, FieldValue, Level};
@@ -137,15 +137,12 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     let thread = std::thread::Builder::new()
         .name("pidzero-log".into())
         .spawn(move || writer.run(rx))?;
-    let handle = LogHandle::new(
-        tx,
-        permits,
-        recent,
-        read_buffers,
-        pool,
-        settings.format,
-        options.quiet,
-    );
+    let routing = Routing {
+        format: settings.format,
+        quiet: options.quiet,
+        lines_have_sink: settings.log_to_file || (stream_fd.is_some() && !options.quiet),
+    };
+    let handle = LogHandle::new(tx, permits, recent, read_buffers, pool, routing);
     Ok((handle, LogWriter { thread }))
 }
 
@@ -557,6 +554,26 @@ mod tests {
             assert_eq!(log.sink_error_counts(), [("file".to_string(), 0)]);
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    /// With both sinks off, lines are not formatted for nobody, but they are
+    /// still counted and kept for the API.
+    #[test]
+    fn without_sinks_lines_are_counted_and_kept() {
+        let mut settings = settings(Path::new("/nonexistent"), LogFormat::Json);
+        settings.log_to_file = false;
+        let options = WriterOptions {
+            settings,
+            quiet: false,
+        };
+        let (log, writer) = spawn(options, None).unwrap();
+        block_on(log.send_lines(batch_of("d", "one\ntwo\n")));
+        writer.finish(&log);
+        let kept = log.recent("d", 10);
+        assert_eq!(kept.len(), 2);
+        assert!(kept[1].ends_with(r#""line":"two"}"#), "{}", kept[1]);
+        assert_eq!(log.daemon_counters(), [("d".to_string(), 2, 6)]);
+        assert!(log.sink_error_counts().is_empty());
     }
 
     #[test]
