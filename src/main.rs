@@ -255,12 +255,43 @@ fn check(files: &FileOptions) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(errors) => {
+        Err(mut errors) => {
+            for problem in plan_problems_of_valid_daemons(&paths) {
+                if !errors.contains(&problem) {
+                    errors.push(problem);
+                }
+            }
             print_errors(&errors);
             eprintln!("pidzero: {} problem(s) found", errors.len());
             ExitCode::from(USAGE_ERROR)
         }
     }
+}
+
+/// What planning finds (programs not on PATH, unknown users, missing working
+/// directories, dependency cycles) in the daemons that have no problem of
+/// their own, so that `check` lists these beside the files' problems instead
+/// of only once those are fixed.
+fn plan_problems_of_valid_daemons(paths: &Paths) -> Vec<ConfigError> {
+    let format = log_format_override();
+    let Some((specs, settings)) = config::valid_parts(
+        &paths.daemons,
+        &paths.config,
+        &paths.config_dir,
+        format.as_deref(),
+    ) else {
+        return Vec::new();
+    };
+    let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    plan::build(
+        &specs,
+        &settings,
+        &paths.daemons,
+        &base_env,
+        Path::new("/etc"),
+    )
+    .err()
+    .unwrap_or_default()
 }
 
 /// Where the run mode's control API listens: `api.socket: null` turns the

@@ -432,3 +432,42 @@ fn user_by_name_and_number() {
         assert!(!line.contains("0(root)"), "{name}: {line}");
     }
 }
+
+/// `check` lists what planning finds (an unknown user, a dependency cycle)
+/// beside the files' own problems, instead of only once those are fixed.
+#[test]
+fn check_lists_plan_problems_beside_file_problems() {
+    let d = Dir::new("check-both");
+    d.daemons(
+        r#"[
+  {"name": "web", "command": "true", "restart": "sometimes"},
+  {"name": "worker", "command": "true", "user": "no-such-user-pidzero"},
+  {"name": "a", "command": "true", "depends_on": ["b"]},
+  {"name": "b", "command": "true", "depends_on": ["a", "web"]}
+]"#,
+    );
+    let c = pz().arg("check").config_dir(&d).run(DEADLINE);
+    assert_eq!(c.status(), 2, "{}", c.dump());
+    assert_config_error(
+        &c.stderr,
+        "daemons.json",
+        Some(2),
+        Some("web"),
+        Some("restart"),
+    );
+    assert_config_error(
+        &c.stderr,
+        "daemons.json",
+        Some(3),
+        Some("worker"),
+        Some("user"),
+    );
+    assert!(
+        c.stderr.contains("no-such-user-pidzero") && c.stderr.contains("cycle"),
+        "{}",
+        c.stderr
+    );
+    // `b` depends on `web`, which has a problem of its own: not reported as unknown.
+    assert!(!c.stderr.contains("unknown daemon"), "{}", c.stderr);
+    assert!(c.stderr.contains("3 problem(s) found"), "{}", c.stderr);
+}

@@ -78,9 +78,25 @@ pub(crate) fn parse(
     text: &str,
     allow_empty: bool,
 ) -> Result<Vec<DaemonSpec>, Vec<ConfigError>> {
+    let (specs, errors) = parse_all(file, text, allow_empty);
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses `daemons.json` as far as it can: the daemons that have no problem
+/// of their own (their `depends_on` may still name one that has), and every
+/// problem found, in file order.
+pub(crate) fn parse_all(
+    file: &Path,
+    text: &str,
+    allow_empty: bool,
+) -> (Vec<DaemonSpec>, Vec<ConfigError>) {
     let mut report = Report::new(file, text);
     let Some(doc) = report.document() else {
-        return Err(report.errors);
+        return (Vec::new(), report.errors);
     };
     if Kind::of(doc) != Kind::Array {
         let message = format!(
@@ -88,7 +104,7 @@ pub(crate) fn parse(
             Kind::of(doc)
         );
         report.error(report.src.position(doc), None, message);
-        return Err(report.errors);
+        return (Vec::new(), report.errors);
     }
     let items = json::array(&mut report, doc, "daemons").unwrap_or_default();
     if items.is_empty() && !allow_empty {
@@ -103,11 +119,8 @@ pub(crate) fn parse(
     check_names(&mut report, &drafts);
     check_dependencies(&mut report, &drafts);
     super::sort_by_position(&mut report.errors);
-    if report.errors.is_empty() {
-        Ok(drafts.into_iter().filter_map(|draft| draft.spec).collect())
-    } else {
-        Err(report.errors)
-    }
+    let specs = drafts.into_iter().filter_map(|draft| draft.spec).collect();
+    (specs, report.errors)
 }
 
 /// One daemon as read: the spec when it had no problems, plus what the checks across

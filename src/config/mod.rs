@@ -233,6 +233,35 @@ pub fn load(
     }
 }
 
+/// For `pidzero check` when [`load`] found problems: the daemons of
+/// `daemons.json` that have none of their own (with `depends_on` kept to
+/// those), and the settings of `config.json` (its defaults when it has
+/// problems), so that the checks of the next stage (programs, users,
+/// working directories, dependency cycles) can run on them and be reported
+/// in the same run. `None` when no daemon is valid.
+pub fn valid_parts(
+    daemons_file: &Path,
+    config_file: &Path,
+    config_dir: &Path,
+    format_override: Option<&str>,
+) -> Option<(Vec<DaemonSpec>, Settings)> {
+    let text = read_file(daemons_file).ok()??;
+    let (mut specs, _) = daemons::parse_all(daemons_file, &text, true);
+    if specs.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = specs.iter().map(|spec| spec.name.clone()).collect();
+    for spec in &mut specs {
+        spec.depends_on.retain(|name| names.contains(name));
+    }
+    let settings = match read_file(config_file) {
+        Ok(Some(text)) => settings::parse(config_file, &text, config_dir, format_override).ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| Settings::defaults_in(config_dir));
+    Some((specs, settings))
+}
+
 /// Orders problems as they appear in the file, so a long list reads top to bottom
 /// (checks across daemons, such as `depends_on`, run after all daemons are read).
 fn sort_by_position(errors: &mut [ConfigError]) {
