@@ -29,14 +29,14 @@
 //! - each pipe: the buffer being read into, `R + M + 1`, plus a carry of at
 //!   most `M + 1`;
 //! - events are not bounded by permits, but only the supervisor sends them;
-//! - per daemon, for the control API: its last 1,000 lines, at most
-//!   [`recent::RECENT_BYTES`] (256 KiB) of text with their spans, plus the
-//!   rest of the oldest read they are in (`R + M + 1`); pidzero's own last
-//!   1,000 events, at most 256 KiB of JSON.
+//! - per daemon, for the control API: its last 1,000 lines in the batches
+//!   they were read into, at most [`recent::RECENT_BYTES`] (384 KiB) of
+//!   buffers and spans (counted by capacity); pidzero's own last 1,000
+//!   events, at most 384 KiB of JSON.
 //!
-//! With the defaults: about 2 MiB in flight for text (4.5 MiB for binary
-//! garbage), at most 2.6 MiB of spare buffers, 96 KiB per pipe and 360 KiB
-//! per daemon, whatever the daemons write.
+//! With the defaults: about 2 MiB in flight for text (under 5 MiB for binary
+//! garbage, counting buffer capacities), at most 2.6 MiB of spare buffers,
+//! 96 KiB per pipe and 384 KiB per daemon, whatever the daemons write.
 
 pub mod format;
 pub mod framer;

@@ -11,15 +11,16 @@
 //!   its buffer then goes back to the readers' [`BufferPool`];
 //! - pidzero's events, few and small, are kept as JSON.
 //!
-//! Bounds, per source: at most [`RECENT_RECORDS`] records and
-//! [`RECENT_BYTES`] of line text (or event JSON); a record larger than that
-//! on its own is counted but not kept. A read buffer less than half full is
-//! cut to its content before it is kept, and the oldest batch drops the spans
-//! of its lines that dropped out once they are the most, so what a source
-//! holds is its kept lines (with their newlines and 12-byte spans), plus at
-//! most one read of the oldest batch that dropped out: under 400 KiB with
-//! the defaults, whatever the daemon writes. A daemon flooding its pipe keeps
-//! two or three 80 KiB reads.
+//! Bounds, per source: at most [`RECENT_RECORDS`] records, and for a
+//! daemon at most [`RECENT_BYTES`] of memory held by its batches (buffers
+//! and spans, counted by capacity), or its newest batch alone when that is
+//! larger (a read, at most 80 KiB with the defaults, so never), whatever the
+//! daemon writes. A read buffer less than half full is cut to its content
+//! first (in place), so sparse reads do not crowd the records out; a daemon
+//! flooding its pipe keeps the two to four reads that hold its last 1,000
+//! lines. pidzero's own events
+//! are kept as at most [`RECENT_BYTES`] of JSON; an event larger than that
+//! is counted but not kept.
 //!
 //! Readers take the lock once per batch; API readers take it for as long as
 //! formatting their answer takes.
@@ -35,8 +36,9 @@ use crate::config::LogFormat;
 /// Records kept per source.
 pub const RECENT_RECORDS: usize = 1000;
 
-/// Bytes of records (line text, or JSON for events) kept per source at most.
-pub const RECENT_BYTES: usize = 256 * 1024;
+/// Memory for a source's recent records: the buffers of a daemon's batches
+/// (besides the newest), or the JSON of pidzero's events.
+pub const RECENT_BYTES: usize = 384 * 1024;
 
 /// The state shared by the log senders, the writer thread and the API.
 #[derive(Debug, Default)]
@@ -67,9 +69,11 @@ struct LineRing {
     batches: VecDeque<LineBatch>,
     /// Lines of the front batch that dropped out.
     skip: usize,
-    /// Lines kept, and their bytes.
+    /// Lines kept.
     count: usize,
-    bytes: usize,
+    /// Memory the batches hold (buffers and spans): at most [`RECENT_BYTES`],
+    /// or the newest batch alone.
+    held: usize,
 }
 
 /// The last events of pidzero: their JSON back to back, and their lengths.
@@ -108,7 +112,7 @@ impl Recent {
         let log = source_log(&mut state, &batch.source);
         log.records += batch.lines.len() as u64;
         log.bytes += bytes as u64;
-        log.lines.push(batch, bytes, &self.pool);
+        log.lines.push(batch, &self.pool);
     }
 
     /// Counts one event of pidzero's own (`line_bytes` of its line) and keeps
@@ -197,36 +201,45 @@ fn span_len(span: &LineSpan) -> usize {
     (span.end - span.start) as usize
 }
 
+/// The memory a kept batch holds: its buffer and its spans.
+fn held_by(batch: &LineBatch) -> usize {
+    batch.data.capacity() + batch.lines.capacity() * std::mem::size_of::<LineSpan>()
+}
+
 impl LineRing {
-    /// Appends `batch` (with `bytes` of line text), then drops the oldest
-    /// lines beyond the bounds.
-    fn push(&mut self, batch: LineBatch, bytes: usize, pool: &BufferPool) {
+    /// Appends `batch`, then drops the oldest lines beyond
+    /// [`RECENT_RECORDS`], and the oldest batches while all of them hold more
+    /// than [`RECENT_BYTES`] (the newest batch stays whatever its size).
+    fn push(&mut self, batch: LineBatch, pool: &BufferPool) {
         self.count += batch.lines.len();
-        self.bytes += bytes;
+        self.held += held_by(&batch);
         self.batches.push_back(batch);
-        while self.count > RECENT_RECORDS || self.bytes > RECENT_BYTES {
+        while self.count > RECENT_RECORDS || (self.held > RECENT_BYTES && self.batches.len() > 1) {
             let Some(front) = self.batches.front() else {
                 break;
             };
-            let Some(span) = front.lines.get(self.skip) else {
-                break;
-            };
-            self.count -= 1;
-            self.bytes -= span_len(span);
-            self.skip += 1;
-            if self.skip == front.lines.len() {
-                if let Some(dropped) = self.batches.pop_front() {
-                    pool.give_back(std::iter::once(dropped.data));
-                }
-                self.skip = 0;
+            let left = front.lines.len() - self.skip;
+            if self.count > RECENT_RECORDS && self.count - RECENT_RECORDS < left {
+                // Only some of the oldest batch's lines drop out.
+                self.skip += self.count - RECENT_RECORDS;
+                self.count = RECENT_RECORDS;
+                continue;
+            }
+            self.count -= left;
+            self.skip = 0;
+            if let Some(dropped) = self.batches.pop_front() {
+                self.held -= held_by(&dropped);
+                pool.give_back(std::iter::once(dropped.data));
             }
         }
         // The oldest batch's spans: those that dropped out go once they are
         // the most (its bytes stay, at most one read's worth).
         if let Some(front) = self.batches.front_mut() {
             if self.skip > 0 && 2 * self.skip > front.lines.len() {
+                self.held -= held_by(front);
                 front.lines.drain(..self.skip);
                 front.lines.shrink_to_fit();
+                self.held += held_by(front);
                 self.skip = 0;
             }
         }
@@ -340,15 +353,14 @@ mod tests {
             .collect()
     }
 
-    /// The bytes of buffers the ring holds for `source`.
+    /// The memory the ring's batches hold for `source`, counted afresh.
     fn held(recent: &Recent, source: &str) -> usize {
         let state = recent.lock();
-        state.sources[source]
-            .lines
-            .batches
-            .iter()
-            .map(|b| b.data.capacity())
-            .sum()
+        held_in(&state.sources[source].lines)
+    }
+
+    fn held_in(ring: &LineRing) -> usize {
+        ring.batches.iter().map(held_by).sum()
     }
 
     #[test]
@@ -372,7 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn bounds_the_bytes() {
+    fn bounds_the_memory_held() {
         let recent = Recent::default();
         let web: Arc<str> = "web".into();
         let big: Vec<String> = (0..100)
@@ -383,15 +395,27 @@ mod tests {
             recent.add_lines(batch(&web, lines, 0));
         }
         let kept = lines(&recent.recent("web", 1000));
-        // 10,000 bytes of text each: 26 fit in 256 KiB.
-        assert_eq!(kept.len(), RECENT_BYTES / 10_000);
+        // The newest read (4 lines) and as many reads of 8 as fit beside it;
+        // a read holds its text, newlines and spans (12 bytes each).
+        let (newest, read) = (4 * 10_001 + 4 * 12, 8 * 10_001 + 8 * 12);
+        assert_eq!(kept.len(), 4 + 8 * ((RECENT_BYTES - newest) / read));
         assert!(kept.last().unwrap().starts_with("00099"));
-        // The kept lines, and the rest of the oldest read.
-        assert!(held(&recent, "web") <= RECENT_BYTES + 8 * 10_001);
-        // A line larger than the whole bound is counted, not kept.
-        recent.add_lines(batch(&web, &["y".repeat(RECENT_BYTES + 1)], 0));
-        assert!(recent.recent("web", 1).is_empty());
-        assert_eq!(recent.counters()[0].1, 101);
+        let state = recent.lock();
+        let ring = &state.sources["web"].lines;
+        assert_eq!(ring.held, held_in(ring));
+        assert!(ring.held <= RECENT_BYTES);
+        drop(state);
+        // A read larger than the bound on its own is kept, alone.
+        let huge: Vec<String> = (0..50).map(|i| format!("{i:010000}")).collect();
+        recent.add_lines(batch(&web, &huge, 0));
+        assert_eq!(recent.recent("web", 1000).len(), 50);
+        assert_eq!(recent.lock().sources["web"].lines.batches.len(), 1);
+        // Half-full reads of 255-byte lines: what is held stays near what is kept.
+        let texts: Vec<String> = (0..161).map(|i| format!("{i:0255}")).collect();
+        for _ in 0..100 {
+            recent.add_lines(batch(&web, &texts, 80 * 1024 + 1));
+        }
+        assert!(held(&recent, "web") <= RECENT_BYTES);
     }
 
     /// Mostly empty buffers are cut to their content: what the ring holds
@@ -404,7 +428,7 @@ mod tests {
             recent.add_lines(batch(&web, &[format!("line {i}")], 80 * 1024));
         }
         assert_eq!(lines(&recent.recent("web", 1)), ["line 4999"]);
-        assert!(held(&recent, "web") < 20 * 1000, "{}", held(&recent, "web"));
+        assert!(held(&recent, "web") < 32 * 1000, "{}", held(&recent, "web"));
         let texts: Vec<String> = (0..700).map(|i| format!("{i:099}")).collect();
         let full = batch(&web, &texts, 80 * 1024);
         let buffer = full.data.as_ptr();
