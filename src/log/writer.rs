@@ -223,6 +223,9 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
+        // However this thread ends (a panic too, where panics unwind), the
+        // readers waiting for room are woken: nothing more will be written.
+        let _close = ClosePermits(Arc::clone(&self.permits));
         while let Some(message) = rx.blocking_recv() {
             let mut finish = self.take(message);
             while !finish && self.pending_bytes < DRAIN_BYTES {
@@ -241,8 +244,6 @@ impl Writer {
                 break;
             }
         }
-        // Wakes readers still waiting for room: nothing more will be written.
-        self.permits.close();
     }
 
     /// Takes one message into this round; true on `Finish`.
@@ -293,6 +294,16 @@ impl Writer {
         self.pool
             .give_back(self.pending.drain(..).filter(|c| c.permit).map(|c| c.bytes));
         self.pending_bytes = 0;
+    }
+}
+
+/// Closes the semaphore when dropped, so that no reader waits for a permit
+/// from a writer that is gone.
+struct ClosePermits(Arc<Semaphore>);
+
+impl Drop for ClosePermits {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
