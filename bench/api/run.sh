@@ -4,6 +4,8 @@
 #   full speed, and how much the log throughput drops meanwhile.
 #
 # Usage: bench/api/run.sh [SECONDS [CONNECTIONS]]   (defaults: 10 s, 16 connections)
+#   Then the same connections at a fixed rate (bench/api/load.rs), PIDZERO_BENCH_RATE
+#   requests/s in all (20000, the target's figure), with the log drop it causes.
 # Env:   PIDZERO_BENCH_PORT (19090), PIDZERO_BENCH_PIN (1: pidzero on CPU 0, the
 #        generators and wrk on CPU 1; 0: no pinning). wrk runs at nice -10 so that
 #        the generators do not starve it.
@@ -26,6 +28,9 @@ fi
 cargo build --release --quiet
 mkdir -p target/bench
 rustc -O --edition 2021 -o target/bench/gen bench/gen.rs
+rustc -O --edition 2021 -o target/bench/load bench/api/load.rs
+RATE=${PIDZERO_BENCH_RATE:-20000}
+LOAD=$(pwd)/target/bench/load
 PZ=$(pwd)/target/release/pidzero
 GEN=$(pwd)/target/bench/gen
 
@@ -114,6 +119,12 @@ run_wrk "$DIR/wrk-busy.txt"
 r1=$(records); t1=$(now)
 LOADED=$(echo "$r0 $r1 $t0 $t1" | awk '{ printf "%.0f\n", ($2 - $1) / ($4 - $3) }')
 AFTER=$(window "$SECS")
+# 3. The same load at a fixed rate (the target's), with its own windows around it.
+r0=$(records); t0=$(now)
+nice -n -10 $LOAD_RUN "$LOAD" "127.0.0.1:$PORT" "$RATE" "$CONNS" "$SECS" >"$DIR/load.txt"
+r1=$(records); t1=$(now)
+FIXED=$(echo "$r0 $r1 $t0 $t1" | awk '{ printf "%.0f\n", ($2 - $1) / ($4 - $3) }')
+AFTER2=$(window "$SECS")
 stop_pidzero
 set -- $(wrk_summary "$DIR/wrk-busy.txt")
 BUSY_RPS=$1 BUSY_P99=$2
@@ -126,5 +137,11 @@ echo "GET /health, 4 daemons logging: $BUSY_RPS req/s, p99 $BUSY_P99"
 echo "$BEFORE $LOADED $AFTER" | awk '{
     base = ($1 + $3) / 2
     printf "log throughput: %.2f M lines/s before, %.2f M during wrk, %.2f M after; drop %.1f %%\n",
+        $1 / 1e6, $2 / 1e6, $3 / 1e6, (base - $2) * 100 / base
+}'
+echo "GET /health at a fixed rate ($RATE req/s asked, $CONNS connections): $(cat "$DIR/load.txt")"
+echo "$AFTER $FIXED $AFTER2" | awk '{
+    base = ($1 + $3) / 2
+    printf "log throughput: %.2f M lines/s before, %.2f M during the fixed rate, %.2f M after; drop %.1f %%\n",
         $1 / 1e6, $2 / 1e6, $3 / 1e6, (base - $2) * 100 / base
 }'
