@@ -9,7 +9,7 @@
 //!
 //! Wiring, for the runtime:
 //! 1. create `watch::channel(Snapshot)` and `mpsc::channel::<ControlRequest>(n)`; the
-//!    log writer's [`LogHandle`](crate::log::writer::LogHandle) is the [`LogSource`];
+//!    log writer's [`LogHandle`](crate::log::LogHandle) is the [`LogSource`];
 //! 2. `api::start(socket, tcp, ApiContext { .. })` inside the runtime, with the token
 //!    from [`pick_token`]; keep the [`ApiServer`] until pidzero exits (dropping it
 //!    closes the listeners and connections and removes the socket file);

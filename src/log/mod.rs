@@ -6,7 +6,7 @@
 //! - [`framer::Framer`]: bytes → lines, cut at `max_line_bytes`.
 //! - [`handle`]: [`LogHandle`] formats records and sends them on.
 //! - [`writer`]: the thread owning the sinks; one `writev` per sink a round.
-//! - [`format`]: one record → one line of JSON, map, logfmt or text.
+//! - [`format`](mod@format): one record → one line of JSON, map, logfmt or text.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
 //! - [`recent`]: counters and the last records of each source, for the API.
 //! - [`pool`]: read and output buffers handed back for reuse.

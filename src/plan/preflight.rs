@@ -33,7 +33,7 @@ impl PreflightError {
 
 /// Resolves `name` like `execvp` would, relative to pidzero's own cwd.
 ///
-/// See [`find_program_in`]; `path_var` is the daemon's `PATH`, `None` when unset.
+/// See `find_program_in`; `path_var` is the daemon's `PATH`, `None` when unset.
 pub fn find_program(name: &str, path_var: Option<&OsStr>) -> (PathBuf, Result<(), PreflightError>) {
     find_program_in(name, path_var, None)
 }
