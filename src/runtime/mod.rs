@@ -6,6 +6,8 @@
 //! readers run as tasks on the same loop and hand their lines to the log
 //! writer thread; they can be held up by a slow sink, the loop cannot.
 
+#[cfg(target_env = "gnu")]
+mod posix_spawn;
 pub mod process;
 pub mod signals;
 pub mod snapshot;

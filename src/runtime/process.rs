@@ -1,8 +1,10 @@
 //! Process syscalls: spawn a daemon, signal its group, reap every child.
 //!
-//! Spawning uses `std::process::Command` (fork/exec with error reporting) but
-//! never `Child::wait`: all reaping goes through `waitpid(-1)` so adopted
-//! orphans are reaped too and nothing races for exit statuses.
+//! Spawning uses `posix_spawn` (module `posix_spawn`) when nothing has
+//! to run between fork and exec, else `std::process::Command` (fork/exec with
+//! error reporting) with a `pre_exec` step; never `Child::wait`: all reaping
+//! goes through `waitpid(-1)` so adopted orphans are reaped too and nothing
+//! races for exit statuses.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -49,6 +51,11 @@ pub struct Spawned {
 
 /// Starts one daemon in its own process group.
 pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
+    let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
+    #[cfg(target_env = "gnu")]
+    if !take_tty && plan.user.is_none() {
+        return super::posix_spawn::spawn(plan, &ctx.inherited_mask);
+    }
     let mut cmd = Command::new(&plan.program);
     if let Some((argv0, rest)) = plan.argv.split_first() {
         cmd.arg0(argv0).args(rest);
@@ -69,7 +76,6 @@ pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
     };
     cmd.stdout(out).stderr(err);
 
-    let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
     if !take_tty {
         cmd.process_group(0);
     }
