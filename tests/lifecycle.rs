@@ -302,3 +302,42 @@ fn starting_and_started_events() {
     let e = &f.records[exited.unwrap()];
     assert_eq!(e["pid"], s["pid"], "{e}");
 }
+
+/// A program that is not on the daemon's PATH at start but is there by a
+/// restart is found then: its name stays bare and is looked up again.
+#[test]
+fn a_program_installed_after_start_is_found_by_a_restart() {
+    let d = Dir::new("lateprog");
+    std::fs::create_dir_all(d.p("bin")).unwrap();
+    let program = d.p("bin").join("pidzero-late-program");
+    // `installer` starts after `late` has failed its first start (start order
+    // is file order), puts the program on `late`'s PATH, and waits for it.
+    let install = format!(
+        "printf '#!/bin/sh\\ntouch {marker}\\n' > {program}.tmp && chmod +x {program}.tmp \
+         && mv {program}.tmp {program} && until [ -e {marker} ]; do sleep 0.02; done; exit 3",
+        marker = d.s("ran"),
+        program = program.display()
+    );
+    d.daemons(&format!(
+        r#"[
+  {{"name": "late", "command": "pidzero-late-program", "restart": "always",
+    "restart_delay": 0.05, "environment": {{"PATH": {path}}}}},
+  {{"name": "installer", "vital": true, "command": {install}}}
+]"#,
+        path = js(format!("{}:/usr/bin:/bin", d.s("bin"))),
+        install = serde_json::to_string(&["/bin/sh", "-c", &install]).unwrap()
+    ));
+    let f = pz().config_dir(&d).run(DEADLINE);
+    assert_eq!(f.status(), 3, "{}", f.dump());
+    assert!(
+        d.exists("ran"),
+        "the restart did not run the program\n{}",
+        f.dump()
+    );
+    assert!(
+        f.find(|r| is_event(r, "spawn_failed", Some("late")))
+            .is_some(),
+        "{}",
+        f.dump()
+    );
+}

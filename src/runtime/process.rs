@@ -8,6 +8,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -52,8 +53,10 @@ pub struct Spawned {
 /// Starts one daemon in its own process group.
 pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
     let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
+    // A program not found at planning time stays a bare name, which only
+    // std's spawn looks up in the daemon's PATH (it may exist by a restart).
     #[cfg(target_env = "gnu")]
-    if !take_tty && plan.user.is_none() {
+    if !take_tty && plan.user.is_none() && plan.program.as_os_str().as_bytes().contains(&b'/') {
         return super::posix_spawn::spawn(plan, &ctx.inherited_mask);
     }
     let mut cmd = Command::new(&plan.program);
