@@ -26,11 +26,15 @@ use crate::plan::DaemonPlan;
 /// Starts `plan`'s daemon with the signal `mask` pidzero inherited.
 pub fn spawn(plan: &DaemonPlan, mask: &SigSet) -> io::Result<Spawned> {
     let program = c_string(plan.program.as_os_str().as_bytes())?;
-    let argv = plan
+    let mut argv = plan
         .argv
         .iter()
         .map(|arg| c_string(arg.as_bytes()))
         .collect::<io::Result<Vec<_>>>()?;
+    if argv.is_empty() {
+        // As `Command` does: the program is its own argv[0].
+        argv.push(program.clone());
+    }
     // Later duplicates of a key win, as with `Command::envs`.
     let env: BTreeMap<&OsString, &OsString> = plan.env.iter().map(|(k, v)| (k, v)).collect();
     let envp = env
@@ -195,13 +199,13 @@ impl Attributes {
         let mut attrs = Box::new(MaybeUninit::uninit());
         // SAFETY: initialises the object in place.
         check(unsafe { libc::posix_spawnattr_init(attrs.as_mut_ptr()) })?;
-        let attrs = Attributes(attrs);
+        let mut attrs = Attributes(attrs);
         let mut defaults = SigSet::empty();
         defaults.add(nix::sys::signal::Signal::SIGPIPE);
         let flags = libc::POSIX_SPAWN_SETSIGMASK
             | libc::POSIX_SPAWN_SETSIGDEF
             | libc::POSIX_SPAWN_SETPGROUP;
-        let ptr = attrs.0.as_ptr().cast_mut();
+        let ptr = attrs.0.as_mut_ptr();
         // SAFETY: initialised attributes; the sets are copied.
         unsafe {
             check(libc::posix_spawnattr_setsigmask(ptr, mask.as_ref()))?;
