@@ -4,6 +4,8 @@
 mod common;
 
 use common::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 /// Runs `daemons.json` to completion (all non-vital, exit 0) and returns it.
 fn run_all(d: &Dir) -> Finished {
@@ -178,4 +180,24 @@ fn signal_dispositions_are_reset_but_inherited_ignores_kept() {
         "inherited ignore of USR2 lost"
     );
     assert_eq!(ignored & bit(libc::SIGPIPE), 0, "SIGPIPE must be default");
+    // glibc's own signal 33 (its handler is reset by exec) must not arrive ignored.
+    assert_eq!(ignored & bit(33), 0, "signal 33 left ignored: {ignored:x}");
+}
+
+/// An executable script without `#!` runs with /bin/sh, as with execvp.
+#[test]
+fn script_without_shebang_runs_with_sh() {
+    let d = Dir::new("noshebang");
+    let script = d.write("plain-script", "echo plain-script-ran\n");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    d.daemons(&format!(
+        r#"[{{"name": "p", "vital": true, "command": [{}]}}]"#,
+        js(script.to_str().unwrap())
+    ));
+    let f = pz().config_dir(&d).run(DEADLINE);
+    assert!(
+        f.find(|r| is_line(r, "p", "plain-script-ran")).is_some(),
+        "{}",
+        f.dump()
+    );
 }

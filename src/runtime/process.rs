@@ -57,7 +57,11 @@ pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
     // std's spawn looks up in the daemon's PATH (it may exist by a restart).
     #[cfg(target_env = "gnu")]
     if !take_tty && plan.user.is_none() && plan.program.as_os_str().as_bytes().contains(&b'/') {
-        return super::posix_spawn::spawn(plan, &ctx.inherited_mask);
+        match super::posix_spawn::spawn(plan, &ctx.inherited_mask) {
+            // A script without `#!`: std's execvp runs it with /bin/sh.
+            Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {}
+            spawned => return spawned,
+        }
     }
     let mut cmd = Command::new(&plan.program);
     if let Some((argv0, rest)) = plan.argv.split_first() {
