@@ -201,3 +201,20 @@ fn script_without_shebang_runs_with_sh() {
         f.dump()
     );
 }
+
+/// A daemon gets pidzero's environment with its own entries on top: a later
+/// entry for a key wins, and an entry replaces an inherited value (§2).
+#[test]
+fn environment_entries_override_in_order() {
+    let d = Dir::new("envorder");
+    d.daemons(
+        r#"[{"name": "e", "command": "echo $WORD $PIDZERO_TEST_INHERITED $PIDZERO_TEST_KEPT",
+    "environment": ["WORD=first", "PIDZERO_TEST_INHERITED=replaced", "WORD=second"]}]"#,
+    );
+    let f = pz()
+        .config_dir(&d)
+        .env("PIDZERO_TEST_INHERITED", "from-pidzero")
+        .env("PIDZERO_TEST_KEPT", "kept")
+        .run(DEADLINE);
+    assert_line(&f, "e", "second replaced kept");
+}

@@ -12,8 +12,7 @@
 //! Measured from the first `starting` to the 100th `started` record, 100
 //! `sleep` daemons, alternating builds: 57-67 ms against 73-85 ms with fork.
 
-use std::collections::BTreeMap;
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -37,9 +36,10 @@ pub fn spawn(plan: &DaemonPlan, mask: &SigSet) -> io::Result<Spawned> {
         // As `Command` does: the program is its own argv[0].
         argv.push(program.clone());
     }
-    // Later duplicates of a key win, as with `Command::envs`.
-    let env: BTreeMap<&OsString, &OsString> = plan.env.iter().map(|(k, v)| (k, v)).collect();
-    let envp = env
+    // The planner's environment has one entry per key already
+    // (`plan::env::set_var`), in the order it chose.
+    let envp = plan
+        .env
         .iter()
         .map(|(key, value)| {
             let mut entry = key.as_bytes().to_vec();
