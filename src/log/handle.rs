@@ -108,10 +108,8 @@ impl LogHandle {
     /// Formats and queues an event record of pidzero's own; never blocks or
     /// waits: the control loop must never wait for a sink.
     pub fn event(&self, record: EventRecord) {
-        let mut bytes = Vec::new();
-        let format = self.routing.format;
-        format_event(&mut bytes, format, &record);
-        keep_event(&self.recent, &self.pidzero, format, &record, &bytes);
+        let bytes =
+            format_and_keep_event(&self.recent, &self.pidzero, self.routing.format, &record);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
             to_stream: !self.routing.quiet || record.level != Level::Info,
@@ -139,21 +137,23 @@ impl LogHandle {
     }
 }
 
-/// Counts an event of pidzero's own and keeps it in the `pidzero` ring;
-/// `formatted` is the event in `format`, reused when that is JSON.
-pub(super) fn keep_event(
+/// An event of pidzero's own in `format`, counted and kept (as JSON) in the
+/// `pidzero` ring: what every sender of an event does before queuing it.
+pub(super) fn format_and_keep_event(
     recent: &Recent,
     pidzero: &Arc<str>,
     format: LogFormat,
     event: &EventRecord,
-    formatted: &[u8],
-) {
+) -> Vec<u8> {
+    let mut formatted = Vec::new();
+    format_event(&mut formatted, format, event);
     let mut json = Vec::new();
-    let json: &[u8] = if format == LogFormat::Json {
-        formatted
+    let kept: &[u8] = if format == LogFormat::Json {
+        &formatted
     } else {
         format_event(&mut json, LogFormat::Json, event);
         &json
     };
-    recent.add_event(pidzero, event.line.len(), json);
+    recent.add_event(pidzero, event.line.len(), kept);
+    formatted
 }

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::format::format_event;
-use super::handle::{keep_event, LogHandle, Routing};
+use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{timestamp_now, EventRecord, FieldValue, Level};
@@ -315,11 +314,7 @@ fn report(
     sink: &'static str,
     error: &io::Error,
 ) -> Vec<u8> {
-    let record = sink_error(sink, error);
-    let mut bytes = Vec::new();
-    format_event(&mut bytes, format, &record);
-    keep_event(recent, pidzero, format, &record, &bytes);
-    bytes
+    format_and_keep_event(recent, pidzero, format, &sink_error(sink, error))
 }
 
 /// The `sink_error` event for a sink that just started failing.
