@@ -506,6 +506,39 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// With JSON output, what `recent` gives for a daemon and for pidzero is
+    /// byte for byte what the file got: same timestamps, `partial` pieces of a
+    /// line cut at `max_line_bytes`, events.
+    #[test]
+    fn recent_records_are_the_records_written() {
+        let dir = temp_dir("recent-same");
+        let path = dir.join("pidzero.log");
+        let mut settings = settings(&path, LogFormat::Json);
+        settings.max_line_bytes = 4;
+        let options = WriterOptions {
+            settings,
+            quiet: false,
+        };
+        let (log, writer) = spawn(options, None).unwrap();
+        let mut batch = LineBatch::new("d".into(), Stream::Stderr, timestamp_now());
+        Framer::new(4).push(b"abcdefghij\nq\"r\n", &mut batch);
+        block_on(log.send_lines(batch));
+        log.event(info("started", "hello"));
+        writer.finish(&log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let written: Vec<&str> = text.lines().collect();
+        let daemon = log.recent("d", 10);
+        assert_eq!(daemon.len(), 4, "{daemon:?}");
+        assert_eq!(daemon, written[..4], "{text}");
+        assert!(
+            daemon[0].ends_with(r#""line":"abcd","partial":true}"#),
+            "{}",
+            daemon[0]
+        );
+        assert_eq!(log.recent("pidzero", 10), written[4..], "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// `recent` gives JSON whatever the format, oldest first, per source;
     /// the counters follow every batch and event.
     #[test]
