@@ -45,9 +45,8 @@ pub async fn pump(
     };
     let mut pump = Pump {
         framer: Framer::new(max_line_bytes),
-        batch: LineBatch::new(Arc::clone(&source), stream, [b'0'; 24]),
+        batch: LineBatch::new(source, stream, [b'0'; 24]),
         buffer_size: max_line_bytes + 1 + READ_BYTES,
-        source,
         log,
     };
     pump.batch = pump.fresh_batch();
@@ -79,7 +78,6 @@ struct Pump {
     batch: LineBatch,
     /// Room for the carry and one read, in every batch's buffer.
     buffer_size: usize,
-    source: Arc<str>,
     log: LogHandle,
 }
 
@@ -138,7 +136,8 @@ impl Pump {
     }
 
     fn fresh_batch(&self) -> LineBatch {
-        let mut batch = LineBatch::new(Arc::clone(&self.source), self.batch.stream, [b'0'; 24]);
+        let (source, stream) = (Arc::clone(&self.batch.source), self.batch.stream);
+        let mut batch = LineBatch::new(source, stream, [b'0'; 24]);
         batch.data = self.log.read_buffer();
         batch.data.reserve_exact(self.buffer_size);
         batch
