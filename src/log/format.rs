@@ -126,19 +126,7 @@ pub fn format_spans(
     // Room for every record unescaped: one allocation per batch at most.
     out.reserve(batch.data.len() + spans.len() * (head.len() + 20));
     if format == LogFormat::Json && json_plain_lines(batch, spans) {
-        // No line needs escaping (the usual case): copy without scanning.
-        for &span in spans {
-            out.extend_from_slice(&head);
-            out.extend_from_slice(batch.line(span));
-            out.extend_from_slice(if span.partial {
-                b"\",\"partial\":true}\n"
-            } else {
-                b"\"}\n"
-            });
-            if let Some(ends) = ends.as_deref_mut() {
-                ends.push(out.len());
-            }
-        }
+        json_plain_records(out, &head, batch, spans, ends);
         return spans.len();
     }
     for &span in spans {
@@ -551,6 +539,42 @@ fn json_plain_blocks(bytes: &[u8]) -> usize {
     start
 }
 
+/// The JSON records of `spans`, none of whose lines needs escaping (the
+/// usual case): each line is copied as is between the head and the tail.
+///
+/// A record's tail and the next record's head are the same bytes each time,
+/// so they are copied as one piece: two copies per line instead of three,
+/// about 2 of the 17 ns that formatting a line of 100 bytes takes
+/// (`bench/micro`).
+fn json_plain_records(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    batch: &LineBatch,
+    spans: &[LineSpan],
+    mut ends: Option<&mut Vec<usize>>,
+) {
+    const TAIL: &[u8] = b"\"}\n";
+    const PARTIAL_TAIL: &[u8] = b"\",\"partial\":true}\n";
+    let Some((last, before)) = spans.split_last() else {
+        return;
+    };
+    let joint = [TAIL, head].concat();
+    let partial_joint = [PARTIAL_TAIL, head].concat();
+    out.extend_from_slice(head);
+    for &span in before {
+        out.extend_from_slice(batch.line(span));
+        out.extend_from_slice(if span.partial { &partial_joint } else { &joint });
+        if let Some(ends) = ends.as_deref_mut() {
+            ends.push(out.len() - head.len());
+        }
+    }
+    out.extend_from_slice(batch.line(*last));
+    out.extend_from_slice(if last.partial { PARTIAL_TAIL } else { TAIL });
+    if let Some(ends) = ends {
+        ends.push(out.len());
+    }
+}
+
 /// True when JSON copies every line of `spans` as is. One scan over the
 /// batch's bytes from the first span to the last, which holds only those
 /// lines and the `\n` (or `\r\n`) between them: a `\n` is allowed, any other
@@ -567,10 +591,23 @@ fn json_plain_lines(batch: &LineBatch, spans: &[LineSpan]) -> bool {
         .all(|&b| b == b'\n' || JSON_ESCAPES[usize::from(b)] == 0)
 }
 
-/// How far `bytes` holds only JSON-plain bytes and `\n`, in whole 16-byte
-/// blocks (it may stop short of it).
+/// How far `bytes` holds only JSON-plain bytes and `\n`, in whole blocks of
+/// 16 bytes (it may stop short of it): with AVX2 when the CPU has it (twice
+/// the bytes per step; this scan is a third of the time spent formatting a
+/// line), else with SSE2, which every x86-64 CPU has.
 #[cfg(target_arch = "x86_64")]
 fn json_plain_text_blocks(bytes: &[u8]) -> usize {
+    let mut start = 0;
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        start = unsafe { json_plain_blocks_avx2(bytes) };
+    }
+    start + json_plain_blocks_sse2(&bytes[start..])
+}
+
+/// [`json_plain_text_blocks`] in blocks of 16 bytes.
+#[cfg(target_arch = "x86_64")]
+fn json_plain_blocks_sse2(bytes: &[u8]) -> usize {
     use std::arch::x86_64::{
         __m128i, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
         _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
@@ -595,6 +632,44 @@ fn json_plain_text_blocks(bytes: &[u8]) -> usize {
                 return start;
             }
             start += 16;
+        }
+    }
+    start
+}
+
+/// [`json_plain_text_blocks`] in blocks of 32 bytes, with the same test as
+/// [`json_plain_blocks_sse2`].
+///
+/// # Safety
+///
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn json_plain_blocks_avx2(bytes: &[u8]) -> usize {
+    use std::arch::x86_64::{
+        __m256i, _mm256_andnot_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let mut start = 0;
+    // SAFETY: the caller guarantees AVX2; every load reads 32 bytes inside
+    // `bytes` (an unaligned load, allowed by `_mm256_loadu_si256`).
+    unsafe {
+        let space = _mm256_set1_epi8(0x20);
+        let newline = _mm256_set1_epi8(b'\n' as i8);
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let backslash = _mm256_set1_epi8(b'\\' as i8);
+        while start + 32 <= bytes.len() {
+            let v = _mm256_loadu_si256(bytes.as_ptr().add(start).cast::<__m256i>());
+            let control =
+                _mm256_andnot_si256(_mm256_cmpeq_epi8(v, newline), _mm256_cmpgt_epi8(space, v));
+            let special = _mm256_or_si256(
+                control,
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
+            );
+            if _mm256_movemask_epi8(special) != 0 {
+                return start;
+            }
+            start += 32;
         }
     }
     start
@@ -901,6 +976,48 @@ mod tests {
                 format_batch(&mut got, LogFormat::Json, &batch);
                 assert_eq!(got, expected, "offset {offset} insert {insert:?}");
             }
+        }
+    }
+
+    /// The plain JSON path (tail and next head copied as one piece) with
+    /// whole and partial lines, and the record ends it reports.
+    #[test]
+    fn plain_json_records_and_their_ends() {
+        for count in 0..5 {
+            let mut batch = LineBatch::new("s".into(), Stream::Stdout, *TS);
+            let mut expected = Vec::new();
+            let mut expected_ends = Vec::new();
+            for i in 0..count {
+                let text = format!("line {i} of {count}");
+                let start = batch.data.len() as u32;
+                batch.data.extend_from_slice(text.as_bytes());
+                let span = crate::log::record::LineSpan {
+                    start,
+                    end: batch.data.len() as u32,
+                    partial: i % 2 == 0,
+                };
+                batch.lines.push(span);
+                let record = LineRecord {
+                    timestamp: TS,
+                    source: "s",
+                    stream: Stream::Stdout,
+                    line: text.as_bytes(),
+                    partial: span.partial,
+                };
+                format_line(&mut expected, LogFormat::Json, &record);
+                expected_ends.push(expected.len());
+            }
+            let (mut got, mut ends) = (Vec::new(), Vec::new());
+            let spans = &batch.lines;
+            assert_eq!(
+                format_spans(&mut got, LogFormat::Json, &batch, spans, Some(&mut ends)),
+                count
+            );
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+            assert_eq!(ends, expected_ends, "{count} lines");
         }
     }
 
