@@ -1,17 +1,22 @@
-//! The sending side of the log pipeline: records are formatted here, on the
-//! thread of whoever sends them (the pipe readers, the supervisor), and only
-//! their bytes go to the writer thread.
+//! The sending side of the log pipeline: records are formatted by whoever
+//! sends them (the pipe readers, the supervisor) and their bytes go to the
+//! writer thread; except a batch of daemon lines sent while the writer has
+//! no other batch queued, which goes unformatted for the writer to format.
 //!
-//! Why here and not in the writer: the writer is the one serial stage (it
-//! alone writes every sink, in order), so whatever it does per line caps the
-//! throughput of all daemons together, while formatting in the readers runs
-//! beside it. The writer is left with the write system calls; see
-//! BENCHMARKS.md for what that bought.
+//! Why: the writer is the one serial stage (it alone writes every sink, in
+//! order), so whatever it does per line caps the throughput of all daemons
+//! together; while it is behind, the readers format beside it. But a writer
+//! with nothing queued would wait for the next batch while the readers'
+//! core, shared with the daemons that write, is the busy one. Such a batch
+//! is formatted by the writer instead, into a buffer it writes at once
+//! (still in its cache, which also makes that write cheaper). Who formats
+//! thus follows who is behind, batch by batch; see BENCHMARKS.md.
 //!
-//! The counters and the recent records ([`Recent`]) are updated here too, as
-//! a batch is queued: they may run ahead of the sinks by the batches in
-//! flight, never behind. A batch of lines ends up in [`Recent`], which keeps
-//! it as it is (see there) instead of a copy of its records.
+//! The counters and the recent records ([`Recent`]) of daemon lines are
+//! updated by the writer as it takes each batch, in the order sent, before
+//! writing it: they may run ahead of the sinks by a round of writes, never
+//! behind. A batch of lines ends up in [`Recent`], which keeps it as it is
+//! (see there) instead of a copy of its records.
 
 use std::sync::Arc;
 
@@ -21,7 +26,7 @@ use super::format::{format_event, format_spans};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{EventRecord, Level, LineBatch};
-use super::writer::{Chunk, Message};
+use super::writer::{Chunk, Message, BATCHES_IN_FLIGHT};
 use crate::config::LogFormat;
 
 /// Formats records and sends them to the writer thread; cheap to clone, one
@@ -71,10 +76,12 @@ impl LogHandle {
         }
     }
 
-    /// Formats and queues one read's lines, then keeps the batch for the
-    /// control API; first waits (async) for room when the writer is behind:
-    /// this is the back-pressure, and it comes before formatting so that
-    /// formatted bytes in flight stay bounded too.
+    /// Formats and queues one read's lines (the writer then keeps the batch
+    /// for the control API); first waits (async) for room when the writer
+    /// is behind: this is the back-pressure, and it comes before formatting
+    /// so that formatted bytes in flight stay bounded too. When no other
+    /// batch is queued, the batch goes as it is, for the writer to format
+    /// (see the module docs).
     pub async fn send_lines(&self, batch: LineBatch) {
         if batch.is_empty() {
             self.read_buffers.give_back(std::iter::once(batch.data));
@@ -90,13 +97,20 @@ impl LogHandle {
         };
         // The writer gives the permit back once it has taken the batch.
         permit.forget();
+        let to_stream = !self.routing.quiet;
+        // Every other permit free: no other batch is queued (this task's
+        // thread runs every reader, so none is being sent either).
+        if self.permits.available_permits() + 1 == BATCHES_IN_FLIGHT {
+            let _ = self.tx.send(Message::Lines { batch, to_stream });
+            return;
+        }
         let mut bytes = self.pool.take();
         format_spans(&mut bytes, self.routing.format, &batch, &batch.lines, None);
-        self.recent.add_lines(batch);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            to_stream: !self.routing.quiet,
+            to_stream,
             permit: true,
+            batch: Some(batch),
         }));
     }
 
@@ -114,6 +128,7 @@ impl LogHandle {
             bytes,
             to_stream: !self.routing.quiet || record.level != Level::Info,
             permit: false,
+            batch: None,
         }));
     }
 

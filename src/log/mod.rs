@@ -1,6 +1,6 @@
 //! The log pipeline: pipe bytes → framer (lines) → formatted where they were
-//! read → bounded channel → one writer thread that writes the formatted
-//! batches to every enabled sink.
+//! read, or by the writer when it has nothing queued → bounded channel → one
+//! writer thread that writes the formatted batches to every enabled sink.
 //!
 //! - [`reader::pump`]: one task per daemon pipe; one timestamp per read.
 //! - [`framer::Framer`]: bytes → lines, cut at `max_line_bytes`.
@@ -22,7 +22,8 @@
 //! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by
 //! default) and `F` = the formatted size of one read, at most `6 × (R + M)`
 //! (JSON escapes a control byte as six) and about twice `R + M` for text:
-//! - formatted batches queued: `P × F`; the round being written: under
+//! - batches queued: `P × F` (a batch queued for the writer to format holds
+//!   its read buffer, `R + M + 1`, instead); the round being written: under
 //!   [`writer::DRAIN_BYTES`] (256 KiB) `+ F`;
 //! - buffers kept for reuse: at most 8 read buffers (`R + M + 1`) and 8
 //!   formatted ones of at most 256 KiB ([`pool`]);

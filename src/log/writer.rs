@@ -1,15 +1,16 @@
 //! The writer thread: the one owner of the sinks.
 //!
-//! Readers and the supervisor format their records themselves (see
-//! [`super::handle`]) and send the bytes over one unbounded channel, so the
-//! order of everything sent is kept. Line batches first take a permit from a
+//! Readers and the supervisor format their records themselves and send the
+//! bytes over one unbounded channel, so the order of everything sent is
+//! kept; a batch of lines sent while no other is queued comes unformatted
+//! and is formatted here (see [`super::handle`]). Line batches first take a permit from a
 //! semaphore (at most [`BATCHES_IN_FLIGHT`] queued or being written); that is
 //! the back-pressure. Events take none: the control loop must never wait.
 //!
 //! The thread blocks on the channel, then takes what else is ready (up to
 //! [`DRAIN_BYTES`]) and writes it to each sink with one `writev`: few
-//! syscalls, no copy, and records are never torn or interleaved because
-//! nothing else writes to the sinks.
+//! syscalls, no copy of formatted records, and records are never torn or
+//! interleaved because nothing else writes to the sinks.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -19,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
+use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::pool::BufferPool;
 use super::recent::Recent;
-use super::record::{timestamp_now, EventRecord, FieldValue, Level};
+use super::record::{timestamp_now, EventRecord, FieldValue, Level, LineBatch};
 use super::sink::{FileSink, StdoutSink};
 use crate::config::{LogFormat, LogSettings};
 
@@ -41,6 +43,12 @@ pub const RECOVERY: Duration = Duration::from_secs(10);
 
 pub(super) enum Message {
     Records(Chunk),
+    /// A batch of daemon lines holding a permit, sent unformatted for the
+    /// writer to format itself (see [`LogHandle::send_lines`]).
+    Lines {
+        batch: LineBatch,
+        to_stream: bool,
+    },
     Finish,
 }
 
@@ -51,6 +59,10 @@ pub(super) struct Chunk {
     pub to_stream: bool,
     /// A batch of daemon lines holding a permit (events hold none).
     pub permit: bool,
+    /// The batch the records were formatted from, for [`Recent`]: the writer
+    /// hands every batch to it as it takes them, so that they are kept in
+    /// the order sent whoever formatted them.
+    pub batch: Option<LineBatch>,
 }
 
 pub struct WriterOptions {
@@ -245,17 +257,30 @@ impl Writer {
         }
     }
 
-    /// Takes one message into this round; true on `Finish`.
+    /// Takes one message into this round (formatting the lines sent
+    /// unformatted); true on `Finish`.
     fn take(&mut self, message: Message) -> bool {
-        match message {
-            Message::Records(chunk) => {
-                self.taken_permits += usize::from(chunk.permit);
-                self.pending_bytes += chunk.bytes.len();
-                self.pending.push(chunk);
-                false
+        let mut chunk = match message {
+            Message::Records(chunk) => chunk,
+            Message::Lines { batch, to_stream } => {
+                let mut bytes = self.pool.take();
+                format_spans(&mut bytes, self.format, &batch, &batch.lines, None);
+                Chunk {
+                    bytes,
+                    to_stream,
+                    permit: true,
+                    batch: Some(batch),
+                }
             }
-            Message::Finish => true,
+            Message::Finish => return true,
+        };
+        if let Some(batch) = chunk.batch.take() {
+            self.recent.add_lines(batch);
         }
+        self.taken_permits += usize::from(chunk.permit);
+        self.pending_bytes += chunk.bytes.len();
+        self.pending.push(chunk);
+        false
     }
 
     /// Writes this round to both sinks; a new failure of one sink is
@@ -336,7 +361,6 @@ mod tests {
     use super::*;
     use crate::log::framer::Framer;
     use crate::log::recent::RECENT_RECORDS;
-    use crate::log::record::LineBatch;
     use crate::log::record::Stream;
     use crate::log::sink::tests::temp_dir;
     use crate::test_support::block_on;
@@ -459,6 +483,96 @@ mod tests {
         assert!(log.permits.is_closed());
         // After the writer stopped, sending returns at once instead of waiting forever.
         block_on(log.send_lines(batch_of("w", "after\n")));
+    }
+
+    /// A batch goes unformatted only when no other batch is queued.
+    #[test]
+    fn lines_go_unformatted_only_to_a_writer_with_nothing_queued() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+        let read_buffers = Arc::new(BufferPool::default());
+        let recent = Arc::new(Recent::new(Arc::clone(&read_buffers)));
+        let routing = Routing {
+            format: LogFormat::Json,
+            quiet: false,
+            lines_have_sink: true,
+        };
+        let pool = Arc::new(BufferPool::default());
+        let log = LogHandle::new(
+            tx,
+            permits,
+            Arc::clone(&recent),
+            read_buffers,
+            pool,
+            routing,
+        );
+        block_on(async {
+            log.send_lines(batch_of("a", "first\n")).await;
+            log.send_lines(batch_of("a", "second\n")).await;
+        });
+        // Nothing was queued for the first; the first was for the second.
+        assert!(matches!(rx.try_recv(), Ok(Message::Lines { .. })));
+        let Ok(Message::Records(chunk)) = rx.try_recv() else {
+            panic!("the second batch was not formatted by its sender");
+        };
+        assert!(String::from_utf8(chunk.bytes)
+            .unwrap()
+            .ends_with("\"line\":\"second\"}\n"));
+        // Either way the batch goes to the writer, which keeps both in order.
+        assert!(chunk.batch.is_some());
+        assert!(recent.recent("a", 10).is_empty());
+    }
+
+    /// A batch the writer formats itself: the same records as a formatted
+    /// one, in the order sent, counted and kept for the control API.
+    #[test]
+    fn the_writer_formats_lines_sent_unformatted() {
+        let dir = temp_dir("writer-formats");
+        let path = dir.join("pidzero.log");
+        let options = WriterOptions {
+            settings: settings(&path, LogFormat::Json),
+            quiet: false,
+        };
+        let (log, writer) = spawn(options, None).unwrap();
+        let texts = ["one\ntwo\n", "three \"quoted\"\n", "four\n"];
+        let mut expected = Vec::new();
+        block_on(async {
+            for (i, text) in texts.iter().enumerate() {
+                let batch = batch_of("a", text);
+                crate::log::format::format_batch(&mut expected, LogFormat::Json, &batch);
+                if i % 2 == 0 {
+                    // As `send_lines` sends one to an idle writer.
+                    log.permits.acquire().await.unwrap().forget();
+                    let _ = log.tx.send(Message::Lines {
+                        batch,
+                        to_stream: true,
+                    });
+                } else {
+                    log.send_lines(batch).await;
+                }
+            }
+        });
+        writer.finish(&log);
+        assert_eq!(
+            String::from_utf8(std::fs::read(&path).unwrap()).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        let kept: Vec<String> = log
+            .recent("a", 10)
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()["line"].to_string())
+            .collect();
+        assert_eq!(
+            kept,
+            [r#""one""#, r#""two""#, r#""three \"quoted\"""#, r#""four""#]
+        );
+        assert_eq!(log.daemon_counters(), vec![("a".to_string(), 4, 24)]);
+        assert_eq!(
+            log.permits.available_permits(),
+            BATCHES_IN_FLIGHT,
+            "every permit back"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
