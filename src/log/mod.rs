@@ -18,13 +18,14 @@
 //! loop. Event records from pidzero itself take no permit: they are few, and
 //! the control loop must never wait for a sink.
 //!
-//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (8), `R` =
+//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (6), `R` =
 //! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by
 //! default) and `F` = the formatted size of one read, at most `6 × (R + M)`
 //! (JSON escapes a control byte as six) and about twice `R + M` for text:
-//! - batches queued: `P × F` (a batch queued for the writer to format holds
-//!   its read buffer, `R + M + 1`, instead); the round being written: under
-//!   [`writer::DRAIN_BYTES`] (256 KiB) `+ F`;
+//! - batches queued: `P × (R + M + 1 + F)`: each holds its read buffer (the
+//!   writer hands it to the recent-records ring as it takes the batch) and
+//!   its formatted records, unless it is left for the writer to format; the
+//!   round being written: under [`writer::DRAIN_BYTES`] (256 KiB) `+ F`;
 //! - buffers kept for reuse: at most 8 read buffers (`R + M + 1`) and 8
 //!   formatted ones of at most 256 KiB ([`pool`]);
 //! - each pipe: the buffer being read into, `R + M + 1`, plus a carry of at
@@ -35,7 +36,7 @@
 //!   buffers and spans (counted by capacity); pidzero's own last 1,000
 //!   events, at most 384 KiB of JSON.
 //!
-//! With the defaults: about 2 MiB in flight for text (under 5 MiB for binary
+//! With the defaults: under 2 MiB in flight for text (about 4 MiB for binary
 //! garbage, counting buffer capacities), at most 2.6 MiB of spare buffers,
 //! 96 KiB per pipe and 384 KiB per daemon, whatever the daemons write.
 
