@@ -52,7 +52,7 @@ fn main() {
         gen: fs::canonicalize(&a[2]).expect("gen path"),
         dir: PathBuf::from(&a[3]),
         total: a.get(4).map_or(2_000_000, |s| s.parse().expect("TOTAL_LINES")),
-        runs: a.get(5).map_or(5, |s| s.parse().expect("RUNS")),
+        runs: a.get(5).map_or(9, |s| s.parse().expect("RUNS")),
         chunk: a.get(6).map_or(4096, |s| s.parse().expect("CHUNK")),
     };
     let _ = fs::remove_dir_all(&args.dir);
