@@ -3,9 +3,10 @@
 //! Readers and the supervisor format their records themselves and send the
 //! bytes over one unbounded channel, so the order of everything sent is
 //! kept; a batch of lines sent while no other is queued comes unformatted
-//! and is formatted here (see [`super::handle`]). Line batches first take a permit from a
-//! semaphore (at most [`BATCHES_IN_FLIGHT`] queued or being written); that is
-//! the back-pressure. Events take none: the control loop must never wait.
+//! and is formatted here (see [`super::handle`]). Line batches first take a
+//! permit from a semaphore (at most [`BATCHES_IN_FLIGHT`] queued or being
+//! written); that is the back-pressure. Events take none: the control loop
+//! must never wait.
 //!
 //! The thread blocks on the channel, then takes what else is ready (up to
 //! [`DRAIN_BYTES`]) and writes it to each sink with one `writev`: few
