@@ -20,25 +20,32 @@
 //!
 //! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (6), `R` =
 //! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by
-//! default) and `F` = the formatted size of one read, at most `6 × (R + M)`
-//! (JSON escapes a control byte as six) and about twice `R + M` for text:
-//! - batches queued: `P × (R + M + 1 + F)`: each holds its read buffer (the
-//!   writer hands it to the recent-records ring as it takes the batch) and
-//!   its formatted records, unless it is left for the writer to format; the
-//!   round being written: under [`writer::DRAIN_BYTES`] (256 KiB) `+ F`;
+//! default), `L` = [`reader::BATCH_LINES`] (1,024: a read with more lines is
+//! sent as several batches) and `F` = the formatted size of one batch: its
+//! bytes at most six times over (JSON escapes a control byte as six), plus
+//! the fields of each of its at most `L` records (about 100 bytes and the
+//! daemon's name in JSON), so `F ≤ 6 × (R + M) + L × (100 + name)`, and about
+//! twice `R + M` for text lines of 100 bytes:
+//! - batches queued: `P × (R + M + 1 + 12 × L + F)`: each holds its read
+//!   buffer and spans (the writer hands them to the recent-records ring as it
+//!   takes the batch) and its formatted records, unless it is left for the
+//!   writer to format; the round being written: under
+//!   [`writer::DRAIN_BYTES`] (256 KiB) `+ F`;
 //! - buffers kept for reuse: at most 8 read buffers (`R + M + 1`) and 8
 //!   formatted ones of at most 256 KiB ([`pool`]);
 //! - each pipe: the buffer being read into, `R + M + 1`, plus a carry of at
-//!   most `M + 1`;
+//!   most `M + 1`, and while a read is framed its spans, 12 bytes a line (up
+//!   to 768 KiB for a read of nothing but newlines, before it is cut);
 //! - events are not bounded by permits, but only the supervisor sends them;
 //! - per daemon, for the control API: its last 1,000 lines in the batches
 //!   they were read into, at most [`recent::RECENT_BYTES`] (384 KiB) of
 //!   buffers and spans (counted by capacity); pidzero's own last 1,000
 //!   events, at most 384 KiB of JSON.
 //!
-//! With the defaults: under 2 MiB in flight for text (about 4 MiB for binary
-//! garbage, counting buffer capacities), at most 2.6 MiB of spare buffers,
-//! 96 KiB per pipe and 384 KiB per daemon, whatever the daemons write.
+//! With the defaults: under 2 MiB in flight for lines of 100 bytes, about
+//! 5 MiB whatever the daemons write (binary garbage, empty lines), at most
+//! 2.6 MiB of spare buffers, 96 KiB per pipe (up to 864 KiB while framing a
+//! read of empty lines) and 384 KiB per daemon.
 
 pub mod format;
 pub mod framer;

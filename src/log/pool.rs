@@ -10,7 +10,7 @@
 
 use std::sync::Mutex;
 
-/// Buffers kept at most (about the batches in flight).
+/// Buffers kept at most (a little more than the batches in flight).
 const KEPT: usize = 8;
 
 /// A buffer smaller than this is not worth keeping: allocating one is cheap.

@@ -19,6 +19,11 @@ use super::record::{timestamp_now, LineBatch, Stream};
 /// Bytes read from a pipe at once (the default Linux pipe capacity).
 pub const READ_BYTES: usize = 64 * 1024;
 
+/// Lines sent in one batch at most: a read with more (short lines) is sent
+/// as several batches, see [`LineBatch::into_pieces`]. A read of 64 KiB of
+/// lines of 100 bytes is about 650 lines, one batch.
+pub const BATCH_LINES: usize = 1024;
+
 /// Forwards the lines of one daemon stream to the writer until EOF, or until
 /// `drain` turns true (pidzero is exiting and something outside the daemon
 /// may still hold the write end): then it reads what is already in the pipe,
@@ -89,7 +94,7 @@ impl Pump {
         // SAFETY: `read_into` wrote `n` bytes after `carry_len()` bytes of room.
         unsafe { self.framer.frame_read(&mut self.batch, n) };
         let batch = self.next_batch();
-        self.log.send_lines(batch).await;
+        self.send(batch).await;
         // One batch per turn: while a daemon floods its pipe, the other
         // pipes, the API's connections and the control loop (signals,
         // reaping) get the thread between two reads, not after tokio's
@@ -116,7 +121,17 @@ impl Pump {
         self.batch.timestamp = timestamp_now();
         self.framer.finish(&mut self.batch);
         let batch = self.next_batch();
-        self.log.send_lines(batch).await;
+        self.send(batch).await;
+    }
+
+    /// Sends `batch`, in pieces of at most [`BATCH_LINES`] lines.
+    async fn send(&self, batch: LineBatch) {
+        if batch.lines.len() <= BATCH_LINES {
+            return self.log.send_lines(batch).await;
+        }
+        for piece in batch.into_pieces(BATCH_LINES) {
+            self.log.send_lines(piece).await;
+        }
     }
 
     /// Empties the batch for the next read; returns the room the read must
@@ -145,7 +160,9 @@ impl Pump {
         let mut batch = LineBatch::new(source, stream, [b'0'; 24]);
         batch.data = self.log.read_buffer();
         batch.data.reserve_exact(self.buffer_size);
-        batch.lines.reserve_exact(self.batch.lines.len());
+        batch
+            .lines
+            .reserve_exact(self.batch.lines.len().min(BATCH_LINES));
         batch
     }
 }
@@ -257,6 +274,38 @@ mod tests {
         expected.push("d stderr partial: 01234567".into());
         expected.push("d stderr: 89abc".into());
         assert_eq!(got, expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A read of thousands of empty lines, cut into pieces of at most
+    /// BATCH_LINES lines, arrives whole and in order.
+    #[test]
+    fn reads_of_many_short_lines_go_in_pieces() {
+        let dir = temp_dir("pump-short");
+        let path = dir.join("pidzero.log");
+        let (log, writer) = start_file_writer(&path);
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let (_tx, drain) = watch::channel(false);
+        let mut text = "\n".repeat(3 * BATCH_LINES + 5);
+        text.push_str("end\n");
+        // Written before the pump starts: it fits in the pipe and comes in
+        // one read, which the pump must cut.
+        std::fs::File::from(write_end)
+            .write_all(text.as_bytes())
+            .unwrap();
+        block_on(pump(
+            read_end,
+            "d".into(),
+            Stream::Stdout,
+            8,
+            log.clone(),
+            drain,
+        ));
+        writer.finish(&log);
+        let got = lines(&path);
+        assert_eq!(got.len(), 3 * BATCH_LINES + 6);
+        assert!(got[..3 * BATCH_LINES + 5].iter().all(|l| l == "d stdout: "));
+        assert_eq!(got.last().unwrap(), "d stdout: end");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

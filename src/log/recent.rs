@@ -14,8 +14,8 @@
 //! Bounds, per source: at most [`RECENT_RECORDS`] records, and for a
 //! daemon at most [`RECENT_BYTES`] of memory held by its batches (buffers
 //! and spans, counted by capacity), or its newest batch alone when that is
-//! larger (a read, at most 80 KiB with the defaults, so never), whatever the
-//! daemon writes. A read buffer less than half full is cut to its content
+//! larger (one read: an 80 KiB buffer and at most 1,024 spans with the
+//! defaults, so never), whatever the daemon writes. A read buffer less than half full is cut to its content
 //! first (in place), so sparse reads do not crowd the records out; a daemon
 //! flooding its pipe keeps the two to four reads that hold its last 1,000
 //! lines. pidzero's own events

@@ -151,6 +151,45 @@ impl LineBatch {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
+
+    /// The batch cut into batches of at most `max` lines (at least 1), in
+    /// order. The first keeps this batch's buffer; each other one gets a copy
+    /// of its own lines' bytes, so every byte is copied at most once.
+    ///
+    /// Why: each record adds its fields to the line, so the formatted size of
+    /// a batch grows with its lines, not only with its bytes. A read of 64 KiB
+    /// of empty lines is 65,536 records, over 5 MiB of JSON; cut into pieces,
+    /// each one is formatted and queued under its own permit, and the memory
+    /// in flight stays bounded whatever the lines.
+    pub fn into_pieces(mut self, max: usize) -> Vec<LineBatch> {
+        let max = max.max(1);
+        let mut pieces = Vec::new();
+        while self.lines.len() > max {
+            // The last piece: from the last multiple of `max` on.
+            let spans = self.lines.split_off((self.lines.len() - 1) / max * max);
+            let (base, end) = (spans[0].start, spans[spans.len() - 1].end);
+            pieces.push(LineBatch {
+                source: Arc::clone(&self.source),
+                stream: self.stream,
+                timestamp: self.timestamp,
+                data: self.data[base as usize..end as usize].to_vec(),
+                lines: spans
+                    .into_iter()
+                    .map(|span| LineSpan {
+                        start: span.start - base,
+                        end: span.end - base,
+                        partial: span.partial,
+                    })
+                    .collect(),
+            });
+            self.data.truncate(base as usize);
+        }
+        // The list had room for every line of the read.
+        self.lines.shrink_to_fit();
+        pieces.push(self);
+        pieces.reverse();
+        pieces
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +216,48 @@ mod tests {
                 let got = format_timestamp(secs, millis);
                 assert_eq!(std::str::from_utf8(&got).unwrap(), expected, "secs={secs}");
             }
+        }
+    }
+
+    /// Pieces hold every line of the batch, in order, with their partial
+    /// marks, at most `max` each; only the first keeps the buffer.
+    #[test]
+    fn pieces_keep_every_line_in_order() {
+        let text = b"a\n\nbc\r\ndefghij\n\r\nk\nlmnopqrstu\n\n\nv";
+        for max in 1..6 {
+            let mut batch =
+                LineBatch::new("s".into(), Stream::Stdout, *b"2026-11-28T14:09:00.123Z");
+            let mut framer = crate::log::Framer::new(4);
+            framer.push(text, &mut batch);
+            framer.finish(&mut batch);
+            let expected: Vec<(Vec<u8>, bool)> = batch
+                .lines
+                .iter()
+                .map(|&span| (batch.line(span).to_vec(), span.partial))
+                .collect();
+            let buffer = batch.data.as_ptr();
+            let pieces = batch.into_pieces(max);
+            assert_eq!(pieces.len(), expected.len().div_ceil(max), "max {max}");
+            assert_eq!(
+                pieces[0].data.as_ptr(),
+                buffer,
+                "the first keeps the buffer"
+            );
+            let mut got = Vec::new();
+            for piece in &pieces {
+                assert!(!piece.is_empty() && piece.lines.len() <= max, "max {max}");
+                assert_eq!(
+                    (&*piece.source, piece.timestamp),
+                    ("s", *b"2026-11-28T14:09:00.123Z")
+                );
+                got.extend(
+                    piece
+                        .lines
+                        .iter()
+                        .map(|&span| (piece.line(span).to_vec(), span.partial)),
+                );
+            }
+            assert_eq!(got, expected, "max {max}");
         }
     }
 
