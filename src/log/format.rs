@@ -1007,7 +1007,12 @@ mod tests {
                 format_line(&mut expected, LogFormat::Json, &record);
                 expected_ends.push(expected.len());
             }
-            let (mut got, mut ends) = (Vec::new(), Vec::new());
+            // After records already in the buffer, as the ring formats.
+            let (mut got, mut ends) = (b"earlier\n".to_vec(), Vec::new());
+            let expected = [&b"earlier\n"[..], &expected].concat();
+            for end in &mut expected_ends {
+                *end += b"earlier\n".len();
+            }
             let spans = &batch.lines;
             assert_eq!(
                 format_spans(&mut got, LogFormat::Json, &batch, spans, Some(&mut ends)),

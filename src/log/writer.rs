@@ -549,7 +549,11 @@ mod tests {
                         to_stream: true,
                     });
                 } else {
+                    // With a permit held, as if a batch were queued: the
+                    // sender formats this one itself.
+                    log.permits.acquire().await.unwrap().forget();
                     log.send_lines(batch).await;
+                    log.permits.add_permits(1);
                 }
             }
         });
