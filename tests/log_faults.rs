@@ -160,6 +160,14 @@ fn twenty_mib_of_raw_binary_passes_with_bounded_memory() {
     through_pidzero_with_bounded_memory("binary", &output.stdout);
 }
 
+/// Every record adds its fields to its line: a read of 64 KiB of empty
+/// lines is 65,536 records, over 5 MiB of JSON, so memory stays bounded only
+/// if such a read is formatted and queued in pieces.
+#[test]
+fn a_million_empty_lines_pass_with_bounded_memory() {
+    through_pidzero_with_bounded_memory("empty", &vec![b'\n'; 1_000_000]);
+}
+
 #[test]
 fn full_disk_is_reported_once_and_stdout_and_daemons_go_on() {
     if !mount_namespaces_available("full_disk_is_reported_once_and_stdout_and_daemons_go_on") {

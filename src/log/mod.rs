@@ -35,7 +35,8 @@
 //!   formatted ones of at most 256 KiB ([`pool`]);
 //! - each pipe: the buffer being read into, `R + M + 1`, plus a carry of at
 //!   most `M + 1`, and while a read is framed its spans, 12 bytes a line (up
-//!   to 768 KiB for a read of nothing but newlines, before it is cut);
+//!   to 768 KiB for a read of nothing but newlines, before it is cut; the
+//!   pipe's next reads are then smaller, see [`reader::BATCH_LINES`]);
 //! - events are not bounded by permits, but only the supervisor sends them;
 //! - per daemon, for the control API: its last 1,000 lines in the batches
 //!   they were read into, at most [`recent::RECENT_BYTES`] (384 KiB) of

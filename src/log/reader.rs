@@ -20,9 +20,14 @@ use super::record::{timestamp_now, LineBatch, Stream};
 pub const READ_BYTES: usize = 64 * 1024;
 
 /// Lines sent in one batch at most: a read with more (short lines) is sent
-/// as several batches, see [`LineBatch::into_pieces`]. A read of 64 KiB of
-/// lines of 100 bytes is about 650 lines, one batch.
+/// as several batches, see [`LineBatch::into_pieces`], and the next reads of
+/// that pipe are made smaller, down to [`MIN_READ_BYTES`], so that they hold
+/// about this many. A read of 64 KiB of lines of 100 bytes is about 650
+/// lines, one batch.
 pub const BATCH_LINES: usize = 1024;
+
+/// The smallest read a pipe of short lines is given (1,024 empty lines).
+pub const MIN_READ_BYTES: usize = 1024;
 
 /// Forwards the lines of one daemon stream to the writer until EOF, or until
 /// `drain` turns true (pidzero is exiting and something outside the daemon
@@ -52,6 +57,7 @@ pub async fn pump(
         framer: Framer::new(max_line_bytes),
         batch: LineBatch::new(source, stream, [b'0'; 24]),
         buffer_size: max_line_bytes + 1 + READ_BYTES,
+        read_bytes: READ_BYTES,
         log,
     };
     pump.batch = pump.fresh_batch();
@@ -63,7 +69,7 @@ pub async fn pump(
         }
         let room = pump.clear();
         tokio::select! {
-            read = read_some(&pipe, &mut pump.batch.data, room) => match read {
+            read = read_some(&pipe, &mut pump.batch.data, room, pump.read_bytes) => match read {
                 Some(n) => pump.forward(n).await,
                 None => break,
             },
@@ -83,6 +89,9 @@ struct Pump {
     batch: LineBatch,
     /// Room for the carry and one read, in every batch's buffer.
     buffer_size: usize,
+    /// The size of the next read: [`READ_BYTES`], less while the daemon's
+    /// lines are short (see [`BATCH_LINES`]).
+    read_bytes: usize,
     log: LogHandle,
 }
 
@@ -93,6 +102,7 @@ impl Pump {
         self.batch.timestamp = timestamp_now();
         // SAFETY: `read_into` wrote `n` bytes after `carry_len()` bytes of room.
         unsafe { self.framer.frame_read(&mut self.batch, n) };
+        self.read_bytes = next_read_bytes(self.read_bytes, n, self.batch.lines.len());
         let batch = self.next_batch();
         self.send(batch).await;
         // One batch per turn: while a daemon floods its pipe, the other
@@ -106,7 +116,7 @@ impl Pump {
     async fn drain(&mut self, fd: RawFd) {
         loop {
             let room = self.clear();
-            match read_into(fd, &mut self.batch.data, room) {
+            match read_into(fd, &mut self.batch.data, room, self.read_bytes) {
                 Ok(0) => return,
                 Ok(n) => self.forward(n).await,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -170,10 +180,15 @@ impl Pump {
 /// Waits until the pipe is readable and reads once into `buf`'s spare
 /// capacity after `room` bytes; `None` at EOF or on a read error (either way
 /// the stream is over).
-async fn read_some(pipe: &AsyncFd<OwnedFd>, buf: &mut Vec<u8>, room: usize) -> Option<usize> {
+async fn read_some(
+    pipe: &AsyncFd<OwnedFd>,
+    buf: &mut Vec<u8>,
+    room: usize,
+    limit: usize,
+) -> Option<usize> {
     loop {
         let mut guard = pipe.readable().await.ok()?;
-        match guard.try_io(|inner| read_into(inner.get_ref().as_raw_fd(), buf, room)) {
+        match guard.try_io(|inner| read_into(inner.get_ref().as_raw_fd(), buf, room, limit)) {
             Ok(Ok(0)) => return None,
             Ok(Ok(n)) => return Some(n),
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -183,18 +198,32 @@ async fn read_some(pipe: &AsyncFd<OwnedFd>, buf: &mut Vec<u8>, room: usize) -> O
     }
 }
 
-/// One `read` of at most [`READ_BYTES`] into the spare capacity of the empty
+/// One `read` of at most `limit` bytes into the spare capacity of the empty
 /// `buf`, after `room` bytes left for the carry; `buf`'s length is unchanged.
-fn read_into(fd: RawFd, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
+fn read_into(fd: RawFd, buf: &mut Vec<u8>, room: usize, limit: usize) -> io::Result<usize> {
     debug_assert!(buf.is_empty());
-    buf.reserve(room + READ_BYTES);
-    let spare = &mut buf.spare_capacity_mut()[room..room + READ_BYTES];
+    buf.reserve(room + limit);
+    let spare = &mut buf.spare_capacity_mut()[room..room + limit];
     // SAFETY: `spare` is valid writable memory of `spare.len()` bytes.
     let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// The size of a pipe's next read, after a read of `n` bytes (of at most
+/// `limit`) that held `lines` lines: smaller when it held more than
+/// [`BATCH_LINES`], so that the next holds about that many; twice as large
+/// (up to [`READ_BYTES`]) when a full read held at most half of them.
+fn next_read_bytes(limit: usize, n: usize, lines: usize) -> usize {
+    if lines > BATCH_LINES {
+        (n * BATCH_LINES / lines).clamp(MIN_READ_BYTES, READ_BYTES)
+    } else if n >= limit && lines <= BATCH_LINES / 2 {
+        (limit * 2).min(READ_BYTES)
+    } else {
+        limit
     }
 }
 
@@ -275,6 +304,23 @@ mod tests {
         expected.push("d stderr: 89abc".into());
         assert_eq!(got, expected);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The read size follows the length of the lines: smaller for short ones,
+    /// back to full size for long ones, never outside its bounds.
+    #[test]
+    fn reads_shrink_for_short_lines_and_grow_back() {
+        // 64 KiB of empty lines: the next read would hold BATCH_LINES of them.
+        assert_eq!(next_read_bytes(READ_BYTES, 65536, 65536), 1024);
+        assert_eq!(next_read_bytes(READ_BYTES, 65536, 2 * BATCH_LINES), 32768);
+        assert_eq!(next_read_bytes(READ_BYTES, 1200, 1200), MIN_READ_BYTES);
+        // Lines of 100 bytes: a full read holds about 650, it stays.
+        assert_eq!(next_read_bytes(READ_BYTES, 65536, 655), READ_BYTES);
+        // Long lines again: full reads with few lines double it, up to READ_BYTES.
+        assert_eq!(next_read_bytes(1024, 1024, 10), 2048);
+        assert_eq!(next_read_bytes(49152, 49152, 10), READ_BYTES);
+        // A short read (the pipe held less) changes nothing.
+        assert_eq!(next_read_bytes(4096, 100, 1), 4096);
     }
 
     /// A read of thousands of empty lines, cut into pieces of at most
