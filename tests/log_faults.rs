@@ -3,11 +3,14 @@
 //! nobody reads, many daemons at once, and flushing at shutdown.
 //!
 //! Memory bound: pidzero's peak RSS (VmHWM) must stay under [`RSS_BOUND_KIB`]
-//! (10 MiB). pidzero itself idles at about 3 MiB, and src/log/mod.rs bounds
-//! the pipeline at under 2.5 MiB with the defaults (16 batches of at most
-//! 80 KiB in flight, 80 KiB per pipe, the sink buffers, 260 KiB of recent
-//! records per daemon). Buffering a 10 MiB line or a 20 MiB stream whole,
-//! or queueing without back-pressure, would break the bound at once.
+//! (10 MiB). pidzero itself idles at about 3 MiB (more in a debug build), and
+//! src/log/mod.rs bounds the pipeline with the defaults at about 5 MiB in
+//! flight whatever the daemons write (6 batches of one read each, at most
+//! 1,024 records each), 2.6 MiB of spare buffers, 96 KiB per pipe (more for
+//! a moment when a pipe turns to very short lines) and 384 KiB of recent
+//! records per daemon. Buffering a 10 MiB line or a 20 MiB stream whole,
+//! formatting a read of empty lines in one piece, or queueing without
+//! back-pressure, would break the bound at once.
 
 #[path = "log_support/mod.rs"]
 mod support;

@@ -34,9 +34,10 @@
 //! - buffers kept for reuse: at most 8 read buffers (`R + M + 1`) and 8
 //!   formatted ones of at most 256 KiB ([`pool`]);
 //! - each pipe: the buffer being read into, `R + M + 1`, plus a carry of at
-//!   most `M + 1`, and while a read is framed its spans, 12 bytes a line (up
-//!   to 768 KiB for a read of nothing but newlines, before it is cut; the
-//!   pipe's next reads are then smaller, see [`reader::BATCH_LINES`]);
+//!   most `M + 1`; a read of more than `L` lines also holds its spans, 12
+//!   bytes a line, and is cut into pieces that wait for their permits: up to
+//!   about 1.6 MiB for one read of 64 KiB of empty lines, after which the
+//!   pipe's reads are smaller (see [`reader::BATCH_LINES`]);
 //! - events are not bounded by permits, but only the supervisor sends them;
 //! - per daemon, for the control API: its last 1,000 lines in the batches
 //!   they were read into, at most [`recent::RECENT_BYTES`] (384 KiB) of
@@ -45,8 +46,8 @@
 //!
 //! With the defaults: under 2 MiB in flight for lines of 100 bytes, about
 //! 5 MiB whatever the daemons write (binary garbage, empty lines), at most
-//! 2.6 MiB of spare buffers, 96 KiB per pipe (up to 864 KiB while framing a
-//! read of empty lines) and 384 KiB per daemon.
+//! 2.6 MiB of spare buffers, 96 KiB per pipe (about 1.6 MiB, once, for a
+//! pipe that turns to empty lines) and 384 KiB per daemon.
 
 pub mod format;
 pub mod framer;

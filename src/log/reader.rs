@@ -105,7 +105,7 @@ impl Pump {
         self.read_bytes = next_read_bytes(self.read_bytes, n, self.batch.lines.len());
         let batch = self.next_batch();
         self.send(batch).await;
-        // One batch per turn: while a daemon floods its pipe, the other
+        // One read per turn: while a daemon floods its pipe, the other
         // pipes, the API's connections and the control loop (signals,
         // reaping) get the thread between two reads, not after tokio's
         // budget of up to 128 of them.
@@ -170,9 +170,11 @@ impl Pump {
         let mut batch = LineBatch::new(source, stream, [b'0'; 24]);
         batch.data = self.log.read_buffer();
         batch.data.reserve_exact(self.buffer_size);
+        // A power of two, so that a read of many more lines grows the list
+        // to no more than twice what they need.
         batch
             .lines
-            .reserve_exact(self.batch.lines.len().min(BATCH_LINES));
+            .reserve_exact(self.batch.lines.len().min(BATCH_LINES).next_power_of_two());
         batch
     }
 }
@@ -214,14 +216,13 @@ fn read_into(fd: RawFd, buf: &mut Vec<u8>, room: usize, limit: usize) -> io::Res
 }
 
 /// The size of a pipe's next read, after a read of `n` bytes (of at most
-/// `limit`) that held `lines` lines: smaller when it held more than
-/// [`BATCH_LINES`], so that the next holds about that many; twice as large
-/// (up to [`READ_BYTES`]) when a full read held at most half of them.
+/// `limit`) that held `lines` lines: the size that would hold about
+/// [`BATCH_LINES`] such lines (between [`MIN_READ_BYTES`] and
+/// [`READ_BYTES`]), when the read held more than that or filled its limit; a
+/// shorter read (the pipe held less) says nothing of the lines to come.
 fn next_read_bytes(limit: usize, n: usize, lines: usize) -> usize {
-    if lines > BATCH_LINES {
-        (n * BATCH_LINES / lines).clamp(MIN_READ_BYTES, READ_BYTES)
-    } else if n >= limit && lines <= BATCH_LINES / 2 {
-        (limit * 2).min(READ_BYTES)
+    if lines > BATCH_LINES || n >= limit {
+        (n * BATCH_LINES / lines.max(1)).clamp(MIN_READ_BYTES, READ_BYTES)
     } else {
         limit
     }
@@ -316,9 +317,11 @@ mod tests {
         assert_eq!(next_read_bytes(READ_BYTES, 1200, 1200), MIN_READ_BYTES);
         // Lines of 100 bytes: a full read holds about 650, it stays.
         assert_eq!(next_read_bytes(READ_BYTES, 65536, 655), READ_BYTES);
-        // Long lines again: full reads with few lines double it, up to READ_BYTES.
-        assert_eq!(next_read_bytes(1024, 1024, 10), 2048);
-        assert_eq!(next_read_bytes(49152, 49152, 10), READ_BYTES);
+        // Longer lines again: a full read goes back to the size for them.
+        assert_eq!(next_read_bytes(1024, 1024, 10), READ_BYTES);
+        assert_eq!(next_read_bytes(1024, 1024, 0), READ_BYTES);
+        assert_eq!(next_read_bytes(40960, 40960, 585), READ_BYTES);
+        assert_eq!(next_read_bytes(1024, 1024, 512), 2048);
         // A short read (the pipe held less) changes nothing.
         assert_eq!(next_read_bytes(4096, 100, 1), 4096);
     }

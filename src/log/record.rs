@@ -182,10 +182,14 @@ impl LineBatch {
                     })
                     .collect(),
             });
-            self.data.truncate(base as usize);
         }
-        // The list had room for every line of the read.
-        self.lines.shrink_to_fit();
+        if !pieces.is_empty() {
+            // This batch keeps its own lines' bytes, and the list had room
+            // for every line of the read.
+            let end = self.lines.last().map_or(0, |span| span.end);
+            self.data.truncate(end as usize);
+            self.lines.shrink_to_fit();
+        }
         pieces.push(self);
         pieces.reverse();
         pieces
@@ -243,9 +247,14 @@ mod tests {
                 buffer,
                 "the first keeps the buffer"
             );
+            assert!(pieces[0].lines.capacity() <= max, "max {max}: spans kept");
             let mut got = Vec::new();
             for piece in &pieces {
                 assert!(!piece.is_empty() && piece.lines.len() <= max, "max {max}");
+                // Each piece holds its own lines' bytes, no more.
+                let (first, last) = (piece.lines[0], piece.lines[piece.lines.len() - 1]);
+                assert_eq!(first.start, 0, "max {max}");
+                assert_eq!(piece.data.len(), last.end as usize, "max {max}");
                 assert_eq!(
                     (&*piece.source, piece.timestamp),
                     ("s", *b"2026-11-28T14:09:00.123Z")
