@@ -4,8 +4,8 @@
 //!
 //! Memory bound: pidzero's peak RSS (VmHWM) must stay under [`RSS_BOUND_KIB`]
 //! (10 MiB). pidzero itself idles at about 3 MiB (more in a debug build), and
-//! src/log/mod.rs bounds the pipeline with the defaults at about 5 MiB in
-//! flight whatever the daemons write (6 batches of one read each, at most
+//! src/log/mod.rs bounds the pipeline with the defaults at under 4 MiB in
+//! flight whatever the daemons write (4 batches of one read each, at most
 //! 1,024 records each), 2.6 MiB of spare buffers, 96 KiB per pipe (more for
 //! a moment when a pipe turns to very short lines) and 384 KiB of recent
 //! records per daemon. Buffering a 10 MiB line or a 20 MiB stream whole,

@@ -18,7 +18,7 @@
 //! loop. Event records from pidzero itself take no permit: they are few, and
 //! the control loop must never wait for a sink.
 //!
-//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (6), `R` =
+//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (4), `R` =
 //! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by
 //! default), `L` = [`reader::BATCH_LINES`] (1,024: a read with more lines is
 //! sent as several batches) and `F` = the formatted size of one batch: its
@@ -44,8 +44,8 @@
 //!   buffers and spans (counted by capacity); pidzero's own last 1,000
 //!   events, at most 384 KiB of JSON.
 //!
-//! With the defaults: under 2 MiB in flight for lines of 100 bytes, about
-//! 5 MiB whatever the daemons write (binary garbage, empty lines), at most
+//! With the defaults: under 1.5 MiB in flight for lines of 100 bytes, under
+//! 4 MiB whatever the daemons write (binary garbage, empty lines), at most
 //! 2.6 MiB of spare buffers, 96 KiB per pipe (about 1.6 MiB, once, for a
 //! pipe that turns to empty lines) and 384 KiB per daemon.
 

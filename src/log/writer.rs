@@ -30,7 +30,7 @@ use super::sink::{FileSink, StdoutSink};
 use crate::config::{LogFormat, LogSettings};
 
 /// Line batches allowed in flight (queued or being written) at once.
-pub const BATCHES_IN_FLIGHT: usize = 6;
+pub const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Bytes taken before one round of writes (a soft limit: a round stops
 /// taking from the channel once it holds this much).
