@@ -15,8 +15,9 @@
 //! The counters and the recent records ([`Recent`]) of daemon lines are
 //! updated by the writer as it takes each batch, in the order sent, before
 //! writing it: they may run ahead of the sinks by a round of writes, never
-//! behind. (With no sink for daemon lines, the sender updates them.) A batch of lines ends up in [`Recent`], which keeps it as it is
-//! (see there) instead of a copy of its records.
+//! behind; with no sink for daemon lines, the sender updates them. A batch
+//! of lines ends up in [`Recent`], which keeps it as it is (see there)
+//! instead of a copy of its records.
 
 use std::sync::Arc;
 

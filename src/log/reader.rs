@@ -268,7 +268,6 @@ mod tests {
         .unwrap()
     }
 
-    /// Runs `future` on a current-thread runtime; the test fails after 10 s.
     /// The line texts of the file, without timestamps.
     fn lines(path: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(path).unwrap();
