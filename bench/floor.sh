@@ -1,33 +1,53 @@
 #!/bin/sh
-# pidzero against the floor (bench/micro/src/bin/floor.rs: a bare two-thread
-# read-format-write pipeline) and `gen | cat`, one generator of 2,000,000
-# lines to /dev/shm, RUNS (default 9) alternating rounds; prints each round's
-# wall times in ms and the medians. See BENCHMARKS.md.
+# pidzero against the floor (bench/micro/src/bin/floor.rs: a bare
+# read-format-write pipeline, one reading thread per generator and one
+# writer) and `cat`, with 1 generator of 2,000,000 lines and with 4 of
+# 500,000 (all writing into one pipe for cat), to /dev/shm; RUNS (default 9)
+# alternating rounds. Prints each round's wall times in ms and the medians.
+# See BENCHMARKS.md.
 set -eu
 cd "$(dirname "$0")/.."
 runs=${1:-9}
 dir=${PIDZERO_BENCH_DIR:-/dev/shm/pidzero-floor}
 cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/micro/Cargo.toml
-mkdir -p target/bench "$dir/conf"
+mkdir -p target/bench "$dir/conf1" "$dir/conf4"
 rustc -O --edition 2021 -o target/bench/gen bench/gen.rs
 gen=$(pwd)/target/bench/gen
-printf '[{"name":"g0","command":["%s","g0","2000000","4096"]}]\n' "$gen" >"$dir/conf/daemons.json"
-printf '{"log":{"format":"json","log_to_file":true,"log_to_stdout":false,"file_path":"%s/pidzero.log","max_file_size":0},"api":{"socket":null}}\n' \
-    "$dir" >"$dir/conf/config.json"
+for n in 1 4; do
+    daemons=""
+    for i in $(seq 0 $((n - 1))); do
+        daemons="$daemons${daemons:+,}{\"name\":\"g$i\",\"command\":[\"$gen\",\"g$i\",\"$((2000000 / n))\",\"4096\"]}"
+    done
+    printf '[%s]\n' "$daemons" >"$dir/conf$n/daemons.json"
+    printf '{"log":{"format":"json","log_to_file":true,"log_to_stdout":false,"file_path":"%s/pidzero.log","max_file_size":0},"api":{"socket":null}}\n' \
+        "$dir" >"$dir/conf$n/config.json"
+done
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# N generators sharing 2,000,000 lines, all into one pipe read by cat.
+cat_run() {
+    for i in $(seq 0 $(($1 - 1))); do
+        "$gen" "g$i" $((2000000 / $1)) 4096 &
+    done
+    wait
+}
 : >"$dir/times"
 for _ in $(seq "$runs"); do
-    t=$(date +%s%N); "$gen" g0 2000000 4096 | cat >"$dir/cat.out"; c=$(ms "$t")
-    rm -f "$dir/pidzero.log"
-    t=$(date +%s%N); target/release/pidzero --config-dir "$dir/conf" >/dev/null; p=$(ms "$t")
-    test "$(grep -c '"source":"g0"' "$dir/pidzero.log")" = 2000000
-    f=$(bench/micro/target/release/floor "$gen" 2000000 "$dir/floor.out")
-    echo "cat $c pidzero $p floor ${f%.*}" | tee -a "$dir/times"
+    for n in 1 4; do
+        t=$(date +%s%N); cat_run "$n" | cat >"$dir/cat.out"; c=$(ms "$t")
+        test "$(wc -l <"$dir/cat.out")" = 2000000
+        rm -f "$dir/pidzero.log"
+        t=$(date +%s%N); target/release/pidzero --config-dir "$dir/conf$n" >/dev/null; p=$(ms "$t")
+        test "$(grep -c '"stream":"stdout"' "$dir/pidzero.log")" = 2000000
+        f=$(bench/micro/target/release/floor "$gen" 2000000 "$dir/floor.out" "$n")
+        echo "generators $n cat $c pidzero $p floor ${f%.*}" | tee -a "$dir/times"
+    done
 done
-for name in cat pidzero floor; do
-    printf '%s median %s ms\n' "$name" \
-        "$(awk -v n="$name" '{for (i = 1; i < NF; i += 2) if ($i == n) print $(i + 1)}' "$dir/times" | median)"
+for n in 1 4; do
+    for name in cat pidzero floor; do
+        printf '%s generator(s): %s median %s ms\n' "$n" "$name" \
+            "$(awk -v g="$n" -v k="$name" '$2 == g {for (i = 3; i < NF; i += 2) if ($i == k) print $(i + 1)}' "$dir/times" | median)"
+    done
 done
 rm -rf "$dir"

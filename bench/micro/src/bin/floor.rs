@@ -2,65 +2,112 @@
 //! program must do to turn the generator's lines into pidzero's JSON records
 //! in a file, with nothing else (see BENCHMARKS.md).
 //!
-//! One thread reads the pipe (blocking reads of 64 KiB into one buffer),
+//! One thread per generator reads its pipe (blocking reads of 64 KiB into one buffer),
 //! finds the newlines with `memchr_iter` and copies each line between a fixed
 //! head and tail; a second thread writes the formatted buffers (up to four per
 //! `writev`) and sends them back for reuse. No escaping check, no epoll, no
 //! recent-records ring, no control loop: what pidzero does beyond this is
 //! what it costs over the floor.
 //!
-//! Usage: floor GEN LINES FILE; prints the wall time in ms (spawning the
-//! generator to the last write) and checks the record count.
+//! Usage: floor GEN LINES FILE [GENERATORS]; GENERATORS (default 1) share
+//! the LINES. Prints the wall time in ms (spawning the generators to the
+//! last write) and checks the record count.
 
 use std::fs::OpenOptions;
 use std::io::{IoSlice, Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 const READ_BYTES: usize = 64 * 1024;
-const HEAD: &[u8] = br#"{"timestamp":"2026-11-28T00:00:00.000Z","source":"g0","stream":"stdout","line":""#;
+const HEAD_START: &[u8] = br#"{"timestamp":"2026-11-28T00:00:00.000Z","source":""#;
+const HEAD_END: &[u8] = br#"","stream":"stdout","line":""#;
 const TAIL: &[u8] = b"\"}\n";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: floor GEN LINES FILE");
+    if !(4..=5).contains(&args.len()) {
+        eprintln!("usage: floor GEN LINES FILE [GENERATORS]");
         std::process::exit(2);
     }
-    let (gen, lines, path) = (&args[1], &args[2], args[3].clone());
+    let (gen, path) = (&args[1], args[3].clone());
+    let lines: u64 = args[2].parse().expect("LINES is a number");
+    let gens: u64 = args
+        .get(4)
+        .map_or(1, |g| g.parse().expect("GENERATORS is a number"));
     let _ = std::fs::remove_file(&path);
     let start = Instant::now();
-    let mut child = Command::new(gen)
-        .args(["g0", lines, "4096"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the generator");
-    let mut pipe = child.stdout.take().expect("piped stdout");
+    let mut children = Vec::new();
+    let mut pipes = Vec::new();
+    for i in 0..gens {
+        let mut child = Command::new(gen)
+            .args([format!("g{i}"), (lines / gens).to_string(), "4096".into()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the generator");
+        pipes.push(child.stdout.take().expect("piped stdout"));
+        children.push(child);
+    }
     let (full_tx, full_rx) = sync_channel::<Vec<u8>>(8);
-    let (empty_tx, empty_rx) = channel::<Vec<u8>>();
-    let writer = std::thread::spawn(move || {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .expect("open the output");
-        let mut round = Vec::new();
-        while let Ok(buffer) = full_rx.recv() {
-            round.push(buffer);
-            while round.len() < 4 {
-                match full_rx.try_recv() {
-                    Ok(buffer) => round.push(buffer),
-                    Err(_) => break,
+    let pool = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let writer = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .expect("open the output");
+            let mut round = Vec::new();
+            while let Ok(buffer) = full_rx.recv() {
+                round.push(buffer);
+                while round.len() < 4 {
+                    match full_rx.try_recv() {
+                        Ok(buffer) => round.push(buffer),
+                        Err(_) => break,
+                    }
+                }
+                write_all(&mut file, &round);
+                let mut pool = pool.lock().expect("the pool");
+                for mut buffer in round.drain(..) {
+                    buffer.clear();
+                    pool.push(buffer);
                 }
             }
-            write_all(&mut file, &round);
-            for mut buffer in round.drain(..) {
-                buffer.clear();
-                let _ = empty_tx.send(buffer);
-            }
-        }
-    });
+        })
+    };
+    // One reading thread per generator, as blocking reads need.
+    let readers: Vec<_> = pipes
+        .into_iter()
+        .enumerate()
+        .map(|(i, pipe)| {
+            let (full_tx, pool) = (full_tx.clone(), Arc::clone(&pool));
+            std::thread::spawn(move || read_pipe(pipe, &format!("g{i}"), &full_tx, &pool))
+        })
+        .collect();
+    drop(full_tx);
+    let records: u64 = readers
+        .into_iter()
+        .map(|r| r.join().expect("a reading thread"))
+        .sum();
+    writer.join().expect("the writer thread");
+    for mut child in children {
+        child.wait().expect("wait for the generator");
+    }
+    println!("{:.1}", start.elapsed().as_secs_f64() * 1e3);
+    assert_eq!(records, lines / gens * gens, "record count");
+}
+
+/// Reads one generator's pipe to its end, sending each read's records to the
+/// writer; returns how many records it made.
+fn read_pipe(
+    mut pipe: impl Read,
+    source: &str,
+    full_tx: &SyncSender<Vec<u8>>,
+    pool: &Mutex<Vec<Vec<u8>>>,
+) -> u64 {
+    let head = [HEAD_START, source.as_bytes(), HEAD_END].concat();
     let mut buffer = vec![0u8; READ_BYTES * 2];
     let mut carry = 0;
     let mut records = 0u64;
@@ -69,15 +116,17 @@ fn main() {
             .read(&mut buffer[carry..carry + READ_BYTES])
             .expect("read the pipe");
         if n == 0 {
-            break;
+            return records;
         }
         let data = &buffer[..carry + n];
-        let mut out = empty_rx
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(2 * READ_BYTES));
+        let mut out = pool
+            .lock()
+            .expect("the pool")
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(2 * READ_BYTES));
         let mut at = 0;
         for newline in memchr::memchr_iter(b'\n', data) {
-            out.extend_from_slice(HEAD);
+            out.extend_from_slice(&head);
             out.extend_from_slice(&data[at..newline]);
             out.extend_from_slice(TAIL);
             at = newline + 1;
@@ -88,11 +137,6 @@ fn main() {
         buffer.copy_within(at..end, 0);
         carry = end - at;
     }
-    drop(full_tx);
-    writer.join().expect("the writer thread");
-    child.wait().expect("wait for the generator");
-    println!("{:.1}", start.elapsed().as_secs_f64() * 1e3);
-    assert_eq!(records.to_string(), *lines, "record count");
 }
 
 /// Writes every buffer of `round`, with one `writev` when it takes them all.
