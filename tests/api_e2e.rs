@@ -800,6 +800,53 @@ fn token_from_the_command_line_and_a_blank_environment() {
     }
 }
 
+/// With both sinks off, daemon lines are still kept for `GET
+/// /daemons/NAME/logs` and counted in `/metrics`, in order: the records then
+/// never reach the writer thread, and the reader keeps them itself.
+#[test]
+fn logs_are_kept_with_no_sink() {
+    let d = Dir::new("logsnosink");
+    d.daemons(
+        r#"[{"name": "quiet", "command": "seq 1 300; exec sleep 1000"},
+            {"name": "keeper", "vital": true, "command": ["sleep", "1000"]}]"#,
+    );
+    d.config(r#"{"log": {"log_to_stdout": false, "log_to_file": false}}"#);
+    let sock = unique_socket_path();
+    let mut r = pz().config_dir(&d).env("PIDZERO_SOCKET", &sock).spawn();
+    let t = Target::unix(&sock);
+    wait_api(&t);
+    let answer = wait_answer(
+        &t,
+        "/daemons/quiet/logs?lines=1000",
+        "with 300 records",
+        |a| a.status == 200 && a.json().as_array().is_some_and(|r| r.len() == 300),
+    );
+    let records = answer.json();
+    let lines: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                (&r["source"], &r["stream"]),
+                (&"quiet".into(), &"stdout".into())
+            );
+            r["line"].as_str().unwrap()
+        })
+        .collect();
+    let expected: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
+    assert_eq!(lines, expected);
+    let key = r#"pidzero_log_records_total{daemon="quiet"}"#;
+    assert_eq!(metrics(&t).value(key), Some(300.0));
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
+    assert!(
+        r.stdout_raw().is_empty(),
+        "the stdout sink is off: {}",
+        r.dump()
+    );
+}
+
 /// `GET /daemons/NAME/logs`: 100 records without `lines`, never more than the
 /// 1,000 kept, oldest first and the newest last.
 #[test]
