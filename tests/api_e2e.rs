@@ -587,12 +587,29 @@ fn metrics_move() {
     let bytes_key = r#"pidzero_log_bytes_total{daemon="talker"}"#;
     let before = m.value(key).unwrap_or(0.0);
     let bytes_before = m.value(bytes_key).unwrap_or(0.0);
-    for _ in 0..3 {
+    // One HUP at a time: the shell runs its trap once for HUPs that arrive
+    // together, so each waits for the line of the one before. (The shell
+    // may also report its `sleep` killed by the HUP, on stderr.)
+    for sent in 1..=3 {
         assert_eq!(
             post(&t, "/daemons/talker/signal", r#"{"signal":"HUP"}"#).status,
             202
         );
-        std::thread::sleep(secs(0.15));
+        wait_answer(
+            &t,
+            "/daemons/talker/logs?lines=1000",
+            "with the trap's line",
+            |a| {
+                a.status == 200
+                    && a.json().as_array().is_some_and(|records| {
+                        records
+                            .iter()
+                            .filter(|r| r["line"] == "said-something")
+                            .count()
+                            >= sent
+                    })
+            },
+        );
     }
     let after = wait_metric(&t, key, |v| v >= before + 3.0);
     assert!(after >= before + 3.0);

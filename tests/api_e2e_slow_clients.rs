@@ -31,6 +31,7 @@ fn sixty_four_slow_clients_do_not_delay_a_vital_exit() {
     wait_api(&unix);
 
     // 64 clients connect and send half a request head, then say nothing more.
+    let sockets_before = open_sockets(r.pid);
     let mut slow: Vec<UnixStream> = (0..64)
         .map(|i| {
             let mut s = UnixStream::connect(&sock).unwrap_or_else(|e| panic!("client {i}: {e}"));
@@ -39,8 +40,9 @@ fn sixty_four_slow_clients_do_not_delay_a_vital_exit() {
             s
         })
         .collect();
-    // Give pidzero the time to accept them all.
-    std::thread::sleep(secs(0.3));
+    // pidzero has accepted them all: it holds 64 more sockets.
+    let accepted = wait_until(DEADLINE, || open_sockets(r.pid) >= sockets_before + 64);
+    assert!(accepted.is_some(), "pidzero did not accept the 64 clients");
 
     // The socket's slots are all taken: a 65th client waits (no answer yet)...
     let mut waiting = UnixStream::connect(&sock).unwrap();
@@ -97,4 +99,18 @@ fn sixty_four_slow_clients_do_not_delay_a_vital_exit() {
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
     }
+}
+
+/// How many sockets process `pid` has open (its `/proc/PID/fd` links).
+fn open_sockets(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
