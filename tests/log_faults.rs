@@ -334,8 +334,10 @@ impl KillOnDrop {
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         for &pid in &self.0 {
-            // SAFETY: kill with a valid signal; the pids are this test's
-            // children or their daemons, still unreaped while it fails.
+            // SAFETY: kill with a valid signal. The pids are this test's
+            // child (not yet waited for, so its pid is not reused) and that
+            // pidzero's daemons, which it has not stopped when a check fails
+            // half-way.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
