@@ -11,6 +11,11 @@
 //! /proc/PID/stat while it is a zombie, so its children are not counted) and
 //! its peak RSS (VmHWM of /proc/PID/status, sampled every 10 ms).
 //!
+//! With PIDZERO_BENCH_FLOOR set to the `floor` program of bench/micro (a bare
+//! pipeline doing pidzero's job with nothing else), each run also times it the
+//! same way (spawn to exit, output checked) and its ratio to cat is printed:
+//! what the machine allowed in that invocation.
+//!
 //! Usage: bench PIDZERO GEN DIR [TOTAL_LINES [RUNS [CHUNK]]]
 //! No dependencies: `rustc -O bench/bench.rs`.
 
@@ -39,6 +44,7 @@ struct Args {
     total: u64,
     runs: usize,
     chunk: usize,
+    floor: Option<PathBuf>,
 }
 
 fn main() {
@@ -54,6 +60,8 @@ fn main() {
         total: a.get(4).map_or(2_000_000, |s| s.parse().expect("TOTAL_LINES")),
         runs: a.get(5).map_or(9, |s| s.parse().expect("RUNS")),
         chunk: a.get(6).map_or(4096, |s| s.parse().expect("CHUNK")),
+        floor: std::env::var_os("PIDZERO_BENCH_FLOOR")
+            .map(|p| fs::canonicalize(p).expect("PIDZERO_BENCH_FLOOR path")),
     };
     let _ = fs::remove_dir_all(&args.dir);
     fs::create_dir_all(&args.dir).expect("bench dir");
@@ -83,9 +91,13 @@ fn scenario(args: &Args, gens: usize) -> bool {
     let mut cat_secs = Vec::new();
     let mut runs = Vec::new();
     let mut ratios = Vec::new();
+    let mut floor_secs = Vec::new();
     for _ in 0..args.runs {
         let c = run_cat(args, gens, per_gen);
         let p = run_pidzero(args, gens, per_gen);
+        if let Some(floor) = &args.floor {
+            floor_secs.push(run_floor(args, floor, gens, per_gen));
+        }
         ratios.push(c / p.secs);
         cat_secs.push(c);
         runs.push(p);
@@ -109,7 +121,37 @@ fn scenario(args: &Args, gens: usize) -> bool {
         hwm as f64 / 1024.0,
         hwm_med / 1024.0,
     );
+    if !floor_secs.is_empty() {
+        let floor_rate = lines as f64 / median(floor_secs);
+        println!(
+            "  floor (the same job with nothing else): {:.2} M lines/s; ratio {:.2}",
+            floor_rate / 1e6,
+            floor_rate / cat_rate
+        );
+    }
     true
+}
+
+/// Runs the floor program (which spawns the generators itself) to the same
+/// kind of file, checks its records as pidzero's; returns the seconds.
+fn run_floor(args: &Args, floor: &Path, gens: usize, per_gen: u64) -> f64 {
+    let out = args.dir.join("floor.out");
+    let _ = fs::remove_file(&out);
+    let start = Instant::now();
+    let status = Command::new(floor)
+        .arg(&args.gen)
+        .arg((per_gen * gens as u64).to_string())
+        .arg(&out)
+        .arg(gens.to_string())
+        .arg(args.chunk.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn floor");
+    let secs = start.elapsed().as_secs_f64();
+    assert!(status.success(), "floor failed: {status}");
+    verify_pidzero_log(&out, gens, per_gen);
+    fs::remove_file(&out).unwrap();
+    secs
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -9,8 +9,8 @@
 //! recent-records ring, no control loop: what pidzero does beyond this is
 //! what it costs over the floor.
 //!
-//! Usage: floor GEN LINES FILE [GENERATORS]; GENERATORS (default 1) share
-//! the LINES. Prints the wall time in ms (spawning the generators to the
+//! Usage: floor GEN LINES FILE [GENERATORS [CHUNK]]; GENERATORS (default 1)
+//! share the LINES, each writing CHUNK bytes at a time (default 4096). Prints the wall time in ms (spawning the generators to the
 //! last write) and checks the record count.
 
 use std::fs::OpenOptions;
@@ -27,8 +27,8 @@ const TAIL: &[u8] = b"\"}\n";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if !(4..=5).contains(&args.len()) {
-        eprintln!("usage: floor GEN LINES FILE [GENERATORS]");
+    if !(4..=6).contains(&args.len()) {
+        eprintln!("usage: floor GEN LINES FILE [GENERATORS [CHUNK]]");
         std::process::exit(2);
     }
     let (gen, path) = (&args[1], args[3].clone());
@@ -36,13 +36,14 @@ fn main() {
     let gens: u64 = args
         .get(4)
         .map_or(1, |g| g.parse().expect("GENERATORS is a number"));
+    let chunk = args.get(5).map_or("4096", String::as_str);
     let _ = std::fs::remove_file(&path);
     let start = Instant::now();
     let mut children = Vec::new();
     let mut pipes = Vec::new();
     for i in 0..gens {
         let mut child = Command::new(gen)
-            .args([format!("g{i}"), (lines / gens).to_string(), "4096".into()])
+            .args([format!("g{i}"), (lines / gens).to_string(), chunk.into()])
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn the generator");
