@@ -557,7 +557,7 @@ fn metrics_move() {
     let d = Dir::new("e2e-metrics");
     let sock = unique_socket_path();
     d.daemons_value(&json!([
-        {"name": "talker", "command": "trap 'echo said-something' HUP; while :; do sleep 0.05; done"},
+        {"name": "talker", "command": "trap 'echo said-something' HUP; echo ready; while :; do sleep 0.05; done"},
         {"name": "crasher", "restart": "on-failure", "restart_delay": 0.1,
          "command": "sleep 0.2; exit 1"},
         {"name": "orphans", "command": "(sleep 0.1 &) ; exec sleep 1000"},
@@ -565,6 +565,8 @@ fn metrics_move() {
     let mut r = pz().config_dir(&d).env("PIDZERO_SOCKET", &sock).spawn();
     let t = Target::unix(&sock);
     r.daemon_pid("talker");
+    // Its trap is set: a HUP now runs it instead of killing the shell.
+    r.wait_line("talker", "ready");
     wait_api(&t);
     let m = metrics(&t);
     for family in [

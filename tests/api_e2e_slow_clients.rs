@@ -30,8 +30,17 @@ fn sixty_four_slow_clients_do_not_delay_a_vital_exit() {
     let tcp = Target::tcp(port);
     wait_api(&unix);
 
+    // pidzero holds its two listeners (Unix and TCP) and nothing else: the
+    // connection of `wait_api` may take a moment to close.
+    let listeners = wait_until(DEADLINE, || open_sockets(r.pid) == 2);
+    assert!(
+        listeners.is_some(),
+        "pidzero holds {} sockets",
+        open_sockets(r.pid)
+    );
+    let sockets_before = 2;
+
     // 64 clients connect and send half a request head, then say nothing more.
-    let sockets_before = open_sockets(r.pid);
     let mut slow: Vec<UnixStream> = (0..64)
         .map(|i| {
             let mut s = UnixStream::connect(&sock).unwrap_or_else(|e| panic!("client {i}: {e}"));
