@@ -397,16 +397,24 @@ mod tests {
         }
     }
 
-    /// Runs `future` on a current-thread runtime; the test fails after 10 s.
+    /// A writer thread for `settings` (not quiet), with `stream` as its
+    /// stream sink if given.
+    fn start_writer(settings: LogSettings, stream: Option<RawFd>) -> (LogHandle, LogWriter) {
+        spawn(
+            WriterOptions {
+                settings,
+                quiet: false,
+            },
+            stream,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn all_lines_reach_the_file_in_order_under_back_pressure() {
         let dir = temp_dir("writer");
         let path = dir.join("pidzero.log");
-        let options = WriterOptions {
-            settings: settings(&path, LogFormat::Text),
-            quiet: false,
-        };
-        let (log, writer) = spawn(options, None).unwrap();
+        let (log, writer) = start_writer(settings(&path, LogFormat::Text), None);
         let sources = ["a", "b", "c"];
         let per_source = 2000usize;
         block_on(async {
@@ -452,11 +460,7 @@ mod tests {
         let mut settings = settings(Path::new("/nonexistent"), LogFormat::Text);
         settings.log_to_file = false;
         settings.log_to_stdout = true;
-        let options = WriterOptions {
-            settings,
-            quiet: false,
-        };
-        let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
+        let (log, writer) = start_writer(settings, Some(write_end.as_raw_fd()));
         let line = format!("{}\n", "x".repeat(8000));
         let sent = block_on(async {
             let mut sent = 0usize;
@@ -530,11 +534,7 @@ mod tests {
     fn the_writer_formats_lines_sent_unformatted() {
         let dir = temp_dir("writer-formats");
         let path = dir.join("pidzero.log");
-        let options = WriterOptions {
-            settings: settings(&path, LogFormat::Json),
-            quiet: false,
-        };
-        let (log, writer) = spawn(options, None).unwrap();
+        let (log, writer) = start_writer(settings(&path, LogFormat::Json), None);
         let texts = ["one\ntwo\n", "three \"quoted\"\n", "four\n"];
         let mut expected = Vec::new();
         block_on(async {
@@ -590,11 +590,7 @@ mod tests {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         let mut settings = settings(&path, LogFormat::Json);
         settings.log_to_stdout = true;
-        let options = WriterOptions {
-            settings,
-            quiet: false,
-        };
-        let (log, writer) = spawn(options, Some(write_end.as_raw_fd())).unwrap();
+        let (log, writer) = start_writer(settings, Some(write_end.as_raw_fd()));
         block_on(async {
             for i in 0..50 {
                 log.send_lines(batch_of("w", &format!("line {i}\n"))).await;
@@ -634,11 +630,7 @@ mod tests {
         let path = dir.join("pidzero.log");
         let mut settings = settings(&path, LogFormat::Json);
         settings.max_line_bytes = 4;
-        let options = WriterOptions {
-            settings,
-            quiet: false,
-        };
-        let (log, writer) = spawn(options, None).unwrap();
+        let (log, writer) = start_writer(settings, None);
         let mut batch = LineBatch::new("d".into(), Stream::Stderr, timestamp_now());
         Framer::new(4).push(b"abcdefghij\nq\"r\n", &mut batch);
         block_on(log.send_lines(batch));
@@ -665,11 +657,7 @@ mod tests {
         for format in [LogFormat::Json, LogFormat::Text, LogFormat::Logfmt] {
             let dir = temp_dir("recent");
             let path = dir.join("pidzero.log");
-            let options = WriterOptions {
-                settings: settings(&path, format),
-                quiet: false,
-            };
-            let (log, writer) = spawn(options, None).unwrap();
+            let (log, writer) = start_writer(settings(&path, format), None);
             block_on(async {
                 for i in 0..30 {
                     let text: String = (0..100)
@@ -720,11 +708,7 @@ mod tests {
     fn without_sinks_lines_are_counted_and_kept() {
         let mut settings = settings(Path::new("/nonexistent"), LogFormat::Json);
         settings.log_to_file = false;
-        let options = WriterOptions {
-            settings,
-            quiet: false,
-        };
-        let (log, writer) = spawn(options, None).unwrap();
+        let (log, writer) = start_writer(settings, None);
         block_on(log.send_lines(batch_of("d", "one\ntwo\n")));
         writer.finish(&log);
         let kept = log.recent("d", 10);
