@@ -195,11 +195,7 @@ fn script_without_shebang_runs_with_sh() {
         js(script.to_str().unwrap())
     ));
     let f = pz().config_dir(&d).run(DEADLINE);
-    assert!(
-        f.find(|r| is_line(r, "p", "plain-script-ran")).is_some(),
-        "{}",
-        f.dump()
-    );
+    assert_line(&f, "p", "plain-script-ran");
 }
 
 /// A daemon gets pidzero's environment with its own entries on top: a later

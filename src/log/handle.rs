@@ -133,8 +133,9 @@ impl LogHandle {
         }));
     }
 
-    /// The last `n` records (at most [`RECENT_RECORDS`](super::recent::RECENT_RECORDS)) of `daemon` as JSON,
-    /// oldest first, whatever the configured format; `pidzero` gives
+    /// The last `n` records (at most
+    /// [`RECENT_RECORDS`](super::recent::RECENT_RECORDS)) of `daemon` as
+    /// JSON, oldest first, whatever the configured format; `pidzero` gives
     /// pidzero's own events. Unknown names give nothing.
     pub fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
         self.recent.recent(daemon, n)

@@ -15,12 +15,12 @@
 //! daemon at most [`RECENT_BYTES`] of memory held by its batches (buffers
 //! and spans, counted by capacity), or its newest batch alone when that is
 //! larger (one read: an 80 KiB buffer and at most 1,024 spans with the
-//! defaults, so never), whatever the daemon writes. A read buffer less than half full is cut to its content
-//! first (in place), so sparse reads do not crowd the records out; a daemon
-//! flooding its pipe keeps the two to four reads that hold its last 1,000
-//! lines. pidzero's own events
-//! are kept as at most [`RECENT_BYTES`] of JSON; an event larger than that
-//! is counted but not kept.
+//! defaults, so never), whatever the daemon writes. A read buffer less than
+//! half full is cut to its content first (in place), so sparse reads do not
+//! crowd the records out; a daemon flooding its pipe keeps the two to four
+//! reads that hold its last 1,000 lines. pidzero's own events are kept as at
+//! most [`RECENT_BYTES`] of JSON; an event larger than that is counted but
+//! not kept.
 //!
 //! Readers take the lock once per batch; API readers take it for as long as
 //! formatting their answer takes.
