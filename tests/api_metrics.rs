@@ -3,6 +3,7 @@
 //! escaped, and the counters follow the snapshot and the log counters.
 
 mod api_support;
+mod common;
 
 use std::collections::{HashMap, HashSet};
 
@@ -117,8 +118,8 @@ fn value(samples: &[Sample], name: &str, label: Option<(&str, &str)>) -> f64 {
 #[tokio::test]
 async fn metrics_parse_and_follow_the_counters() {
     within(async {
-        let dir = TempDir::new("metrics");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("metrics");
+        let socket = dir.p("api.sock");
         let mut logs = fake_logs();
         logs.counters = LogCounters {
             per_daemon: vec![

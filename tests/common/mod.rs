@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod dir;
+pub mod http;
 mod wait;
 
 pub use dir::Dir;
