@@ -29,6 +29,10 @@ impl Dir {
             .prefix(&format!("pidzero-test-{tag}-"))
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temp dir for {tag}: {e}"));
+        // tempfile makes it 0700; daemons a test runs as another user (`"user"`)
+        // must still reach the scripts and files in it, as with a plain mkdir.
+        fs::set_permissions(guard.path(), fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", guard.path().display()));
         Dir {
             path: guard.path().to_path_buf(),
             _guard: guard,
