@@ -1,11 +1,10 @@
 //! Helpers for the end-to-end tests of the control API against the real binary:
-//! waits on API answers, a free port, a Prometheus text parser and the client
-//! commands of the binary. The HTTP client is the harness's (`common::http`),
-//! re-exported here.
+//! waits on API answers and metrics, a free port and the client commands of the
+//! binary. The HTTP client and the metrics parser are the harness's
+//! (`common::http`, `common::metrics`), re-exported here.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use serde_json::Value;
 use crate::common::*;
 
 pub use crate::common::http::*;
+pub use crate::common::metrics::{parse_metrics, Metrics};
 
 /// A TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -64,79 +64,6 @@ pub fn wait_state(target: &Target, name: &str, state: &str) -> Value {
         |a| a.status == 200 && a.json()["state"] == state,
     )
     .json()
-}
-
-/// A parsed `/metrics` page: every sample by `name{labels}` (labels as written).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub samples: HashMap<String, f64>,
-    pub help: Vec<String>,
-    pub types: HashMap<String, String>,
-}
-
-impl Metrics {
-    pub fn value(&self, key: &str) -> Option<f64> {
-        self.samples.get(key).copied()
-    }
-}
-
-/// Parses the text exposition format; panics on a line it does not understand or a
-/// sample whose family has no HELP and TYPE line before it.
-pub fn parse_metrics(text: &str) -> Metrics {
-    let mut m = Metrics::default();
-    for line in text.lines() {
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').expect("HELP name text");
-            assert!(!help.trim().is_empty(), "empty HELP: {line}");
-            m.help.push(name.to_string());
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert!(
-                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
-                "bad TYPE: {line}"
-            );
-            m.types.insert(name.to_string(), kind.to_string());
-            continue;
-        }
-        assert!(!line.starts_with('#'), "unexpected comment: {line}");
-        let (key, value) = line.rsplit_once(' ').expect("sample: name value");
-        let name = key.split('{').next().unwrap();
-        assert!(
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name: {line}"
-        );
-        if let Some(labels) = key.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(
-                    labels.starts_with('{') && labels.ends_with('}'),
-                    "bad labels: {line}"
-                );
-                let inner = &labels[1..labels.len() - 1];
-                for pair in inner.split(',') {
-                    let (k, v) = pair.split_once('=').expect("label=value");
-                    assert!(
-                        !k.is_empty() && v.starts_with('"') && v.ends_with('"'),
-                        "{line}"
-                    );
-                }
-            }
-        }
-        assert!(
-            m.help.iter().any(|h| h == name) && m.types.contains_key(name),
-            "sample without HELP and TYPE before it: {line}"
-        );
-        let v: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value: {line}"));
-        m.samples.insert(key.to_string(), v);
-    }
-    m
 }
 
 pub fn metrics(target: &Target) -> Metrics {

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 mod dir;
 pub mod http;
+pub mod metrics;
 mod wait;
 
 pub use dir::Dir;
