@@ -243,6 +243,19 @@ impl Collector {
         self.state.lock().unwrap().lines.clone()
     }
 
+    /// The lines so far, as lossy UTF-8.
+    fn text_lines(&self) -> Vec<String> {
+        self.snapshot()
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    /// The lines so far joined by newlines, as lossy UTF-8.
+    fn text(&self) -> String {
+        self.text_lines().join("\n")
+    }
+
     /// Waits until some line satisfies `f`; returns it, or None at the deadline or EOF.
     fn wait<T>(&self, timeout: Duration, mut f: impl FnMut(&[u8]) -> Option<T>) -> Option<T> {
         let end = Instant::now() + timeout;
@@ -587,24 +600,12 @@ pub struct Running {
 
 impl Running {
     pub fn dump(&self) -> String {
-        let out: Vec<String> = self
-            .out
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        let err: Vec<String> = self
-            .err
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
         format!(
             "{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.desc,
             self.exit,
-            out.join("\n"),
-            err.join("\n")
+            self.out.text(),
+            self.err.text()
         )
     }
 
@@ -617,11 +618,7 @@ impl Running {
     }
 
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.out
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect()
+        self.out.text_lines()
     }
 
     pub fn stdout_raw(&self) -> Vec<Vec<u8>> {
@@ -629,13 +626,7 @@ impl Running {
     }
 
     pub fn stderr_text(&self) -> String {
-        let v: Vec<String> = self
-            .err
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        v.join("\n")
+        self.err.text()
     }
 
     pub fn stdin(&mut self) -> &mut ChildStdin {
@@ -812,14 +803,7 @@ pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> (Exit, String, String) {
     }
     out.wait_closed(Duration::from_secs(2));
     err.wait_closed(Duration::from_secs(2));
-    let text = |c: &Collector| {
-        c.snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    (exit.unwrap(), text(&out), text(&err))
+    (exit.unwrap(), out.text(), err.text())
 }
 
 /// Config-error lines (`FILE:LINE:COL: ...`) of stderr that mention `file_name`.
