@@ -5,6 +5,11 @@
 //! Tests that need pidzero as PID 1 run it under `unshare --pid --fork
 //! --mount-proc`; when that is impossible they print a loud SKIP, unless
 //! `PIDZERO_REQUIRE_NS=1`, in which case they fail.
+//!
+//! The pieces every kind of test shares live in submodules, one job each:
+//! `dir` (the temp-dir type) and `wait` (`wait_until`), which the unit tests
+//! compile too (`src/test_support.rs`), `http` (the control API client) and
+//! `metrics` (the `/metrics` parser).
 
 #![allow(dead_code)]
 
