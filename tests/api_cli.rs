@@ -2,6 +2,7 @@
 //! the environment variables, exit statuses and messages.
 
 mod api_support;
+mod common;
 
 use std::process::{Command, Output};
 
@@ -31,8 +32,8 @@ fn text(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn client_commands_of_the_binary() {
     within(async {
-        let dir = TempDir::new("cli");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("cli");
+        let socket = dir.p("api.sock");
         let socket_str = socket.to_str().unwrap();
         let (_fake, ctx) = FakeRuntime::start(Some("t0k"));
         let server = api::start(Some(socket.clone()), localhost(), ctx)
@@ -72,7 +73,7 @@ async fn client_commands_of_the_binary() {
         assert_eq!(out.status.code(), Some(1));
         assert!(text(&out.stderr).starts_with("pidzero: this request needs the API token"));
 
-        let missing = dir.path("missing.sock");
+        let missing = dir.p("missing.sock");
         let out = pidzero(&["health", "--socket", missing.to_str().unwrap()], &[]).await;
         assert_eq!(out.status.code(), Some(2));
         assert!(

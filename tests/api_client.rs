@@ -2,6 +2,7 @@
 //! temp socket and over TCP with a token: output and exit statuses.
 
 mod api_support;
+mod common;
 
 use api_support::*;
 use pidzero::api::{self, ControlCommand};
@@ -20,8 +21,8 @@ async fn run(options: &Options, command: Command) -> (u8, String, String) {
 #[tokio::test]
 async fn every_command_over_the_socket() {
     within(async {
-        let dir = TempDir::new("client");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("client");
+        let socket = dir.p("api.sock");
         let (fake, ctx) = FakeRuntime::start(None);
         let _server = api::start(Some(socket.clone()), None, ctx).await.unwrap();
         let options = Options {
@@ -109,9 +110,9 @@ worker  exited   -     -       2         no     -
 #[tokio::test]
 async fn nothing_listening_exits_2_with_a_clear_message() {
     within(async {
-        let dir = TempDir::new("client-none");
+        let dir = Dir::new("client-none");
         let missing = Options {
-            endpoint: Endpoint::Unix(dir.path("missing.sock")),
+            endpoint: Endpoint::Unix(dir.p("missing.sock")),
             token: None,
         };
         let (code, out, err) = run(&missing, Command::Status { json: false }).await;
@@ -120,7 +121,7 @@ async fn nothing_listening_exits_2_with_a_clear_message() {
         assert!(err.starts_with("pidzero: no pidzero is listening on "), "{err}");
 
         // A socket file left behind by a dead pidzero.
-        let stale = dir.path("stale.sock");
+        let stale = dir.p("stale.sock");
         drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
         let options = Options {
             endpoint: Endpoint::Unix(stale.clone()),

@@ -3,6 +3,7 @@
 //! a 65th TCP client waits in the backlog until a slot frees (it is not refused).
 
 mod api_support;
+mod common;
 
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ const PROMPT: Duration = Duration::from_millis(100);
 #[tokio::test]
 async fn slow_clients_do_not_delay_supervision_or_the_socket() {
     within(async {
-        let dir = TempDir::new("conns");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("conns");
+        let socket = dir.p("api.sock");
         let (fake, ctx) = FakeRuntime::start(None);
         let limits = Limits {
             // Long enough that the slow clients hold their slots for the whole test.
@@ -95,8 +96,8 @@ async fn slow_clients_do_not_delay_supervision_or_the_socket() {
 #[tokio::test]
 async fn slow_clients_on_the_socket_leave_tcp_health_open() {
     within(async {
-        let dir = TempDir::new("conns-unix");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("conns-unix");
+        let socket = dir.p("api.sock");
         let (_fake, ctx) = FakeRuntime::start(None);
         let limits = Limits {
             request_timeout: Duration::from_secs(60),

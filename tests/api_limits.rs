@@ -2,6 +2,7 @@
 //! request timeout (shortened here so the tests run fast), and the control timeout.
 
 mod api_support;
+mod common;
 
 use std::time::Duration;
 
@@ -21,9 +22,9 @@ fn short_limits() -> Limits {
     }
 }
 
-async fn server(tag: &str, answer: bool) -> (TempDir, api::ApiServer, std::path::PathBuf) {
-    let dir = TempDir::new(tag);
-    let socket = dir.path("api.sock");
+async fn server(tag: &str, answer: bool) -> (Dir, api::ApiServer, std::path::PathBuf) {
+    let dir = Dir::new(tag);
+    let socket = dir.p("api.sock");
     let (_fake, ctx) = FakeRuntime::start_with(None, fake_logs(), answer);
     let server = api::start_with_limits(Some(socket.clone()), None, ctx, short_limits())
         .await
@@ -43,14 +44,22 @@ async fn until_closed(stream: &mut UnixStream) -> (Vec<u8>, Duration) {
 async fn a_head_over_8_kib_gets_431() {
     within(async {
         let (_dir, _server, socket) = server("head", true).await;
-        let filler = format!("X-Filler: {}", "a".repeat(9 * 1024));
+        let filler = "a".repeat(9 * 1024);
         let stream = UnixStream::connect(&socket).await.unwrap();
-        let a = raw(stream, &request("GET", "/health", &[&filler], "")).await;
+        let a = exchange(
+            stream,
+            &request("GET", "/health", &[("X-Filler", &filler)], ""),
+        )
+        .await;
         assert_eq!(a.status, 431);
         // Just under the limit is fine.
-        let filler = format!("X-Filler: {}", "a".repeat(7 * 1024));
+        let filler = "a".repeat(7 * 1024);
         let stream = UnixStream::connect(&socket).await.unwrap();
-        let a = raw(stream, &request("GET", "/health", &[&filler], "")).await;
+        let a = exchange(
+            stream,
+            &request("GET", "/health", &[("X-Filler", &filler)], ""),
+        )
+        .await;
         assert_eq!(a.status, 200);
     })
     .await;
@@ -161,8 +170,8 @@ async fn a_runtime_that_does_not_answer_gives_503() {
 #[tokio::test]
 async fn a_runtime_that_is_gone_gives_503() {
     within(async {
-        let dir = TempDir::new("gone");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("gone");
+        let socket = dir.p("api.sock");
         let (_fake, mut ctx) = FakeRuntime::start(None);
         let (closed_tx, _) = tokio::sync::mpsc::channel(1);
         ctx.control = closed_tx;

@@ -2,14 +2,15 @@
 //! runtime.
 
 mod api_support;
+mod common;
 
 use api_support::*;
 use pidzero::api::{self, ControlCommand};
 use serde_json::json;
 
-async fn server(tag: &str) -> (TempDir, FakeRuntime, api::ApiServer, std::path::PathBuf) {
-    let dir = TempDir::new(tag);
-    let socket = dir.path("api.sock");
+async fn server(tag: &str) -> (Dir, FakeRuntime, api::ApiServer, std::path::PathBuf) {
+    let dir = Dir::new(tag);
+    let socket = dir.p("api.sock");
     let (fake, ctx) = FakeRuntime::start(None);
     let server = api::start(Some(socket.clone()), None, ctx).await.unwrap();
     (dir, fake, server, socket)
@@ -22,10 +23,7 @@ async fn health_follows_the_snapshot() {
         let a = unix(&socket, "GET", "/health", "").await;
         assert_eq!(a.status, 200);
         assert_eq!(a.json(), json!({"status": "healthy"}));
-        assert_eq!(
-            a.header("content-type").as_deref(),
-            Some("application/json")
-        );
+        assert_eq!(a.header("content-type"), Some("application/json"));
 
         fake.snapshot
             .send_modify(|s| s.daemons[0].health = Some("unhealthy".into()));
@@ -213,7 +211,7 @@ async fn shutdown_version_metrics() {
         let a = unix(&socket, "GET", "/metrics", "").await;
         assert_eq!(a.status, 200);
         assert_eq!(
-            a.header("content-type").as_deref(),
+            a.header("content-type"),
             Some("text/plain; version=0.0.4; charset=utf-8")
         );
         assert!(a.body.contains("pidzero_reaped_total 3\n"));
@@ -243,9 +241,9 @@ async fn unknown_routes_and_wrong_methods() {
             ("HEAD", "/version", "GET"),
         ] {
             let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
-            let a = raw(stream, &request(method, path, &[], "")).await;
+            let a = exchange(stream, &request(method, path, &[], "")).await;
             assert_eq!(a.status, 405, "{method} {path}");
-            assert_eq!(a.header("allow").as_deref(), Some(allow), "{method} {path}");
+            assert_eq!(a.header("allow"), Some(allow), "{method} {path}");
         }
         assert!(fake.commands().is_empty());
     })
@@ -262,7 +260,7 @@ async fn malformed_requests_get_400() {
             b"GET /health HTTP/1.1\r\nContent-Length: x\r\n\r\n",
         ] {
             let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
-            let a = raw(stream, junk).await;
+            let a = exchange(stream, junk).await;
             assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(junk));
         }
     })

@@ -2,6 +2,7 @@
 //! removed on close, and someone else's file never removed.
 
 mod api_support;
+mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -11,8 +12,8 @@ use pidzero::api;
 #[tokio::test]
 async fn socket_mode_and_removal() {
     within(async {
-        let dir = TempDir::new("sock-mode");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("sock-mode");
+        let socket = dir.p("api.sock");
         let (_fake, ctx) = FakeRuntime::start(None);
         let server = api::start(Some(socket.clone()), None, ctx).await.unwrap();
         assert_eq!(server.socket_path(), Some(socket.as_path()));
@@ -28,8 +29,8 @@ async fn socket_mode_and_removal() {
 #[tokio::test]
 async fn a_stale_socket_is_replaced() {
     within(async {
-        let dir = TempDir::new("sock-stale");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("sock-stale");
+        let socket = dir.p("api.sock");
         // A socket file whose listener is gone, as a killed pidzero leaves it.
         drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
         assert!(socket.exists());
@@ -43,8 +44,8 @@ async fn a_stale_socket_is_replaced() {
 #[tokio::test]
 async fn a_live_socket_is_an_error() {
     within(async {
-        let dir = TempDir::new("sock-live");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("sock-live");
+        let socket = dir.p("api.sock");
         let (_fake, ctx) = FakeRuntime::start(None);
         let first = api::start(Some(socket.clone()), None, ctx).await.unwrap();
         let (_fake2, ctx2) = FakeRuntime::start(None);
@@ -66,8 +67,8 @@ async fn a_live_socket_is_an_error() {
 #[tokio::test]
 async fn other_files_are_left_alone() {
     within(async {
-        let dir = TempDir::new("sock-other");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("sock-other");
+        let socket = dir.p("api.sock");
         std::fs::write(&socket, "not a socket").unwrap();
         let (_fake, ctx) = FakeRuntime::start(None);
         let err = api::start(Some(socket.clone()), None, ctx)
@@ -91,8 +92,8 @@ async fn other_files_are_left_alone() {
 #[tokio::test]
 async fn a_tcp_bind_failure_leaves_no_socket_file() {
     within(async {
-        let dir = TempDir::new("sock-tcpfail");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("sock-tcpfail");
+        let socket = dir.p("api.sock");
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (_fake, ctx) = FakeRuntime::start(None);
         let err = api::start(Some(socket.clone()), Some(taken.local_addr().unwrap()), ctx)
@@ -108,8 +109,8 @@ async fn a_tcp_bind_failure_leaves_no_socket_file() {
 async fn closing_ends_open_connections() {
     within(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let dir = TempDir::new("sock-close");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("sock-close");
+        let socket = dir.p("api.sock");
         let (_fake, ctx) = FakeRuntime::start(None);
         let server = api::start(Some(socket.clone()), None, ctx).await.unwrap();
         let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();

@@ -16,6 +16,7 @@
 //! formatting a read of empty lines in one piece, or queueing without
 //! back-pressure, would break the bound at once.
 
+mod common;
 #[path = "log_support/mod.rs"]
 mod support;
 
@@ -56,8 +57,8 @@ fn file_records(path: &Path) -> Vec<serde_json::Value> {
 fn idle_hwm_kib() -> u64 {
     static IDLE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *IDLE.get_or_init(|| {
-        let work = temp_dir("idle");
-        let log = work.join("p.log");
+        let work = Dir::new("idle");
+        let log = work.p("p.log");
         let dir = config_dir(
             "idle",
             &format!("[{}]", sh_daemon("rest", "exec sleep 120")),
@@ -67,16 +68,15 @@ fn idle_hwm_kib() -> u64 {
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn pidzero");
-        wait_until(DEADLINE, "the idle daemon's started event", || {
+        wait_until(DEADLINE, || {
             file_records(&log)
                 .iter()
                 .any(|r| r["event"] == "started" && r["daemon"] == "rest")
-        });
+        })
+        .unwrap_or_else(|| panic!("timed out waiting for the idle daemon's started event"));
         let hwm = vm_hwm_kib(child.id()).expect("pidzero's VmHWM");
         sigterm(&child);
         assert!(wait_deadline(&mut child, DEADLINE, "idle pidzero").success());
-        std::fs::remove_dir_all(&dir).unwrap();
-        std::fs::remove_dir_all(&work).unwrap();
         eprintln!("idle: pidzero peak RSS {hwm} KiB");
         hwm
     })
@@ -139,10 +139,10 @@ fn expected_records(data: &[u8]) -> Vec<(String, bool)> {
 /// daemon that keeps pidzero alive; once `DONE` is in the file, reads the
 /// peak RSS, stops pidzero and checks every record.
 fn through_pidzero_with_bounded_memory(tag: &str, data: &[u8]) {
-    let work = temp_dir(tag);
-    let input = work.join("input");
+    let work = Dir::new(tag);
+    let input = work.p("input");
     std::fs::write(&input, data).unwrap();
-    let log = work.join("p.log");
+    let log = work.p("p.log");
     let script = format!("cat '{}'; printf '\\nDONE\\n'", input.display());
     let daemons = format!(
         "[{},{}]",
@@ -191,8 +191,6 @@ fn through_pidzero_with_bounded_memory(tag: &str, data: &[u8]) {
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert!(g == e, "{tag}: record {i} differs");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
 }
 
 #[test]
@@ -224,8 +222,8 @@ fn full_disk_is_reported_once_and_stdout_and_daemons_go_on() {
     if !mount_namespaces_available("full_disk_is_reported_once_and_stdout_and_daemons_go_on") {
         return;
     }
-    let mnt = temp_dir("enospc-mnt");
-    let log = mnt.join("p.log");
+    let mnt = Dir::new("enospc-mnt");
+    let log = mnt.p("p.log");
     let daemons = format!(
         "[{},{}]",
         sh_daemon(
@@ -243,9 +241,9 @@ fn full_disk_is_reported_once_and_stdout_and_daemons_go_on() {
     command
         .args(["--mount", "sh", "-c"])
         .arg(r#"mount -t tmpfs -o size=64k tmpfs "$0" && exec "$1" --config-dir "$2""#)
-        .arg(&mnt)
+        .arg(&mnt.path)
         .arg(PIDZERO)
-        .arg(&dir);
+        .arg(&dir.path);
     let output = run(command, DEADLINE);
     assert!(output.status.success(), "{output:?}");
     let all = records(&output.stdout);
@@ -270,14 +268,12 @@ fn full_disk_is_reported_once_and_stdout_and_daemons_go_on() {
         assert_eq!(exited["status"], 0, "{exited}");
     }
     assert_eq!(events(&all, "exited").len(), 2);
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&mnt).unwrap();
 }
 
 #[test]
 fn closed_stdout_never_kills_pidzero_and_the_file_goes_on() {
-    let work = temp_dir("epipe");
-    let log = work.join("p.log");
+    let work = Dir::new("epipe");
+    let log = work.p("p.log");
     let daemons = format!(
         "[{}]",
         sh_daemon(
@@ -306,8 +302,6 @@ fn closed_stdout_never_kills_pidzero_and_the_file_goes_on() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["sink"], "stdout");
     assert!(!events(&all, "exited").is_empty());
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
 }
 
 /// True when pidzero's writer thread (`pidzero-log`) sleeps in a write to a
@@ -361,8 +355,8 @@ fn read_pid(path: &Path) -> Option<i32> {
 
 #[test]
 fn blocked_stdout_keeps_memory_bounded_and_shutdown_working() {
-    let work = temp_dir("blocked");
-    let (flood_pid, calm_pid) = (work.join("flood.pid"), work.join("calm.pid"));
+    let work = Dir::new("blocked");
+    let (flood_pid, calm_pid) = (work.p("flood.pid"), work.p("calm.pid"));
     // `flood` ignores SIGTERM (kept across exec): it must be killed after its stop_timeout.
     let flood = format!(
         "echo $$ > '{}'; trap '' TERM; exec yes 'a line to fill the pipe that nobody reads'",
@@ -381,33 +375,31 @@ fn blocked_stdout_keeps_memory_bounded_and_shutdown_working() {
         .spawn()
         .unwrap();
     let mut guard = KillOnDrop(vec![child.id() as i32]);
-    wait_until(Duration::from_secs(10), "daemon pids", || {
+    wait_until(Duration::from_secs(10), || {
         read_pid(&flood_pid).is_some() && read_pid(&calm_pid).is_some()
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out waiting for daemon pids"));
     let (flood, calm) = (read_pid(&flood_pid).unwrap(), read_pid(&calm_pid).unwrap());
     guard.0.extend([flood, calm]);
     // Backed up all the way: pidzero's writer is blocked on its stdout and
-    // the daemon on its own pipe, several polls in a row.
-    let mut in_a_row = 0;
-    wait_until(DEADLINE, "the pipeline to back up to the daemon", || {
-        let backed_up = writer_blocked_on_pipe_write(child.id()) && blocked_on_pipe_write(flood);
-        in_a_row = if backed_up { in_a_row + 1 } else { 0 };
-        in_a_row >= 3
-    });
+    // the daemon on its own pipe, at every poll for 40 ms in a row.
+    let mut backed_up_since: Option<Instant> = None;
+    wait_until(DEADLINE, || {
+        if !(writer_blocked_on_pipe_write(child.id()) && blocked_on_pipe_write(flood)) {
+            backed_up_since = None;
+            return false;
+        }
+        backed_up_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_millis(40)
+    })
+    .unwrap_or_else(|| panic!("timed out waiting for the pipeline to back up to the daemon"));
     assert_bounded("blocked", vm_hwm_kib(child.id()).unwrap());
     let asked = Instant::now();
     sigterm(&child);
     // calm stops on SIGTERM; flood is killed after its 2 s stop_timeout.
-    wait_until(
-        Duration::from_secs(5),
-        "calm to be stopped and reaped",
-        || process_gone(calm),
-    );
-    wait_until(
-        Duration::from_secs(6),
-        "flood to be killed and reaped",
-        || process_gone(flood),
-    );
+    wait_until(Duration::from_secs(5), || process_gone(calm))
+        .unwrap_or_else(|| panic!("timed out waiting for calm to be stopped and reaped"));
+    wait_until(Duration::from_secs(6), || process_gone(flood))
+        .unwrap_or_else(|| panic!("timed out waiting for flood to be killed and reaped"));
     // Both reaped: their pids may be reused from here on.
     guard.0.retain(|&pid| pid != flood && pid != calm);
     let took = asked.elapsed();
@@ -440,15 +432,13 @@ fn blocked_stdout_keeps_memory_bounded_and_shutdown_working() {
             .any(|r| r["event"] == "killed" || r["event"] == "exited" && r["daemon"] == "flood"),
         "the flood daemon's end is logged"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
 }
 
 #[test]
 fn four_daemons_of_250000_lines_arrive_whole_counted_and_in_order() {
     const N: usize = 250_000;
-    let work = temp_dir("integrity");
-    let log = work.join("p.log");
+    let work = Dir::new("integrity");
+    let log = work.p("p.log");
     let daemons: Vec<String> = (0..4)
         .map(|k| sh_daemon(&format!("d{k}"), &format!("seq -f 'd{k} %.0f' 0 {}", N - 1)))
         .collect();
@@ -484,19 +474,17 @@ fn four_daemons_of_250000_lines_arrive_whole_counted_and_in_order() {
     }
     assert_eq!(next, [N; 4]);
     assert_eq!(count, 4 * N);
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
 }
 
 /// Both sinks hold every line and the final events, on a normal end and on SIGTERM.
 #[test]
 fn shutdown_flushes_every_sink() {
-    let work = temp_dir("flush");
-    let log = work.join("p.log");
-    let marker = work.join("written");
+    let work = Dir::new("flush");
+    let log = work.p("p.log");
+    let marker = work.p("written");
     let lines =
         |name: &str| format!("i=0; while [ $i -lt 3000 ]; do echo \"{name} $i\"; i=$((i+1)); done");
-    let quick_done = work.join("quick-written");
+    let quick_done = work.p("quick-written");
     let sleeper = format!(
         "{}; touch '{}'; exec sleep 120",
         lines("s"),
@@ -526,9 +514,10 @@ fn shutdown_flushes_every_sink() {
         stdout.read_to_end(&mut data).unwrap();
         data
     });
-    wait_until(Duration::from_secs(20), "both daemons' lines", || {
+    wait_until(Duration::from_secs(20), || {
         marker.exists() && quick_done.exists()
-    });
+    })
+    .unwrap_or_else(|| panic!("timed out waiting for both daemons' lines"));
     // Right away: the last lines may still be in the pipe.
     sigterm(&child);
     let status = wait_deadline(&mut child, DEADLINE, "pidzero");
@@ -550,6 +539,4 @@ fn shutdown_flushes_every_sink() {
         );
     }
     assert_eq!(from_stdout.len(), from_file.len());
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
 }

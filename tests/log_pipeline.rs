@@ -1,6 +1,7 @@
 //! Black-box tests of the log pipeline through the built binary: the four
 //! formats and how they are chosen, escaping, framing, and the file sink.
 
+mod common;
 #[path = "log_support/mod.rs"]
 mod support;
 
@@ -23,7 +24,6 @@ fn formatted(log_json: &str, env: &[(&str, &str)]) -> String {
     command.envs(env.iter().copied());
     let output = run(command, DEADLINE);
     assert!(output.status.success(), "{output:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
     mask_timestamp(&String::from_utf8(output.stdout).unwrap())
 }
 
@@ -80,7 +80,6 @@ fn every_format_by_log_format() {
         let log = format!(r#""format":"{format}","max_line_bytes":64"#);
         let dir = config_dir("partial", &daemons, &log);
         let output = run(pidzero(&dir), DEADLINE);
-        std::fs::remove_dir_all(&dir).unwrap();
         let text = String::from_utf8(output.stdout).unwrap();
         assert!(text.lines().any(|l| l.ends_with(end)), "{format}: {text}");
     }
@@ -108,7 +107,6 @@ fn daemon_records(tag: &str, script: &str, log_json: &str) -> Vec<serde_json::Va
     let dir = config_dir(tag, &format!("[{}]", sh_daemon("d", script)), log_json);
     let output = run(pidzero(&dir), DEADLINE);
     assert!(output.status.success(), "{output:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
     records(&output.stdout)
         .into_iter()
         .filter(|r| r["source"] == "d")
@@ -135,7 +133,6 @@ fn json_escapes_quotes_backslashes_controls_and_replaces_invalid_utf8() {
     // The escapes themselves, in the raw output.
     let dir = config_dir("escape-raw", &format!("[{}]", sh_daemon("d", &script)), "");
     let output = run(pidzero(&dir), DEADLINE);
-    std::fs::remove_dir_all(&dir).unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
     let line = text
         .lines()
@@ -172,7 +169,6 @@ fn logfmt_quotes_values_that_need_it() {
         r#""format":"logfmt""#,
     );
     let output = run(pidzero(&dir), DEADLINE);
-    std::fs::remove_dir_all(&dir).unwrap();
     let text = mask_timestamp(&String::from_utf8(output.stdout).unwrap());
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(" source=d ")).collect();
     assert_eq!(
@@ -232,18 +228,18 @@ fn file_sink_appends_with_mode_0640_relative_to_the_config_dir() {
         &daemons,
         r#""log_to_file":true,"log_to_stdout":false,"file_path":"p.log""#,
     );
-    std::fs::write(dir.join("p.log"), "old\n").unwrap();
-    let cwd = temp_dir("file-cwd");
+    std::fs::write(dir.p("p.log"), "old\n").unwrap();
+    let cwd = Dir::new("file-cwd");
     let mut command = pidzero(&dir);
     command.current_dir(&cwd);
     let output = run(command, DEADLINE);
     assert!(output.status.success(), "{output:?}");
     assert!(output.stdout.is_empty(), "log_to_stdout false: {output:?}");
     assert!(
-        !cwd.join("p.log").exists(),
+        !cwd.p("p.log").exists(),
         "relative to the config dir, not the cwd"
     );
-    let text = std::fs::read_to_string(dir.join("p.log")).unwrap();
+    let text = std::fs::read_to_string(dir.p("p.log")).unwrap();
     let rest = text.strip_prefix("old\n").expect("appended");
     let got = records(rest.as_bytes());
     assert_eq!(lines_of(&got, "d"), ["one", "two"]);
@@ -251,25 +247,23 @@ fn file_sink_appends_with_mode_0640_relative_to_the_config_dir() {
 
     // A new file is created 0640 (less the umask).
     std::fs::write(
-        dir.join("config.json"),
+        dir.p("config.json"),
         r#"{"log":{"log_to_file":true,"file_path":"new.log"},"api":{"socket":null}}"#,
     )
     .unwrap();
     let output = run(pidzero(&dir), DEADLINE);
     assert!(output.status.success(), "{output:?}");
-    let mode = std::fs::metadata(dir.join("new.log"))
+    let mode = std::fs::metadata(dir.p("new.log"))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o640 & !umask());
     // Both sinks got the same records.
     assert_eq!(
-        std::fs::read(dir.join("new.log")).unwrap(),
+        std::fs::read(dir.p("new.log")).unwrap(),
         output.stdout,
         "file and stdout differ"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&cwd).unwrap();
 }
 
 #[test]
@@ -288,13 +282,10 @@ fn file_sink_rotates_by_size_keeping_max_files() {
     );
     let output = run(pidzero(&dir), DEADLINE);
     assert!(output.status.success(), "{output:?}");
-    assert!(
-        !dir.join("p.log.3").exists(),
-        "only max_files rotated files"
-    );
+    assert!(!dir.p("p.log.3").exists(), "only max_files rotated files");
     let mut all = Vec::new();
     for name in ["p.log.2", "p.log.1", "p.log"] {
-        let data = std::fs::read(dir.join(name)).unwrap();
+        let data = std::fs::read(dir.p(name)).unwrap();
         assert!(data.len() <= 4096, "{name} has {} bytes", data.len());
         assert!(data.len() > 3000, "{name} has only {} bytes", data.len());
         all.extend(records(&data));
@@ -305,5 +296,4 @@ fn file_sink_rotates_by_size_keeping_max_files() {
     let expected: Vec<String> = (first..300).map(|i| format!("line {i}")).collect();
     assert_eq!(lines, expected);
     assert!(first > 0, "older records must have been dropped");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

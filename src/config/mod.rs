@@ -314,75 +314,47 @@ fn file_error(path: &Path, message: &str) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A scratch config dir, removed when dropped.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let dir =
-                std::env::temp_dir().join(format!("pidzero-config-{}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("create scratch dir");
-            Scratch(dir)
-        }
-
-        fn write(&self, file: &str, text: &str) -> PathBuf {
-            let path = self.0.join(file);
-            std::fs::write(&path, text).expect("write");
-            path
-        }
-
-        fn path(&self, file: &str) -> PathBuf {
-            self.0.join(file)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_support::Dir;
 
     const ONE_DAEMON: &str = r#"[{"name": "a", "command": "true"}]"#;
 
     #[test]
     fn loads_both_files() {
-        let dir = Scratch::new("both");
+        let dir = Dir::new("both");
         let daemons = dir.write("daemons.json", ONE_DAEMON);
         let config = dir.write(
             "config.json",
             r#"{"log": {"format": "text"}, "shutdown_timeout": 3}"#,
         );
-        let loaded = load(&daemons, &config, &dir.0, false, None).expect("valid");
+        let loaded = load(&daemons, &config, &dir.path, false, None).expect("valid");
         assert_eq!(loaded.daemons.len(), 1);
         assert_eq!(loaded.settings.log.format, LogFormat::Text);
         assert_eq!(loaded.settings.shutdown_timeout, Duration::from_secs(3));
-        assert_eq!(loaded.settings.log.file_path, dir.path("pidzero.log"));
+        assert_eq!(loaded.settings.log.file_path, dir.p("pidzero.log"));
         assert_eq!((loaded.daemons_file, loaded.config_file), (daemons, config));
     }
 
     #[test]
     fn missing_config_means_defaults_with_override() {
-        let dir = Scratch::new("noconfig");
+        let dir = Dir::new("noconfig");
         let daemons = dir.write("daemons.json", ONE_DAEMON);
-        let config = dir.path("config.json");
-        let loaded = load(&daemons, &config, &dir.0, false, Some("logfmt")).expect("valid");
-        let mut expected = Settings::defaults_in(&dir.0);
+        let config = dir.p("config.json");
+        let loaded = load(&daemons, &config, &dir.path, false, Some("logfmt")).expect("valid");
+        let mut expected = Settings::defaults_in(&dir.path);
         expected.log.format = LogFormat::Logfmt;
         assert_eq!(loaded.settings, expected);
         let errors =
-            load(&daemons, &config, &dir.0, false, Some("yaml")).expect_err("bad override");
+            load(&daemons, &config, &dir.path, false, Some("yaml")).expect_err("bad override");
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].file, PathBuf::from(FORMAT_VARIABLE));
     }
 
     #[test]
     fn missing_daemons_file_needs_a_main_command() {
-        let dir = Scratch::new("nodaemons");
-        let daemons = dir.path("daemons.json");
-        let config = dir.path("config.json");
-        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("missing");
+        let dir = Dir::new("nodaemons");
+        let daemons = dir.p("daemons.json");
+        let config = dir.p("config.json");
+        let errors = load(&daemons, &config, &dir.path, false, None).expect_err("missing");
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].file, daemons);
         assert_eq!((errors[0].line, errors[0].column), (0, 0));
@@ -391,29 +363,29 @@ mod tests {
             "{}",
             errors[0]
         );
-        let loaded = load(&daemons, &config, &dir.0, true, None).expect("main command");
+        let loaded = load(&daemons, &config, &dir.path, true, None).expect("main command");
         assert!(loaded.daemons.is_empty());
     }
 
     #[test]
     fn empty_array_needs_a_main_command() {
-        let dir = Scratch::new("empty");
+        let dir = Dir::new("empty");
         let daemons = dir.write("daemons.json", "[]");
-        let config = dir.path("config.json");
-        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("empty");
+        let config = dir.p("config.json");
+        let errors = load(&daemons, &config, &dir.path, false, None).expect_err("empty");
         assert_eq!((errors[0].line, errors[0].column), (1, 1));
-        assert!(load(&daemons, &config, &dir.0, true, None).is_ok());
+        assert!(load(&daemons, &config, &dir.path, true, None).is_ok());
     }
 
     #[test]
     fn errors_of_both_files_are_collected() {
-        let dir = Scratch::new("botherrors");
+        let dir = Dir::new("botherrors");
         let daemons = dir.write(
             "daemons.json",
             r#"[{"name": "a", "command": "x", "vitall": true}]"#,
         );
         let config = dir.write("config.json", r#"{"logg": {}}"#);
-        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("two errors");
+        let errors = load(&daemons, &config, &dir.path, false, None).expect_err("two errors");
         let places: Vec<_> = errors
             .iter()
             .map(|e| (e.file.clone(), e.line, e.column))
@@ -423,13 +395,13 @@ mod tests {
 
     #[test]
     fn unreadable_files_are_named() {
-        let dir = Scratch::new("unreadable");
+        let dir = Dir::new("unreadable");
         // A directory cannot be read as a file, even by root.
-        let daemons = dir.path("sub");
+        let daemons = dir.p("sub");
         std::fs::create_dir(&daemons).expect("mkdir");
-        let config = dir.path("config.json");
+        let config = dir.p("config.json");
         std::fs::write(&config, b"{\"log\": \xff}").expect("write bytes");
-        let errors = load(&daemons, &config, &dir.0, false, None).expect_err("unreadable");
+        let errors = load(&daemons, &config, &dir.path, false, None).expect_err("unreadable");
         assert_eq!(errors.len(), 2, "{errors:#?}");
         assert_eq!(errors[0].file, daemons);
         assert!(

@@ -245,9 +245,9 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::config::{LogFormat, LogSettings};
-    use crate::log::sink::tests::temp_dir;
     use crate::log::writer::{start, WriterOptions};
     use crate::test_support::block_on;
+    use crate::test_support::Dir;
     use std::io::Write;
     use std::path::Path;
 
@@ -276,8 +276,8 @@ mod tests {
 
     #[test]
     fn pumps_until_eof_including_the_last_unterminated_line() {
-        let dir = temp_dir("pump");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("pump");
+        let path = dir.p("pidzero.log");
         let (log, writer) = start_file_writer(&path);
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let (_tx, drain) = watch::channel(false);
@@ -303,7 +303,6 @@ mod tests {
         expected.push("d stderr partial: 01234567".into());
         expected.push("d stderr: 89abc".into());
         assert_eq!(got, expected);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The read size follows the length of the lines: smaller for short ones,
@@ -329,8 +328,8 @@ mod tests {
     /// BATCH_LINES lines, arrives whole and in order.
     #[test]
     fn reads_of_many_short_lines_go_in_pieces() {
-        let dir = temp_dir("pump-short");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("pump-short");
+        let path = dir.p("pidzero.log");
         let (log, writer) = start_file_writer(&path);
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let (_tx, drain) = watch::channel(false);
@@ -354,13 +353,12 @@ mod tests {
         assert_eq!(got.len(), 3 * BATCH_LINES + 6);
         assert!(got[..3 * BATCH_LINES + 5].iter().all(|l| l == "d stdout: "));
         assert_eq!(got.last().unwrap(), "d stdout: end");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn drain_returns_without_eof() {
-        let dir = temp_dir("drain");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("drain");
+        let path = dir.p("pidzero.log");
         let (log, writer) = start_file_writer(&path);
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let (tx, drain) = watch::channel(false);
@@ -390,6 +388,5 @@ mod tests {
             lines(&path),
             ["d stdout: first", "d stdout: second", "d stdout: tail"]
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

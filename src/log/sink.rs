@@ -275,20 +275,10 @@ fn wait_writable(fd: RawFd) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::test_support::Dir;
     use std::os::unix::fs::PermissionsExt;
-
-    /// A fresh, empty directory under the system temp dir.
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("pidzero-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn umask() -> u32 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -302,49 +292,44 @@ pub(crate) mod tests {
 
     #[test]
     fn file_rotates_between_whole_records() {
-        let dir = temp_dir("rotate");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("rotate");
+        let path = dir.p("pidzero.log");
         let mut sink = FileSink::open(&path, 10, 2).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, FILE_MODE & !umask());
         // Records of 4 bytes: two fit in 10 bytes, the third rotates.
         sink.write_records(b"r01\nr02\nr03\n").unwrap();
         assert_eq!(read(&path), "r03\n");
-        assert_eq!(read(&dir.join("pidzero.log.1")), "r01\nr02\n");
+        assert_eq!(read(&dir.p("pidzero.log.1")), "r01\nr02\n");
         sink.write_records(b"r04\nr05\nr06\nr07\n").unwrap();
         assert_eq!(read(&path), "r07\n");
-        assert_eq!(read(&dir.join("pidzero.log.1")), "r05\nr06\n");
-        assert_eq!(read(&dir.join("pidzero.log.2")), "r03\nr04\n");
-        assert!(
-            !dir.join("pidzero.log.3").exists(),
-            "oldest must be dropped"
-        );
+        assert_eq!(read(&dir.p("pidzero.log.1")), "r05\nr06\n");
+        assert_eq!(read(&dir.p("pidzero.log.2")), "r03\nr04\n");
+        assert!(!dir.p("pidzero.log.3").exists(), "oldest must be dropped");
         // A record larger than the limit goes whole into a fresh file.
         sink.write_records(b"a-very-long-record\nr08\n").unwrap();
         assert_eq!(read(&path), "r08\n");
-        assert_eq!(read(&dir.join("pidzero.log.1")), "a-very-long-record\n");
-        assert_eq!(read(&dir.join("pidzero.log.2")), "r07\n");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(read(&dir.p("pidzero.log.1")), "a-very-long-record\n");
+        assert_eq!(read(&dir.p("pidzero.log.2")), "r07\n");
     }
 
     #[test]
     fn file_appends_to_existing_and_never_rotates_at_zero() {
-        let dir = temp_dir("append");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("append");
+        let path = dir.p("pidzero.log");
         std::fs::write(&path, "old\n").unwrap();
         let mut sink = FileSink::open(&path, 0, 5).unwrap();
         for _ in 0..100 {
             sink.write_records(b"0123456789\n").unwrap();
         }
         assert_eq!(read(&path).len(), 4 + 1100);
-        assert!(!dir.join("pidzero.log.1").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!dir.p("pidzero.log.1").exists());
     }
 
     #[test]
     fn file_reopens_after_removal() {
-        let dir = temp_dir("reopen");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("reopen");
+        let path = dir.p("pidzero.log");
         let mut sink = FileSink::open(&path, 100, 1).unwrap();
         sink.write_records(b"one\n").unwrap();
         // An error drops the handle; the next write opens the path again.
@@ -352,7 +337,6 @@ pub(crate) mod tests {
         std::fs::remove_file(&path).unwrap();
         sink.write_records(b"two\n").unwrap();
         assert_eq!(read(&path), "two\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// More buffers than one `writev` takes, and more bytes than the pipe
@@ -380,15 +364,14 @@ pub(crate) mod tests {
 
     #[test]
     fn file_chunks_rotate_between_chunks_when_they_do_not_fit() {
-        let dir = temp_dir("chunks");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("chunks");
+        let path = dir.p("pidzero.log");
         let mut sink = FileSink::open(&path, 12, 1).unwrap();
         sink.write_chunks(&[b"r01\n", b"r02\n"]).unwrap();
         assert_eq!(read(&path), "r01\nr02\n");
         sink.write_chunks(&[b"r03\nr04\n", b"r05\n"]).unwrap();
         assert_eq!(read(&path), "r04\nr05\n");
-        assert_eq!(read(&dir.join("pidzero.log.1")), "r01\nr02\nr03\n");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(read(&dir.p("pidzero.log.1")), "r01\nr02\nr03\n");
     }
 
     #[test]

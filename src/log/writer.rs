@@ -363,8 +363,8 @@ mod tests {
     use crate::log::framer::Framer;
     use crate::log::recent::RECENT_RECORDS;
     use crate::log::record::Stream;
-    use crate::log::sink::tests::temp_dir;
     use crate::test_support::block_on;
+    use crate::test_support::Dir;
     use std::os::fd::AsRawFd;
     use std::path::Path;
 
@@ -412,8 +412,8 @@ mod tests {
 
     #[test]
     fn all_lines_reach_the_file_in_order_under_back_pressure() {
-        let dir = temp_dir("writer");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("writer");
+        let path = dir.p("pidzero.log");
         let (log, writer) = start_writer(settings(&path, LogFormat::Text), None);
         let sources = ["a", "b", "c"];
         let per_source = 2000usize;
@@ -449,7 +449,6 @@ mod tests {
         let records: u64 = log.daemon_counters().iter().map(|c| c.1).sum();
         assert_eq!(records, 3 * per_source as u64 + 1);
         assert!(log.sink_error_counts().iter().all(|c| c.1 == 0));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A stdout nobody reads: the pipe fills, the writer blocks, and after
@@ -532,8 +531,8 @@ mod tests {
     /// one, in the order sent, counted and kept for the control API.
     #[test]
     fn the_writer_formats_lines_sent_unformatted() {
-        let dir = temp_dir("writer-formats");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("writer-formats");
+        let path = dir.p("pidzero.log");
         let (log, writer) = start_writer(settings(&path, LogFormat::Json), None);
         let texts = ["one\ntwo\n", "three \"quoted\"\n", "four\n"];
         let mut expected = Vec::new();
@@ -577,13 +576,12 @@ mod tests {
             BATCHES_IN_FLIGHT,
             "every permit back"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn closed_stdout_is_reported_once_in_the_file() {
-        let dir = temp_dir("epipe");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("epipe");
+        let path = dir.p("pidzero.log");
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         drop(read_end);
         // SAFETY: ignoring SIGPIPE, as the Rust runtime does for pidzero.
@@ -618,7 +616,6 @@ mod tests {
         assert_eq!(counts[1], ("file".to_string(), 0));
         assert_eq!(counts[0].0, "stdout");
         assert!(counts[0].1 >= 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// With JSON output, what `recent` gives for a daemon and for pidzero is
@@ -626,8 +623,8 @@ mod tests {
     /// line cut at `max_line_bytes`, events.
     #[test]
     fn recent_records_are_the_records_written() {
-        let dir = temp_dir("recent-same");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("recent-same");
+        let path = dir.p("pidzero.log");
         let mut settings = settings(&path, LogFormat::Json);
         settings.max_line_bytes = 4;
         let (log, writer) = start_writer(settings, None);
@@ -647,7 +644,6 @@ mod tests {
             daemon[0]
         );
         assert_eq!(log.recent("pidzero", 10), written[4..], "{text}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// `recent` gives JSON whatever the format, oldest first, per source;
@@ -655,8 +651,8 @@ mod tests {
     #[test]
     fn recent_records_and_counters_in_every_format() {
         for format in [LogFormat::Json, LogFormat::Text, LogFormat::Logfmt] {
-            let dir = temp_dir("recent");
-            let path = dir.join("pidzero.log");
+            let dir = Dir::new("recent");
+            let path = dir.p("pidzero.log");
             let (log, writer) = start_writer(settings(&path, format), None);
             block_on(async {
                 for i in 0..30 {
@@ -698,7 +694,6 @@ mod tests {
                 ]
             );
             assert_eq!(log.sink_error_counts(), [("file".to_string(), 0)]);
-            std::fs::remove_dir_all(&dir).unwrap();
         }
     }
 
@@ -720,8 +715,8 @@ mod tests {
 
     #[test]
     fn quiet_mode_keeps_stdout_clean_and_stderr_to_warnings() {
-        let dir = temp_dir("quiet");
-        let path = dir.join("pidzero.log");
+        let dir = Dir::new("quiet");
+        let path = dir.p("pidzero.log");
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let mut settings = settings(&path, LogFormat::Text);
         settings.log_to_stdout = true;
@@ -746,6 +741,5 @@ mod tests {
         assert_eq!(stream.lines().count(), 1, "{stream}");
         let file = std::fs::read_to_string(&path).unwrap();
         assert_eq!(file.lines().count(), 3, "{file}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -112,20 +112,9 @@ fn check_executable(path: &Path) -> Result<(), PreflightError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::test_support::Dir;
     use std::ffi::OsString;
     use std::fs;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh, empty directory under the system temp dir, unique per call.
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("pidzero-plan-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     pub(crate) fn write_file(path: &Path, mode: u32) {
         fs::write(path, "#!/bin/sh\n").unwrap();
@@ -144,8 +133,8 @@ pub(crate) mod tests {
 
     #[test]
     fn first_executable_on_path_wins() {
-        let root = temp_dir("found");
-        let (a, b) = (root.join("a"), root.join("b"));
+        let root = Dir::new("found");
+        let (a, b) = (root.p("a"), root.p("b"));
         fs::create_dir_all(&a).unwrap();
         fs::create_dir_all(&b).unwrap();
         write_file(&a.join("tool"), 0o644);
@@ -156,25 +145,25 @@ pub(crate) mod tests {
 
     #[test]
     fn only_non_executable_matches() {
-        let root = temp_dir("noexec");
-        write_file(&root.join("tool"), 0o644);
-        let path = path_of(&[&root]);
+        let root = Dir::new("noexec");
+        write_file(&root.p("tool"), 0o644);
+        let path = path_of(&[root.path.as_path()]);
         assert_eq!(
             find_program("tool", Some(&path)),
-            (root.join("tool"), Err(PreflightError::NotExecutable))
+            (root.p("tool"), Err(PreflightError::NotExecutable))
         );
     }
 
     #[test]
     fn directory_is_not_executable() {
-        let root = temp_dir("dir");
-        fs::create_dir_all(root.join("tool")).unwrap();
-        let path = path_of(&[&root]);
+        let root = Dir::new("dir");
+        fs::create_dir_all(root.p("tool")).unwrap();
+        let path = path_of(&[root.path.as_path()]);
         assert_eq!(
             find_program("tool", Some(&path)).1,
             Err(PreflightError::NotExecutable)
         );
-        let explicit = root.join("tool");
+        let explicit = root.p("tool");
         let explicit = explicit.to_str().unwrap();
         assert_eq!(
             find_program(explicit, None).1,
@@ -184,8 +173,8 @@ pub(crate) mod tests {
 
     #[test]
     fn not_found_returns_the_name() {
-        let root = temp_dir("none");
-        let path = path_of(&[&root]);
+        let root = Dir::new("none");
+        let path = path_of(&[root.path.as_path()]);
         assert_eq!(
             find_program("tool", Some(&path)),
             (PathBuf::from("tool"), Err(PreflightError::NotFound))
@@ -195,16 +184,16 @@ pub(crate) mod tests {
 
     #[test]
     fn explicit_path_is_checked_directly() {
-        let root = temp_dir("explicit");
-        write_file(&root.join("run"), 0o700);
-        let run = root.join("run");
+        let root = Dir::new("explicit");
+        write_file(&root.p("run"), 0o700);
+        let run = root.p("run");
         let run = run.to_str().unwrap();
         // PATH is irrelevant for a name containing '/'.
         assert_eq!(
             find_program(run, Some(OsStr::new(""))),
             (PathBuf::from(run), Ok(()))
         );
-        let missing = root.join("missing");
+        let missing = root.p("missing");
         assert_eq!(
             find_program(missing.to_str().unwrap(), None).1,
             Err(PreflightError::NotFound)
@@ -213,39 +202,39 @@ pub(crate) mod tests {
 
     #[test]
     fn relative_path_is_checked_against_cwd() {
-        let root = temp_dir("relative");
-        fs::create_dir_all(root.join("bin")).unwrap();
-        write_file(&root.join("bin/run"), 0o755);
+        let root = Dir::new("relative");
+        fs::create_dir_all(root.p("bin")).unwrap();
+        write_file(&root.p("bin/run"), 0o755);
         assert_eq!(
-            find_program_in("bin/run", None, Some(&root)),
+            find_program_in("bin/run", None, Some(&root.path)),
             (PathBuf::from("bin/run"), Ok(()))
         );
         assert_eq!(
-            find_program_in("./bin/nope", None, Some(&root)).1,
+            find_program_in("./bin/nope", None, Some(&root.path)).1,
             Err(PreflightError::NotFound)
         );
     }
 
     #[test]
     fn empty_path_entry_is_the_working_dir() {
-        let root = temp_dir("emptyentry");
-        write_file(&root.join("tool"), 0o755);
+        let root = Dir::new("emptyentry");
+        write_file(&root.p("tool"), 0o755);
         assert_eq!(
-            find_program_in("tool", Some(OsStr::new("/nonexistent:")), Some(&root)),
+            find_program_in("tool", Some(OsStr::new("/nonexistent:")), Some(&root.path)),
             (PathBuf::from("./tool"), Ok(()))
         );
     }
 
     #[test]
     fn file_as_path_entry_is_skipped() {
-        let root = temp_dir("fileentry");
-        write_file(&root.join("notadir"), 0o755);
-        fs::create_dir_all(root.join("bin")).unwrap();
-        write_file(&root.join("bin/tool"), 0o755);
-        let path = path_of(&[&root.join("notadir"), &root.join("bin")]);
+        let root = Dir::new("fileentry");
+        write_file(&root.p("notadir"), 0o755);
+        fs::create_dir_all(root.p("bin")).unwrap();
+        write_file(&root.p("bin/tool"), 0o755);
+        let path = path_of(&[&root.p("notadir"), &root.p("bin")]);
         assert_eq!(
             find_program("tool", Some(&path)),
-            (root.join("bin/tool"), Ok(()))
+            (root.p("bin/tool"), Ok(()))
         );
     }
 

@@ -1,8 +1,9 @@
 //! Tests of `build` and `add_main_command` as a whole.
 
-use super::preflight::tests::{temp_dir, write_file};
+use super::preflight::tests::write_file;
 use super::*;
 use crate::config::{LogFormat, LogSettings};
+use crate::test_support::Dir;
 use std::ffi::OsStr;
 use std::fs;
 
@@ -57,10 +58,11 @@ fn os_env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         .collect()
 }
 
-/// A config dir with `daemons.json` (not read) and an etc dir with passwd/group.
-fn setup(tag: &str) -> (PathBuf, PathBuf) {
-    let root = temp_dir(tag);
-    let etc = root.join("etc");
+/// A config dir with `daemons.json` (not read) and an etc dir with passwd/group;
+/// the directory lives as long as the returned `Dir`.
+fn setup(tag: &str) -> (Dir, PathBuf, PathBuf) {
+    let root = Dir::new(tag);
+    let etc = root.p("etc");
     fs::create_dir_all(&etc).unwrap();
     fs::write(
         etc.join("passwd"),
@@ -72,16 +74,17 @@ fn setup(tag: &str) -> (PathBuf, PathBuf) {
         "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
     )
     .unwrap();
-    (root.join("daemons.json"), etc)
+    let file = root.p("daemons.json");
+    (root, file, etc)
 }
 
 fn build_ok(specs: &[DaemonSpec], base_env: &[(OsString, OsString)], tag: &str) -> Plan {
-    let (file, etc) = setup(tag);
+    let (_dir, file, etc) = setup(tag);
     build(specs, &settings(), &file, base_env, &etc).unwrap()
 }
 
 fn build_err(specs: &[DaemonSpec], tag: &str) -> (PathBuf, Vec<ConfigError>) {
-    let (file, etc) = setup(tag);
+    let (_dir, file, etc) = setup(tag);
     let errors = build(specs, &settings(), &file, &[], &etc).unwrap_err();
     (file, errors)
 }
@@ -122,7 +125,7 @@ fn preflight_failure_is_recorded_not_an_error() {
 
 #[test]
 fn daemon_path_is_used_for_lookup() {
-    let (file, etc) = setup("path");
+    let (_dir, file, etc) = setup("path");
     let bin = file.parent().unwrap().join("bin");
     fs::create_dir_all(&bin).unwrap();
     write_file(&bin.join("mytool"), 0o755);
@@ -175,15 +178,15 @@ fn user_sets_ids_and_home() {
 
 #[test]
 fn missing_passwd_allows_numeric_user_only() {
-    let root = temp_dir("nopasswd");
-    let file = root.join("daemons.json");
+    let root = Dir::new("nopasswd");
+    let file = root.p("daemons.json");
     let mut numeric = spec("n", "true");
     numeric.user = Some("1234:55".into());
-    let plan = build(&[numeric.clone()], &settings(), &file, &[], &root).unwrap();
+    let plan = build(&[numeric.clone()], &settings(), &file, &[], &root.path).unwrap();
     assert_eq!(plan.daemons[0].user.as_ref().unwrap().gid, 55);
     let mut named = spec("m", "true");
     named.user = Some("app".into());
-    let errors = build(&[numeric, named], &settings(), &file, &[], &root).unwrap_err();
+    let errors = build(&[numeric, named], &settings(), &file, &[], &root.path).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert!(
         errors[0].message.contains("\"app\"") && errors[0].message.contains("does not exist"),
@@ -194,7 +197,7 @@ fn missing_passwd_allows_numeric_user_only() {
 
 #[test]
 fn working_dir_relative_to_daemons_file() {
-    let (file, etc) = setup("wd");
+    let (_dir, file, etc) = setup("wd");
     let config_dir = file.parent().unwrap();
     fs::create_dir_all(config_dir.join("data")).unwrap();
     write_file(&config_dir.join("data/run"), 0o755);

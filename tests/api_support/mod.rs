@@ -1,11 +1,11 @@
-//! Shared pieces of the API tests: a fake runtime that answers commands and publishes
-//! snapshots, a fake log source, raw HTTP over a socket, temp dirs, deadlines.
+//! Shared pieces of the in-process API tests: a fake runtime that answers commands
+//! and publishes snapshots, a fake log source, deadlines. Temp dirs and the HTTP
+//! client are the harness's (`tests/common`), re-exported here; a test file that
+//! uses this module declares `mod common;` too.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,8 +13,12 @@ use pidzero::api::{
     ApiContext, ControlCommand, ControlReply, ControlRequest, DaemonInfo, LastExit, LogCounters,
     LogSource, Snapshot,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
+
+// Not every API test talks HTTP itself (some drive the binary's client).
+#[allow(unused_imports)]
+pub use crate::common::http::*;
+pub use crate::common::Dir;
 
 /// Every test runs under this deadline.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -23,30 +27,6 @@ pub async fn within<F: Future>(f: F) -> F::Output {
     tokio::time::timeout(DEADLINE, f)
         .await
         .expect("test deadline passed")
-}
-
-/// A directory under the system temp dir, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("pidzero-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 pub fn daemon(name: &str, vital: bool, state: &str, health: Option<&str>) -> DaemonInfo {
@@ -212,88 +192,6 @@ fn apply(s: &mut Snapshot, command: &ControlCommand) -> ControlReply {
     ControlReply::Accepted {
         state: new_state.into(),
     }
-}
-
-/// A parsed HTTP response.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-}
-
-/// Writes `request` as is and reads until the server closes the connection. A reset
-/// (the server closed with part of the request unread) ends the answer too.
-pub async fn raw<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, request: &[u8]) -> Answer {
-    let _ = stream.write_all(request).await;
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n @ 1..) = stream.read(&mut buf).await {
-        bytes.extend_from_slice(&buf[..n]);
-    }
-    parse(&bytes)
-}
-
-pub fn parse(bytes: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(bytes).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    Answer {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
-}
-
-/// A request with `Connection: close`, so that the answer ends with the connection.
-pub fn request(method: &str, path: &str, headers: &[&str], body: &str) -> Vec<u8> {
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: pidzero\r\nConnection: close\r\n");
-    for h in headers {
-        text.push_str(h);
-        text.push_str("\r\n");
-    }
-    if !body.is_empty() || method == "POST" {
-        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    text.push_str("\r\n");
-    text.push_str(body);
-    text.into_bytes()
-}
-
-pub async fn unix(socket: &Path, method: &str, path: &str, body: &str) -> Answer {
-    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
-    raw(stream, &request(method, path, &[], body)).await
-}
-
-pub async fn tcp(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: &str,
-) -> Answer {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    raw(stream, &request(method, path, headers, body)).await
 }
 
 pub fn localhost() -> Option<std::net::SocketAddr> {

@@ -5,13 +5,17 @@
 //! Tests that need pidzero as PID 1 run it under `unshare --pid --fork
 //! --mount-proc`; when that is impossible they print a loud SKIP, unless
 //! `PIDZERO_REQUIRE_NS=1`, in which case they fail.
+//!
+//! The pieces every kind of test shares live in submodules, one job each:
+//! `dir` (the temp-dir type) and `wait` (`wait_until`), which the unit tests
+//! compile too (`src/test_support.rs`), `http` (the control API client) and
+//! `metrics` (the `/metrics` parser).
 
 #![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -21,6 +25,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod dir;
+pub mod http;
+pub mod metrics;
+mod wait;
+
+pub use dir::Dir;
+pub use wait::wait_until;
 
 /// The default deadline for one wait.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -35,106 +47,6 @@ pub fn bin() -> PathBuf {
 
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-// ---------------------------------------------------------------------------
-// Temporary directories
-// ---------------------------------------------------------------------------
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct Dir {
-    pub path: PathBuf,
-}
-
-impl Dir {
-    pub fn new(tag: &str) -> Dir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "pidzero-test-{tag}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&path).unwrap();
-        Dir { path }
-    }
-
-    pub fn p(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-
-    /// `p(name)` as a `String`, for embedding in commands.
-    pub fn s(&self, name: &str) -> String {
-        self.p(name).to_str().unwrap().to_string()
-    }
-
-    pub fn exists(&self, name: &str) -> bool {
-        self.p(name).exists()
-    }
-
-    pub fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.p(name)).unwrap_or_default()
-    }
-
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.p(name);
-        if let Some(parent) = p.parent() {
-            fs::create_dir_all(parent).unwrap();
-        }
-        fs::write(&p, contents).unwrap();
-        p
-    }
-
-    /// Writes `daemons.json` verbatim.
-    pub fn daemons(&self, json: &str) -> PathBuf {
-        self.write("daemons.json", json)
-    }
-
-    /// Writes `daemons.json` from a value, pretty-printed (one field per line).
-    pub fn daemons_value(&self, v: &Value) -> PathBuf {
-        self.write("daemons.json", &serde_json::to_string_pretty(v).unwrap())
-    }
-
-    pub fn config(&self, json: &str) -> PathBuf {
-        self.write("config.json", json)
-    }
-
-    /// Writes an executable `/bin/sh` script and returns its path.
-    pub fn script(&self, name: &str, body: &str) -> String {
-        let p = self.write(name, &format!("#!/bin/sh\n{body}\n"));
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-
-    /// Waits until file `name` exists.
-    pub fn wait_file(&self, name: &str, timeout: Duration) {
-        let p = self.p(name);
-        wait_until(timeout, || p.exists())
-            .unwrap_or_else(|| panic!("file {} did not appear within {timeout:?}", p.display()));
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-/// Polls `cond` every few milliseconds until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<()> {
-    let end = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return Some(());
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -336,6 +248,19 @@ impl Collector {
         self.state.lock().unwrap().lines.clone()
     }
 
+    /// The lines so far, as lossy UTF-8.
+    fn text_lines(&self) -> Vec<String> {
+        self.snapshot()
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    /// The lines so far joined by newlines, as lossy UTF-8.
+    fn text(&self) -> String {
+        self.text_lines().join("\n")
+    }
+
     /// Waits until some line satisfies `f`; returns it, or None at the deadline or EOF.
     fn wait<T>(&self, timeout: Duration, mut f: impl FnMut(&[u8]) -> Option<T>) -> Option<T> {
         let end = Instant::now() + timeout;
@@ -445,8 +370,8 @@ pub struct Pz {
 
 /// A control socket path no other test uses (short: socket paths are limited to 107 bytes).
 pub fn unique_socket_path() -> String {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("/tmp/pz-{}-{n}.sock", std::process::id())
 }
 
@@ -680,24 +605,12 @@ pub struct Running {
 
 impl Running {
     pub fn dump(&self) -> String {
-        let out: Vec<String> = self
-            .out
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        let err: Vec<String> = self
-            .err
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
         format!(
             "{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.desc,
             self.exit,
-            out.join("\n"),
-            err.join("\n")
+            self.out.text(),
+            self.err.text()
         )
     }
 
@@ -710,11 +623,7 @@ impl Running {
     }
 
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.out
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect()
+        self.out.text_lines()
     }
 
     pub fn stdout_raw(&self) -> Vec<Vec<u8>> {
@@ -722,13 +631,7 @@ impl Running {
     }
 
     pub fn stderr_text(&self) -> String {
-        let v: Vec<String> = self
-            .err
-            .snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        v.join("\n")
+        self.err.text()
     }
 
     pub fn stdin(&mut self) -> &mut ChildStdin {
@@ -905,14 +808,7 @@ pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> (Exit, String, String) {
     }
     out.wait_closed(Duration::from_secs(2));
     err.wait_closed(Duration::from_secs(2));
-    let text = |c: &Collector| {
-        c.snapshot()
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    (exit.unwrap(), text(&out), text(&err))
+    (exit.unwrap(), out.text(), err.text())
 }
 
 /// Config-error lines (`FILE:LINE:COL: ...`) of stderr that mention `file_name`.

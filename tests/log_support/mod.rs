@@ -1,33 +1,24 @@
 //! Helpers for the log tests (`tests/log_*.rs` include this file with
-//! `#[path]`); on its own it is an empty test crate.
+//! `#[path]`, next to `mod common;`, whose temp dirs and `wait_until` they use).
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::common::{wait_until, Dir};
 
 pub const PIDZERO: &str = env!("CARGO_BIN_EXE_pidzero");
 
-/// A fresh, empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("pidzero-logt-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A config dir holding `daemons.json` and `config.json` (the control socket
 /// off, so tests never collide on it; `log_json` is the `log` object's fields).
-pub fn config_dir(tag: &str, daemons: &str, log_json: &str) -> PathBuf {
-    let dir = temp_dir(tag);
-    std::fs::write(dir.join("daemons.json"), daemons).unwrap();
-    let config =
-        format!(r#"{{"log":{{{log_json}}},"api":{{"socket":null}},"shutdown_timeout":5}}"#);
-    std::fs::write(dir.join("config.json"), config).unwrap();
+pub fn config_dir(tag: &str, daemons: &str, log_json: &str) -> Dir {
+    let dir = Dir::new(tag);
+    dir.daemons(daemons);
+    dir.config(&format!(
+        r#"{{"log":{{{log_json}}},"api":{{"socket":null}},"shutdown_timeout":5}}"#
+    ));
     dir
 }
 
@@ -38,9 +29,9 @@ pub fn sh_daemon(name: &str, script: &str) -> String {
 }
 
 /// `pidzero --config-dir DIR`, with no `PIDZERO_*` variable inherited.
-pub fn pidzero(dir: &Path) -> Command {
+pub fn pidzero(dir: impl AsRef<Path>) -> Command {
     let mut command = Command::new(PIDZERO);
-    command.arg("--config-dir").arg(dir);
+    command.arg("--config-dir").arg(dir.as_ref());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PIDZERO_") {
             command.env_remove(key);
@@ -52,17 +43,18 @@ pub fn pidzero(dir: &Path) -> Command {
 
 /// Waits for `child`; kills it and fails the test after `deadline`.
 pub fn wait_deadline(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > deadline {
+    let mut status = None;
+    let exited = wait_until(deadline, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    match (exited, status) {
+        (Some(()), Some(status)) => status,
+        _ => {
             let _ = child.kill();
             let _ = child.wait();
             panic!("{what}: still running after {deadline:?}");
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -120,15 +112,6 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line[6..].trim().trim_end_matches("kB").trim().parse().ok()
-}
-
-/// Polls `check` every 20 ms until it is true; fails after `deadline`.
-pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Can this process mount inside a new mount namespace? When not, a test
