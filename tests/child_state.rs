@@ -1,0 +1,217 @@
+//! The state every child of pidzero starts with, whatever way it is started:
+//! the signal mask pidzero inherited, default dispositions except the signals
+//! pidzero inherited as ignored (SIGPIPE always back to default), fds 0-2 only,
+//! a process group of its own.
+//!
+//! pidzero runs as PID 1 behind a wrapper that gives it a known mask (HUP and
+//! signal 40 blocked) and known ignored signals (USR2, and PIPE, which must not
+//! reach the children). Every child is `/bin/sh`, replaced in the test's mount
+//! namespace by a Perl stand-in that records its own state before running the
+//! real shell: dash clears the signal mask when it starts, Perl changes nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+use serde_json::json;
+
+/// Signals blocked on entry to pidzero: HUP (bit 0) and 40 (bit 39).
+const BLOCKED: &str = "0000008000000001";
+/// Signals children must find ignored: USR2 (bit 11) only. PIPE was ignored
+/// too when pidzero started, and must be back to default.
+const IGNORED: &str = "0000000000000800";
+
+/// Records the state the process started with in `DIR/NAME.dump` when an
+/// argument holds `dump=NAME`, then runs the real shell for `-c`, or sleeps.
+/// Built with `no_main`: the Rust runtime's start-up (which ignores SIGPIPE)
+/// never runs, so nothing is changed before it looks.
+const STAND_IN: &str = r#"#![no_main]
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+const DIR: &str = "__DIR__";
+
+fn dump(name: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let names: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    // The directory handle is closed by now: keep what is still open.
+    let mut fds: Vec<i32> = names
+        .iter()
+        .filter(|n| std::fs::symlink_metadata(format!("/proc/self/fd/{n}")).is_ok())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    fds.sort();
+    let fds: Vec<String> = fds.iter().map(|fd| fd.to_string()).collect();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let own = if fields[2] == std::process::id().to_string() { "yes" } else { "no" };
+    let line = format!(
+        "blocked={} ignored={} fds={} own_group={own} sid={} uid={}\n",
+        field("SigBlk:"),
+        field("SigIgn:"),
+        fds.join(","),
+        fields[3],
+        field("Uid:"),
+    );
+    std::fs::write(format!("{DIR}/{name}.tmp"), line).unwrap();
+    std::fs::rename(format!("{DIR}/{name}.tmp"), format!("{DIR}/{name}.dump")).unwrap();
+}
+
+#[no_mangle]
+pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let joined = joined.join(" ");
+    if let Some((_, rest)) = joined.split_once("dump=") {
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        dump(&name);
+    }
+    let error = if args.first().is_some_and(|a| a == "-c") {
+        Command::new(format!("{DIR}/realsh")).arg0("/bin/sh").args(&args).exec()
+    } else {
+        Command::new("sleep").arg("1000").exec()
+    };
+    eprintln!("stand-in: {error}");
+    127
+}
+"#;
+
+/// Sets every disposition to default but USR2 and PIPE (ignored), the mask to
+/// HUP and 40, then becomes pidzero. Signals 32 and 33 are reset with the raw
+/// syscall (glibc refuses them): the test harness starts processes with
+/// `posix_spawn`, which leaves them ignored.
+const WRAPPER: &str = "import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+default = ctypes.create_string_buffer(32)
+for s in (32, 33):
+    if libc.syscall(13, s, default, None, 8) != 0:
+        raise OSError(ctypes.get_errno(), 'rt_sigaction')
+for s in signal.valid_signals():
+    if s in (signal.SIGKILL, signal.SIGSTOP):
+        continue
+    try:
+        signal.signal(s, signal.SIG_DFL)
+    except (OSError, ValueError, RuntimeError):
+        pass
+signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_SETMASK, {signal.SIGHUP, 40})
+os.execv(sys.argv[1], sys.argv[1:])";
+
+/// Every way pidzero starts a process, by the name its child dumps under.
+const PATHS: [&str; 9] = [
+    "log", "inherit", "discard", "workdir", "user", "shell", "path", "main", "probe",
+];
+
+fn sh(name: &str) -> serde_json::Value {
+    json!(["/bin/sh", "-c", format!("exec sleep 1000 # dump={name}")])
+}
+
+#[test]
+fn every_child_starts_with_the_inherited_mask_and_ignores_and_fds_0_to_2() {
+    let dir = Dir::new("child-state");
+    // `user: nobody` must be able to run the stand-in and write its dump.
+    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o777)).unwrap();
+    let stand_in = build_stand_in(&dir);
+    fs::copy("/bin/dash", dir.p("realsh")).unwrap();
+    fs::create_dir(dir.p("bin")).unwrap();
+    std::os::unix::fs::symlink(&stand_in, dir.p("bin/pzdump")).unwrap();
+    dir.daemons_value(&json!([
+        {"name": "log", "command": sh("log")},
+        {"name": "inherit", "command": sh("inherit"), "output": "inherit"},
+        {"name": "discard", "command": sh("discard"), "output": "discard"},
+        {"name": "workdir", "command": sh("workdir"), "working_dir": dir.s("bin")},
+        {"name": "user", "command": sh("user"), "user": "nobody"},
+        {"name": "shell", "command": "exec sleep 1000 # dump=shell"},
+        {"name": "path", "command": "pzdump dump=path",
+         "environment": [format!("PATH={}:/usr/bin:/bin", dir.s("bin"))]},
+        {"name": "probed", "command": ["sleep", "1000"],
+         "health": {"command": "exit 0 # dump=probe", "interval": 1}},
+    ]));
+    let prefix = format!(
+        "mount --bind {stand_in} /bin/sh || exit 99\nexec /usr/bin/python3 -c '{WRAPPER}' \"$0\" \"$@\"",
+        stand_in = stand_in.display()
+    );
+    let Some(pz) = pz().config_dir(&dir).ns("child_state") else {
+        return;
+    };
+    let mut r = pz
+        .shell_prefix(&prefix)
+        .args(["--", "/bin/sh", "-c", "exec sleep 1000 # dump=main"])
+        .spawn();
+    let all_dumped = wait_until(DEADLINE, || {
+        PATHS.iter().all(|p| dir.exists(&format!("{p}.dump")))
+    });
+    let dumps: BTreeMap<&str, String> = PATHS
+        .iter()
+        .map(|&p| (p, dir.read(&format!("{p}.dump")).trim().to_string()))
+        .collect();
+    assert!(
+        all_dumped.is_some(),
+        "not every child dumped its state: {dumps:#?}\n{}",
+        r.dump()
+    );
+    r.assert_running();
+
+    let mut sessions = Vec::new();
+    for (path, dump) in &dumps {
+        let fields: BTreeMap<&str, &str> =
+            dump.split(' ').filter_map(|f| f.split_once('=')).collect();
+        let expected_uid = if *path == "user" { "65534" } else { "0" };
+        assert_eq!(
+            (
+                fields.get("blocked").copied(),
+                fields.get("ignored").copied(),
+                fields.get("fds").copied(),
+                fields.get("own_group").copied(),
+                fields.get("uid").copied(),
+            ),
+            (
+                Some(BLOCKED),
+                Some(IGNORED),
+                Some("0,1,2"),
+                Some("yes"),
+                Some(expected_uid),
+            ),
+            "child started as {path:?}: {dump}\nall: {dumps:#?}"
+        );
+        sessions.push(fields.get("sid").copied());
+    }
+    sessions.dedup();
+    assert_eq!(
+        sessions.len(),
+        1,
+        "children in different sessions: {dumps:#?}"
+    );
+}
+
+/// Compiles the stand-in into `dir` and returns its path.
+fn build_stand_in(dir: &Dir) -> std::path::PathBuf {
+    let dir_text = dir.path.to_str().unwrap();
+    let source = dir.write("fakesh.rs", &STAND_IN.replace("__DIR__", dir_text));
+    let out = dir.p("fakesh");
+    let (exit, _, stderr) = run_cmd(
+        std::process::Command::new("rustc")
+            .args(["--edition", "2021", "-o"])
+            .arg(&out)
+            .arg(&source),
+        secs(120.0),
+    );
+    assert_eq!(exit.status(), 0, "cannot build the stand-in:\n{stderr}");
+    out
+}
