@@ -5,6 +5,10 @@
 //! SIGSEGV, SIGILL and SIGFPE, which must still be forwarded when someone sends
 //! them with kill. A real fault in pidzero itself is still fatal: the kernel
 //! force-unblocks a synchronous fault it raises.
+//!
+//! Only signals sent from outside come out of [`Signals::recv`]: one pidzero
+//! raised on itself (the kernel's SIGPIPE for a write to a client that left)
+//! is dropped, so it is never forwarded to the daemons.
 
 use std::io;
 
@@ -82,9 +86,19 @@ fn ignored_now() -> SignalBits {
     ignored
 }
 
+/// True when a signal came from pidzero itself: the kernel gives a SIGPIPE
+/// raised by a failed write (and `raise`, `kill(getpid())`) the sender pid of
+/// the process that got it. A signal from outside the PID namespace has sender
+/// pid 0, one from another process in it that process's pid.
+pub fn raised_by_self(sender_pid: u32, own_pid: u32) -> bool {
+    sender_pid == own_pid
+}
+
 /// The signals pidzero receives, as an async stream of signal numbers.
 pub struct Signals {
     fd: AsyncFd<SignalFd>,
+    /// pidzero's pid as the kernel reports senders to it (1 as PID 1).
+    own_pid: u32,
 }
 
 impl Signals {
@@ -98,16 +112,21 @@ impl Signals {
         // for as long as the AsyncFd that owns it lives.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
-        Ok(Signals { fd })
+        Ok(Signals {
+            fd,
+            own_pid: std::process::id(),
+        })
     }
 
-    /// Waits for at least one signal and returns every one that is pending.
+    /// Waits for at least one signal from outside and returns every one that
+    /// is pending; those pidzero raised on itself are dropped.
     pub async fn recv(&mut self) -> io::Result<Vec<i32>> {
         loop {
             let mut guard = self.fd.readable().await?;
             let mut signals = Vec::new();
             loop {
                 match guard.get_inner().read_signal() {
+                    Ok(Some(info)) if raised_by_self(info.ssi_pid, self.own_pid) => {}
                     Ok(Some(info)) => signals.push(info.ssi_signo as i32),
                     Ok(None) => break,
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -125,6 +144,17 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_signals_from_outside_count() {
+        // pidzero as PID 1: its own SIGPIPE, a sender in the namespace, one outside it.
+        assert!(raised_by_self(1, 1));
+        assert!(!raised_by_self(7, 1));
+        assert!(!raised_by_self(0, 1));
+        // Not PID 1 (a child subreaper).
+        assert!(raised_by_self(4242, 4242));
+        assert!(!raised_by_self(1, 4242));
+    }
 
     #[test]
     fn signal_bits_hold_1_to_64() {
