@@ -125,10 +125,15 @@ fn sh(name: &str) -> serde_json::Value {
 #[test]
 fn every_child_starts_with_the_inherited_mask_and_ignores_and_fds_0_to_2() {
     let dir = Dir::new("child-state");
+    let Some(pz) = pz().config_dir(&dir).ns("child_state") else {
+        return;
+    };
     // `user: nobody` must be able to run the stand-in and write its dump.
     fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o777)).unwrap();
     let stand_in = build_stand_in(&dir);
-    fs::copy("/bin/dash", dir.p("realsh")).unwrap();
+    // The real shell, for the stand-in to run once /bin/sh is covered.
+    fs::copy(fs::canonicalize("/bin/sh").unwrap(), dir.p("realsh")).unwrap();
+    // A program found on the daemon's PATH, and a working directory.
     fs::create_dir(dir.p("bin")).unwrap();
     std::os::unix::fs::symlink(&stand_in, dir.p("bin/pzdump")).unwrap();
     dir.daemons_value(&json!([
@@ -143,13 +148,11 @@ fn every_child_starts_with_the_inherited_mask_and_ignores_and_fds_0_to_2() {
         {"name": "probed", "command": ["sleep", "1000"],
          "health": {"command": "exit 0 # dump=probe", "interval": 1}},
     ]));
+    // Only in this test's mount namespace (unshare makes it private).
     let prefix = format!(
         "mount --bind {stand_in} /bin/sh || exit 99\nexec /usr/bin/python3 -c '{WRAPPER}' \"$0\" \"$@\"",
         stand_in = stand_in.display()
     );
-    let Some(pz) = pz().config_dir(&dir).ns("child_state") else {
-        return;
-    };
     let mut r = pz
         .shell_prefix(&prefix)
         .args(["--", "/bin/sh", "-c", "exec sleep 1000 # dump=main"])
