@@ -3,17 +3,20 @@
 //! pidzero inherited as ignored (SIGPIPE always back to default), fds 0-2 only,
 //! a process group of its own.
 //!
-//! pidzero runs as PID 1 behind a wrapper that gives it a known mask (HUP and
-//! signal 40 blocked) and known ignored signals (USR2, and PIPE, which must not
-//! reach the children). Every child is `/bin/sh`, replaced in the test's mount
-//! namespace by a Perl stand-in that records its own state before running the
-//! real shell: dash clears the signal mask when it starts, Perl changes nothing.
+//! pidzero runs in a PID namespace behind a wrapper that gives it a known mask
+//! (HUP and signal 40 blocked) and known ignored signals (USR2, and PIPE, which
+//! must not reach the children). Every child is `/bin/sh`, replaced in the
+//! test's mount namespace by a stand-in that records its own state before
+//! running the real shell: dash clears the signal mask when it starts, and
+//! Perl and Python change dispositions, so the stand-in is a small Rust program
+//! built with `no_main` (no Rust runtime start-up either).
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 use common::*;
 use serde_json::json;
@@ -59,9 +62,13 @@ fn dump(name: &str) {
     let fds: Vec<String> = fds.iter().map(|fd| fd.to_string()).collect();
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let own = if fields[2] == std::process::id().to_string() { "yes" } else { "no" };
+    let pid = std::process::id().to_string();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let own = yes(fields[2] == pid);
+    // tpgid: the foreground group of the controlling terminal, -1 without one.
+    let foreground = yes(fields[5] == pid);
     let line = format!(
-        "blocked={} ignored={} fds={} own_group={own} sid={} uid={}\n",
+        "blocked={} ignored={} fds={} own_group={own} foreground={foreground} sid={} uid={}\n",
         field("SigBlk:"),
         field("SigIgn:"),
         fds.join(","),
@@ -100,7 +107,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 default = ctypes.create_string_buffer(32)
 for s in (32, 33):
     if libc.syscall(13, s, default, None, 8) != 0:
-        raise OSError(ctypes.get_errno(), 'rt_sigaction')
+        raise OSError(ctypes.get_errno(), \"rt_sigaction\")
 for s in signal.valid_signals():
     if s in (signal.SIGKILL, signal.SIGSTOP):
         continue
@@ -128,11 +135,7 @@ fn every_child_starts_with_the_inherited_mask_and_ignores_and_fds_0_to_2() {
     let Some(pz) = pz().config_dir(&dir).ns("child_state") else {
         return;
     };
-    // `user: nobody` must be able to run the stand-in and write its dump.
-    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o777)).unwrap();
-    let stand_in = build_stand_in(&dir);
-    // The real shell, for the stand-in to run once /bin/sh is covered.
-    fs::copy(fs::canonicalize("/bin/sh").unwrap(), dir.p("realsh")).unwrap();
+    let stand_in = prepare(&dir);
     // A program found on the daemon's PATH, and a working directory.
     fs::create_dir(dir.p("bin")).unwrap();
     std::os::unix::fs::symlink(&stand_in, dir.p("bin/pzdump")).unwrap();
@@ -150,50 +153,22 @@ fn every_child_starts_with_the_inherited_mask_and_ignores_and_fds_0_to_2() {
     ]));
     // Only in this test's mount namespace (unshare makes it private).
     let prefix = format!(
-        "mount --bind {stand_in} /bin/sh || exit 99\nexec /usr/bin/python3 -c '{WRAPPER}' \"$0\" \"$@\"",
-        stand_in = stand_in.display()
+        "mount --bind {} /bin/sh || exit 99\nexec /usr/bin/python3 -c '{WRAPPER}' \"$0\" \"$@\"",
+        stand_in.display()
     );
     let mut r = pz
         .shell_prefix(&prefix)
         .args(["--", "/bin/sh", "-c", "exec sleep 1000 # dump=main"])
         .spawn();
-    let all_dumped = wait_until(DEADLINE, || {
-        PATHS.iter().all(|p| dir.exists(&format!("{p}.dump")))
-    });
-    let dumps: BTreeMap<&str, String> = PATHS
-        .iter()
-        .map(|&p| (p, dir.read(&format!("{p}.dump")).trim().to_string()))
-        .collect();
-    assert!(
-        all_dumped.is_some(),
-        "not every child dumped its state: {dumps:#?}\n{}",
-        r.dump()
-    );
+    let dumps = wait_dumps(&dir, &PATHS);
     r.assert_running();
+    let dumps = dumps.unwrap_or_else(|partial| panic!("missing dumps: {partial:#?}\n{}", r.dump()));
 
     let mut sessions = Vec::new();
     for (path, dump) in &dumps {
-        let fields: BTreeMap<&str, &str> =
-            dump.split(' ').filter_map(|f| f.split_once('=')).collect();
-        let expected_uid = if *path == "user" { "65534" } else { "0" };
-        assert_eq!(
-            (
-                fields.get("blocked").copied(),
-                fields.get("ignored").copied(),
-                fields.get("fds").copied(),
-                fields.get("own_group").copied(),
-                fields.get("uid").copied(),
-            ),
-            (
-                Some(BLOCKED),
-                Some(IGNORED),
-                Some("0,1,2"),
-                Some("yes"),
-                Some(expected_uid),
-            ),
-            "child started as {path:?}: {dump}\nall: {dumps:#?}"
-        );
-        sessions.push(fields.get("sid").copied());
+        let uid = if *path == "user" { "65534" } else { "0" };
+        assert_state(path, dump, "no", uid, &dumps);
+        sessions.push(field(dump, "sid"));
     }
     sessions.dedup();
     assert_eq!(
@@ -203,8 +178,118 @@ fn every_child_starts_with_the_inherited_mask_and_ignores_and_fds_0_to_2() {
     );
 }
 
+/// The main command on a terminal is the terminal's foreground process group,
+/// in the same state as every other child.
+#[test]
+fn the_main_command_on_a_terminal_is_its_foreground_group() {
+    let dir = Dir::new("child-state-tty");
+    if !ns_available("child_state on a terminal") {
+        return;
+    }
+    let stand_in = prepare(&dir);
+    dir.daemons_value(&json!([{"name": "side", "command": sh("side")}]));
+    let realsh = dir.s("realsh");
+    // `script` gives pidzero a terminal as its controlling terminal and runs
+    // this (with $SHELL, the real shell).
+    let run = dir.write(
+        "run",
+        &format!(
+            "#!{realsh}\nexec /usr/bin/python3 -c '{WRAPPER}' {bin} --config-dir {dir} \
+             --socket {socket} -- /bin/sh -c 'exec sleep 1000 # dump=tty'\n",
+            bin = bin().display(),
+            dir = dir.s(""),
+            socket = unique_socket_path(),
+        ),
+    );
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    let output = fs::File::create(dir.p("output")).unwrap();
+    let child = std::process::Command::new("unshare")
+        .args(["--mount", "--pid", "--fork", "--mount-proc", "--kill-child"])
+        .args([&realsh, "-c"])
+        .arg(format!(
+            "mount --bind {} /bin/sh && SHELL={realsh} exec script -qec {} /dev/null",
+            stand_in.display(),
+            run.display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap();
+    // Killing unshare kills the namespace's PID 1 (`script`), and with it everything.
+    let _kill = KillOnDrop(child);
+    let dumps = wait_dumps(&dir, &["tty", "side"])
+        .unwrap_or_else(|partial| panic!("missing dumps: {partial:#?}\n{}", dir.read("output")));
+    assert_state("tty", &dumps["tty"], "yes", "0", &dumps);
+    assert_state("side", &dumps["side"], "no", "0", &dumps);
+}
+
+/// Makes `dir` usable by any user, builds the stand-in there and copies the
+/// real shell next to it; returns the stand-in's path.
+fn prepare(dir: &Dir) -> PathBuf {
+    // `user: nobody` must be able to run the stand-in and write its dump.
+    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o777)).unwrap();
+    let stand_in = build_stand_in(dir);
+    // The real shell, for the stand-in to run once /bin/sh is covered.
+    fs::copy(fs::canonicalize("/bin/sh").unwrap(), dir.p("realsh")).unwrap();
+    stand_in
+}
+
+/// Waits until every named child has dumped its state; the dumps, or what
+/// there is of them at the deadline.
+fn wait_dumps<'a>(
+    dir: &Dir,
+    names: &[&'a str],
+) -> Result<BTreeMap<&'a str, String>, BTreeMap<&'a str, String>> {
+    let done = wait_until(DEADLINE, || {
+        names.iter().all(|p| dir.exists(&format!("{p}.dump")))
+    });
+    let dumps = names
+        .iter()
+        .map(|&p| (p, dir.read(&format!("{p}.dump")).trim().to_string()))
+        .collect();
+    match done {
+        Some(()) => Ok(dumps),
+        None => Err(dumps),
+    }
+}
+
+fn field<'a>(dump: &'a str, key: &str) -> Option<&'a str> {
+    dump.split(' ')
+        .filter_map(|f| f.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn assert_state(path: &str, dump: &str, foreground: &str, uid: &str, all: &BTreeMap<&str, String>) {
+    let got = [
+        "blocked",
+        "ignored",
+        "fds",
+        "own_group",
+        "foreground",
+        "uid",
+    ]
+    .map(|k| field(dump, k));
+    let expected = [BLOCKED, IGNORED, "0,1,2", "yes", foreground, uid].map(Some);
+    assert_eq!(
+        got, expected,
+        "child started as {path:?}: {dump}\nall: {all:#?}"
+    );
+}
+
+/// Kills a process by pid (and reaps it) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Compiles the stand-in into `dir` and returns its path.
-fn build_stand_in(dir: &Dir) -> std::path::PathBuf {
+fn build_stand_in(dir: &Dir) -> PathBuf {
     let dir_text = dir.path.to_str().unwrap();
     let source = dir.write("fakesh.rs", &STAND_IN.replace("__DIR__", dir_text));
     let out = dir.p("fakesh");
