@@ -61,7 +61,8 @@ pub fn block_all() -> io::Result<Inherited> {
 }
 
 /// The signals a process can set a disposition for: 1-31 but KILL and STOP,
-/// and the real-time ones (glibc keeps 32 and 33 for itself and refuses them).
+/// and the real-time ones from SIGRTMIN (the C library keeps those between
+/// for itself, glibc 32 and 33, and refuses them; exec resets their handlers).
 pub fn settable() -> impl Iterator<Item = i32> {
     (1..32)
         .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
@@ -89,7 +90,8 @@ fn ignored_now() -> SignalBits {
 /// True when a signal came from pidzero itself: the kernel gives a SIGPIPE
 /// raised by a failed write (and `raise`, `kill(getpid())`) the sender pid of
 /// the process that got it. A signal from outside the PID namespace has sender
-/// pid 0, one from another process in it that process's pid.
+/// pid 0, one from another process in it that process's pid. The code does
+/// not tell them apart: a write's SIGPIPE arrives as SI_USER, like a `kill`.
 pub fn raised_by_self(sender_pid: u32, own_pid: u32) -> bool {
     sender_pid == own_pid
 }
