@@ -6,8 +6,6 @@
 //! readers run as tasks on the same loop and hand their lines to the log
 //! writer thread; they can be held up by a slow sink, the loop cannot.
 
-#[cfg(target_env = "gnu")]
-mod posix_spawn;
 pub mod process;
 pub mod signals;
 pub mod snapshot;
@@ -18,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::SigSet;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -83,7 +80,7 @@ pub fn run(
     plan: Plan,
     log: LogHandle,
     max_line_bytes: usize,
-    inherited_mask: SigSet,
+    inherited: signals::Inherited,
     api: ApiSetup,
 ) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -99,7 +96,7 @@ pub fn run(
     };
     rt.block_on(async move {
         let (reports_tx, reports) = mpsc::unbounded_channel();
-        let mut runtime = Runtime::new(plan, log, max_line_bytes, inherited_mask, reports_tx);
+        let mut runtime = Runtime::new(plan, log, max_line_bytes, inherited, reports_tx);
         match runtime.run(reports, api).await {
             Ok(status) => status,
             Err(e) => {
@@ -185,7 +182,7 @@ impl Runtime {
         plan: Plan,
         log: LogHandle,
         max_line_bytes: usize,
-        inherited_mask: SigSet,
+        inherited: signals::Inherited,
         probe_reports: mpsc::UnboundedSender<ProbeReport>,
     ) -> Self {
         let supervisor = Supervisor::new(rules_of(&plan), plan.start_order.clone());
@@ -199,7 +196,7 @@ impl Runtime {
             plan,
             log,
             max_line_bytes,
-            spawn_context: SpawnContext::detect(inherited_mask),
+            spawn_context: SpawnContext::detect(inherited),
             started: Instant::now(),
             timers: BTreeMap::new(),
             probe_processes: HashMap::new(),

@@ -1,19 +1,21 @@
-//! Process syscalls: spawn a daemon, signal its group, reap every child.
+//! Process syscalls: start a process, signal its group, reap every child.
 //!
-//! Spawning uses `posix_spawn` (module `posix_spawn`) when nothing has
-//! to run between fork and exec, else `std::process::Command` (fork/exec with
-//! error reporting) with a `pre_exec` step; never `Child::wait`: all reaping
-//! goes through `waitpid(-1)` so adopted orphans are reaped too and nothing
-//! races for exit statuses.
+//! Every process pidzero starts (daemons, the main command, command health
+//! probes) goes through [`spawn`]: std's `Command` (fork, then exec, with exec
+//! errors reported back) plus one `pre_exec` step that gives the child the
+//! signal state pidzero inherited, the terminal when it is the main command,
+//! and its user. Never `Child::wait`: all reaping goes through `waitpid(-1)`
+//! so adopted orphans are reaped too and nothing races for exit statuses.
 
-use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, IsTerminal};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use nix::sys::signal::SigSet;
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::unistd::{Gid, Uid};
 
+use super::signals::{self, Inherited, SignalBits};
 use crate::config::OutputMode;
 use crate::plan::DaemonPlan;
 use crate::supervisor::ExitStatus;
@@ -21,8 +23,8 @@ use crate::supervisor::ExitStatus;
 /// What every spawn needs to know about pidzero's own situation.
 #[derive(Clone, Copy)]
 pub struct SpawnContext {
-    /// The signal mask pidzero inherited; daemons get it back.
-    pub inherited_mask: SigSet,
+    /// The signal state pidzero inherited; every child gets it back.
+    pub inherited: Inherited,
     /// pidzero's stdin is a terminal.
     pub stdin_is_tty: bool,
     /// That terminal is pidzero's controlling terminal.
@@ -30,19 +32,19 @@ pub struct SpawnContext {
 }
 
 impl SpawnContext {
-    pub fn detect(inherited_mask: SigSet) -> Self {
-        // SAFETY: plain queries on fd 0.
-        let stdin_is_tty = unsafe { libc::isatty(0) } == 1;
-        let has_controlling_tty = stdin_is_tty && unsafe { libc::tcgetpgrp(0) } >= 0;
+    pub fn detect(inherited: Inherited) -> Self {
+        let stdin = io::stdin();
+        let stdin_is_tty = stdin.is_terminal();
+        let has_controlling_tty = stdin_is_tty && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok();
         SpawnContext {
-            inherited_mask,
+            inherited,
             stdin_is_tty,
             has_controlling_tty,
         }
     }
 }
 
-/// A started daemon: its pid (also its process group id) and the read ends of
+/// A started process: its pid (also its process group id) and the read ends of
 /// its captured stdout/stderr.
 pub struct Spawned {
     pub pid: i32,
@@ -50,19 +52,15 @@ pub struct Spawned {
     pub stderr: Option<OwnedFd>,
 }
 
-/// Starts one daemon in its own process group.
+/// Starts one process as `plan` says, in a process group of its own (or, for
+/// the main command on a terminal, as the terminal's foreground group).
+///
+/// The child starts with exactly: the signal mask pidzero inherited; every
+/// disposition at its default except the signals pidzero inherited as ignored
+/// (SIGPIPE always at its default); descriptors 0-2 only; the planned working
+/// directory, environment and user; pidzero's rlimits.
 pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
     let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
-    // A program not found at planning time stays a bare name, which only
-    // std's spawn looks up in the daemon's PATH (it may exist by a restart).
-    #[cfg(target_env = "gnu")]
-    if !take_tty && plan.user.is_none() && plan.program.as_os_str().as_bytes().contains(&b'/') {
-        match super::posix_spawn::spawn(plan, &ctx.inherited_mask) {
-            // A script without `#!`: std's execvp runs it with /bin/sh.
-            Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {}
-            spawned => return spawned,
-        }
-    }
     let mut cmd = Command::new(&plan.program);
     if let Some((argv0, rest)) = plan.argv.split_first() {
         cmd.arg0(argv0).args(rest);
@@ -89,11 +87,15 @@ pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
     let child_setup = ChildSetup {
         take_tty,
         has_controlling_tty: ctx.has_controlling_tty,
-        user: plan.user.as_ref().map(|u| (u.uid, u.gid, u.groups.clone())),
-        mask: ctx.inherited_mask,
+        user: plan.user.as_ref().map(|u| {
+            let groups = u.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+            (Uid::from_raw(u.uid), Gid::from_raw(u.gid), groups)
+        }),
+        mask: ctx.inherited.mask,
+        dispositions: child_dispositions(signals::settable(), ctx.inherited.ignored),
     };
-    // SAFETY: the closure only makes async-signal-safe syscalls on data
-    // prepared before the fork; it allocates nothing.
+    // SAFETY: between fork and exec the closure makes only async-signal-safe
+    // syscalls on data built before the fork; it allocates and locks nothing.
     unsafe {
         cmd.pre_exec(move || child_setup.apply());
     }
@@ -107,51 +109,90 @@ pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
     })
 }
 
-/// What the child does between fork and exec, after std's own setup.
+/// The disposition each settable signal gets in a child: ignored when pidzero
+/// inherited it ignored, else the default (which also undoes pidzero's own
+/// SIGPIPE ignore; [`Inherited::ignored`] never holds SIGPIPE).
+fn child_dispositions(
+    settable: impl Iterator<Item = i32>,
+    ignored: SignalBits,
+) -> Vec<(i32, libc::sighandler_t)> {
+    settable
+        .map(|sig| {
+            let handler = if ignored.contains(sig) {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            (sig, handler)
+        })
+        .collect()
+}
+
+/// What the child does between fork and exec, after std's own setup
+/// (descriptors 0-2, working directory, process group).
 struct ChildSetup {
     take_tty: bool,
     has_controlling_tty: bool,
-    user: Option<(u32, u32, Vec<u32>)>,
+    user: Option<(Uid, Gid, Vec<Gid>)>,
     mask: SigSet,
+    dispositions: Vec<(i32, libc::sighandler_t)>,
 }
 
 impl ChildSetup {
     fn apply(&self) -> io::Result<()> {
-        // SAFETY (whole fn): async-signal-safe libc calls on owned, pre-built data.
-        unsafe {
-            // Block everything while arranging the terminal: tcsetpgrp from a
-            // background group raises SIGTTOU otherwise.
-            let all = SigSet::all();
-            libc::sigprocmask(libc::SIG_SETMASK, all.as_ref(), std::ptr::null_mut());
-            if self.take_tty {
-                self.become_foreground();
-            }
-            if let Some((uid, gid, groups)) = &self.user {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::setgid(*gid) != 0 || libc::setuid(*uid) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            libc::sigprocmask(libc::SIG_SETMASK, self.mask.as_ref(), std::ptr::null_mut());
+        // Block everything while arranging the terminal: tcsetpgrp from a
+        // background group raises SIGTTOU otherwise.
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None)?;
+        if self.take_tty {
+            self.become_foreground();
         }
+        if let Some((uid, gid, groups)) = &self.user {
+            nix::unistd::setgroups(groups)?;
+            nix::unistd::setgid(*gid)?;
+            nix::unistd::setuid(*uid)?;
+        }
+        for &(sig, handler) in &self.dispositions {
+            // SAFETY: sets SIG_DFL or SIG_IGN, no handler code involved; a
+            // signal the kernel refuses keeps what exec gives it anyway.
+            unsafe { libc::signal(sig, handler) };
+        }
+        // Anything opened without close-on-exec since startup stays out too.
+        mark_cloexec_from_3();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None)?;
         Ok(())
     }
 
     /// Makes the child's process group the terminal's foreground group; when
     /// pidzero has no controlling terminal, the child starts a session and
     /// takes the terminal as its own. Failures leave job control off, nothing worse.
-    unsafe fn become_foreground(&self) {
-        if self.has_controlling_tty {
-            libc::setpgid(0, 0);
-            libc::tcsetpgrp(0, libc::getpid());
-        } else if libc::setsid() >= 0 {
-            libc::ioctl(0, libc::TIOCSCTTY as _, 0);
-        } else {
-            libc::setpgid(0, 0);
+    fn become_foreground(&self) {
+        // SAFETY: plain syscalls on descriptor 0 and the calling process.
+        unsafe {
+            if self.has_controlling_tty {
+                libc::setpgid(0, 0);
+                libc::tcsetpgrp(0, libc::getpid());
+            } else if libc::setsid() >= 0 {
+                libc::ioctl(0, libc::TIOCSCTTY as _, 0);
+            } else {
+                libc::setpgid(0, 0);
+            }
         }
     }
+}
+
+/// Sets close-on-exec on every descriptor from 3 up in one syscall; false
+/// where the kernel is too old for `close_range(CLOSE_RANGE_CLOEXEC)`.
+fn mark_cloexec_from_3() -> bool {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets descriptor flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    rc == 0
 }
 
 /// The status a failed spawn counts as: 127 when something was not found, else 126.
@@ -207,16 +248,7 @@ pub fn reap_all() -> Vec<(i32, ExitStatus)> {
 
 /// Marks every inherited descriptor above 2 close-on-exec, so daemons never see them.
 pub fn cloexec_inherited_fds() {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if rc == 0 {
+    if mark_cloexec_from_3() {
         return;
     }
     // Older kernels: walk /proc/self/fd.
@@ -242,5 +274,28 @@ pub fn cloexec_inherited_fds() {
 pub fn become_subreaper() {
     if std::process::id() != 1 {
         let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_get_default_dispositions_but_inherited_ignores() {
+        let mut ignored = SignalBits::default();
+        ignored.insert(libc::SIGUSR2);
+        ignored.insert(40);
+        let got = child_dispositions([1, 12, 13, 40, 41].into_iter(), ignored);
+        assert_eq!(
+            got,
+            vec![
+                (1, libc::SIG_DFL),
+                (12, libc::SIG_IGN),
+                (13, libc::SIG_DFL),
+                (40, libc::SIG_IGN),
+                (41, libc::SIG_DFL),
+            ]
+        );
     }
 }

@@ -5,6 +5,10 @@
 //! SIGSEGV, SIGILL and SIGFPE, which must still be forwarded when someone sends
 //! them with kill. A real fault in pidzero itself is still fatal: the kernel
 //! force-unblocks a synchronous fault it raises.
+//!
+//! Only signals sent from outside come out of [`Signals::recv`]: one pidzero
+//! raised on itself (the kernel's SIGPIPE for a write to a client that left)
+//! is dropped, so it is never forwarded to the daemons.
 
 use std::io;
 
@@ -13,22 +17,90 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+/// The signal state pidzero was started with, which every child gets back.
+#[derive(Clone, Copy)]
+pub struct Inherited {
+    /// The signal mask.
+    pub mask: SigSet,
+    /// The signals whose disposition was "ignore". Never SIGPIPE: the Rust
+    /// runtime ignores it before `main`, so whether it was inherited ignored
+    /// cannot be known, and children always get it back at its default.
+    pub ignored: SignalBits,
+}
+
+/// A set of signals 1-64 as plain bits (real-time ones included, which nix's
+/// `Signal` cannot name).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct SignalBits(u64);
+
+impl SignalBits {
+    pub fn insert(&mut self, sig: i32) {
+        if (1..=64).contains(&sig) {
+            self.0 |= 1 << (sig - 1);
+        }
+    }
+
+    pub fn contains(&self, sig: i32) -> bool {
+        (1..=64).contains(&sig) && self.0 & (1 << (sig - 1)) != 0
+    }
+}
+
 /// Blocks every signal in the calling thread (call it before any thread starts,
-/// so every later thread inherits the mask) and returns the mask pidzero
-/// inherited, which daemons get back.
-pub fn block_all() -> io::Result<SigSet> {
-    let mut inherited = SigSet::empty();
+/// so every later thread inherits the mask) and returns the signal state pidzero
+/// inherited, which children get back. Call it first thing in `main`: the
+/// ignored set is read as it is now.
+pub fn block_all() -> io::Result<Inherited> {
+    let ignored = ignored_now();
+    let mut mask = SigSet::empty();
     nix::sys::signal::sigprocmask(
         SigmaskHow::SIG_SETMASK,
         Some(&SigSet::all()),
-        Some(&mut inherited),
+        Some(&mut mask),
     )?;
-    Ok(inherited)
+    Ok(Inherited { mask, ignored })
+}
+
+/// The signals a process can set a disposition for: 1-31 but KILL and STOP,
+/// and the real-time ones from SIGRTMIN (the C library keeps those between
+/// for itself, glibc 32 and 33, and refuses them; exec resets their handlers).
+pub fn settable() -> impl Iterator<Item = i32> {
+    (1..32)
+        .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+}
+
+/// The settable signals whose disposition is "ignore", SIGPIPE left out.
+fn ignored_now() -> SignalBits {
+    let mut ignored = SignalBits::default();
+    for sig in settable().filter(|&sig| sig != libc::SIGPIPE) {
+        // SAFETY: an all-zero `sigaction` is a valid value (integers and a
+        // mask); with a null new action the call only reads the current one.
+        let handler = unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            (libc::sigaction(sig, std::ptr::null(), &mut current) == 0)
+                .then_some(current.sa_sigaction)
+        };
+        if handler == Some(libc::SIG_IGN) {
+            ignored.insert(sig);
+        }
+    }
+    ignored
+}
+
+/// True when a signal came from pidzero itself: the kernel gives a SIGPIPE
+/// raised by a failed write (and `raise`, `kill(getpid())`) the sender pid of
+/// the process that got it. A signal from outside the PID namespace has sender
+/// pid 0, one from another process in it that process's pid. The code does
+/// not tell them apart: a write's SIGPIPE arrives as SI_USER, like a `kill`.
+pub fn raised_by_self(sender_pid: u32, own_pid: u32) -> bool {
+    sender_pid == own_pid
 }
 
 /// The signals pidzero receives, as an async stream of signal numbers.
 pub struct Signals {
     fd: AsyncFd<SignalFd>,
+    /// pidzero's pid as the kernel reports senders to it (1 as PID 1).
+    own_pid: u32,
 }
 
 impl Signals {
@@ -42,16 +114,21 @@ impl Signals {
         // for as long as the AsyncFd that owns it lives.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
-        Ok(Signals { fd })
+        Ok(Signals {
+            fd,
+            own_pid: std::process::id(),
+        })
     }
 
-    /// Waits for at least one signal and returns every one that is pending.
+    /// Waits for at least one signal from outside and returns every one that
+    /// is pending; those pidzero raised on itself are dropped.
     pub async fn recv(&mut self) -> io::Result<Vec<i32>> {
         loop {
             let mut guard = self.fd.readable().await?;
             let mut signals = Vec::new();
             loop {
                 match guard.get_inner().read_signal() {
+                    Ok(Some(info)) if raised_by_self(info.ssi_pid, self.own_pid) => {}
                     Ok(Some(info)) => signals.push(info.ssi_signo as i32),
                     Ok(None) => break,
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -62,6 +139,50 @@ impl Signals {
             if !signals.is_empty() {
                 return Ok(signals);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_signals_from_outside_count() {
+        // pidzero as PID 1: its own SIGPIPE, a sender in the namespace, one outside it.
+        assert!(raised_by_self(1, 1));
+        assert!(!raised_by_self(7, 1));
+        assert!(!raised_by_self(0, 1));
+        // Not PID 1 (a child subreaper).
+        assert!(raised_by_self(4242, 4242));
+        assert!(!raised_by_self(1, 4242));
+    }
+
+    #[test]
+    fn signal_bits_hold_1_to_64() {
+        let mut bits = SignalBits::default();
+        for sig in [1, 12, 33, 64, 0, 65, -1] {
+            bits.insert(sig);
+        }
+        assert_eq!(bits, SignalBits(1 | 1 << 11 | 1 << 32 | 1 << 63));
+        assert!(bits.contains(64) && bits.contains(33) && !bits.contains(13));
+        assert!(!bits.contains(0) && !bits.contains(65));
+    }
+
+    #[test]
+    fn settable_signals_leave_out_kill_stop_and_glibc_internals() {
+        let all: Vec<i32> = settable().collect();
+        for sig in [libc::SIGKILL, libc::SIGSTOP, 32, 33] {
+            assert!(!all.contains(&sig), "{sig}");
+        }
+        for sig in [
+            libc::SIGHUP,
+            libc::SIGPIPE,
+            libc::SIGSYS,
+            libc::SIGRTMIN(),
+            64,
+        ] {
+            assert!(all.contains(&sig), "{sig}");
         }
     }
 }
