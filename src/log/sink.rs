@@ -178,13 +178,21 @@ impl FileSink {
 
     /// Shifts `path.N-1` → `path.N` … `path` → `path.1` (the rename over
     /// `path.max_files` drops the oldest), then opens a fresh `path`.
+    ///
+    /// Only the run of rotated files that exist is shifted (see
+    /// [`rotation_renames`]): a rotation costs O(files that exist), never
+    /// O(`max_files`), which a large `max_files` would turn into minutes
+    /// with the writer (and so the daemons) blocked.
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
         if self.max_files == 0 {
             ignore_missing(std::fs::remove_file(&self.path))?;
         } else {
-            for n in (1..self.max_files).rev() {
-                ignore_missing(std::fs::rename(self.rotated(n), self.rotated(n + 1)))?;
+            let renames = rotation_renames(self.max_files, |n| {
+                std::fs::symlink_metadata(self.rotated(n)).is_ok()
+            });
+            for (from, to) in renames {
+                ignore_missing(std::fs::rename(self.rotated(from), self.rotated(to)))?;
             }
             ignore_missing(std::fs::rename(&self.path, self.rotated(1)))?;
         }
@@ -197,6 +205,21 @@ impl FileSink {
         name.push(format!(".{n}"));
         PathBuf::from(name)
     }
+}
+
+/// The renames `(n, n + 1)` that make room for a new `path.1`, in the order
+/// to do them: the run of rotated files `1, 2, …` that exist moves up by
+/// one, up to `max_files` (whose file the last rename replaces, dropping
+/// the oldest). Files past the first missing index stay where they are: the
+/// gap takes the shift. Asks `exists` at most once per existing file plus
+/// once, so the cost follows the files on disk, not `max_files`.
+fn rotation_renames(max_files: u32, exists: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {
+    // The first index that is free, or `max_files` when all below it exist.
+    let mut top = 1;
+    while top < max_files && exists(top) {
+        top += 1;
+    }
+    (1..top).rev().map(|n| (n, n + 1)).collect()
 }
 
 fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
@@ -324,6 +347,48 @@ pub(crate) mod tests {
         assert_eq!(read(&path), "r08\n");
         assert_eq!(read(&dir.join("pidzero.log.1")), "a-very-long-record\n");
         assert_eq!(read(&dir.join("pidzero.log.2")), "r07\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_shifts_only_the_files_that_exist() {
+        let asked = std::cell::Cell::new(0u32);
+        let present = |files: &'static [u32]| {
+            let asked = &asked;
+            move |n: u32| {
+                asked.set(asked.get() + 1);
+                files.contains(&n)
+            }
+        };
+        // A huge maximum with two files: two renames, three questions.
+        assert_eq!(
+            rotation_renames(100_000_000, present(&[1, 2])),
+            [(2, 3), (1, 2)]
+        );
+        assert_eq!(asked.get(), 3);
+        // No rotated file yet: nothing to shift.
+        assert_eq!(rotation_renames(u32::MAX, present(&[])), []);
+        // A gap takes the shift; files past it stay.
+        assert_eq!(rotation_renames(10, present(&[1, 3, 4])), [(1, 2)]);
+        // All present: the last rename replaces (drops) the oldest.
+        assert_eq!(rotation_renames(3, present(&[1, 2, 3])), [(2, 3), (1, 2)]);
+        assert_eq!(rotation_renames(1, present(&[1])), []);
+    }
+
+    /// With the largest `max_files` the type allows, rotations on disk end
+    /// at once and keep the files in order.
+    #[test]
+    fn rotation_with_a_huge_max_files_is_immediate() {
+        let dir = temp_dir("huge-max");
+        let path = dir.join("pidzero.log");
+        let mut sink = FileSink::open(&path, 4, u32::MAX).unwrap();
+        let started = std::time::Instant::now();
+        sink.write_records(b"r01\nr02\nr03\nr04\n").unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(read(&path), "r04\n");
+        assert_eq!(read(&dir.join("pidzero.log.1")), "r03\n");
+        assert_eq!(read(&dir.join("pidzero.log.3")), "r01\n");
+        assert!(!dir.join("pidzero.log.4").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
