@@ -10,17 +10,82 @@
 //!
 //! pidzero never dies from `SIGPIPE`: the Rust runtime ignores it at startup,
 //! so a closed stdout shows up here as `EPIPE`.
+//!
+//! No sink blocks startup or hangs the exit: the file is opened with
+//! `O_NONBLOCK` (a FIFO without a reader then fails with `ENXIO` instead of
+//! waiting for one, and is opened again with a backoff, see [`Backoff`]); a
+//! write that waits for room (a stdout pipe nobody reads) is given up once
+//! the writer is told to give up (see [`write_all`]).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use memchr::{memchr, memrchr};
 
 /// Mode of a newly created log file (before the umask).
 pub const FILE_MODE: u32 = 0o640;
+
+/// The first delay before opening a log file again after it could not be
+/// opened (a FIFO without a reader yet).
+pub const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest delay between two attempts to open the log file.
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Delays between attempts to open a sink that cannot be opened: from
+/// [`RETRY_FIRST`], doubling up to [`RETRY_MAX`], back to the first after a
+/// success. Attempts are only made when there is something to write, so a
+/// sink that stays unavailable costs no wake-up of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: RETRY_FIRST }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt, after a failed one.
+    pub fn failed(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(RETRY_MAX);
+        delay
+    }
+
+    pub fn succeeded(&mut self) {
+        self.next = RETRY_FIRST;
+    }
+}
+
+/// Set when pidzero gives up the pending writes at exit: a write that would
+/// wait for room fails from then on instead (see [`write_all`]). Shared by
+/// the sinks of one writer and whoever tells it to give up.
+pub type GiveUpFlag = Arc<AtomicBool>;
+
+/// The error of a write given up at exit; see [`gave_up`].
+#[derive(Debug)]
+struct GaveUp;
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("gave up: the sink did not take the records before pidzero exited")
+    }
+}
+
+impl std::error::Error for GaveUp {}
+
+/// True for the error of a write given up at exit.
+pub fn gave_up(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|e| e.is::<GaveUp>())
+}
 
 /// Writes to fd 1 (or 2) directly: no std lock, no line buffering, one
 /// `write` per batch in the common case. The fd is borrowed, never closed.
@@ -30,11 +95,35 @@ pub struct StdoutSink {
     /// A previous write failed in the middle of a record: start the next
     /// successful write on a fresh line so later records stay whole.
     torn: bool,
+    /// The fd was closed when pidzero started (see [`was_closed_at_start`]):
+    /// every write fails with `EBADF` instead of going to `/dev/null`.
+    closed: bool,
+    /// Once a write has been given up at exit, later ones are too.
+    abandoned: bool,
+    give_up: GiveUpFlag,
 }
 
 impl StdoutSink {
     pub fn new(fd: RawFd) -> Self {
-        StdoutSink { fd, torn: false }
+        StdoutSink {
+            fd,
+            torn: false,
+            closed: false,
+            abandoned: false,
+            give_up: GiveUpFlag::default(),
+        }
+    }
+
+    /// This sink with `give_up` as the flag that ends a waiting write.
+    pub fn with_give_up(mut self, give_up: GiveUpFlag) -> Self {
+        self.give_up = give_up;
+        self
+    }
+
+    /// Marks the fd as closed at start: writes report `EBADF`.
+    pub fn closed(mut self) -> Self {
+        self.closed = true;
+        self
     }
 
     /// Writes a buffer of whole records.
@@ -47,11 +136,25 @@ impl StdoutSink {
         if chunks.iter().all(|c| c.is_empty()) {
             return Ok(());
         }
+        if self.closed {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        if self.abandoned {
+            return Err(io::Error::other(GaveUp));
+        }
+        let result = self.write_unless_abandoned(chunks);
+        if result.as_ref().is_err_and(gave_up) {
+            self.abandoned = true;
+        }
+        result
+    }
+
+    fn write_unless_abandoned(&mut self, chunks: &[&[u8]]) -> io::Result<()> {
         if self.torn {
-            write_all(self.fd, &[b"\n"]).map_err(|(_, e)| e)?;
+            write_all(self.fd, &[b"\n"], &self.give_up).map_err(|(_, e)| e)?;
             self.torn = false;
         }
-        match write_all(self.fd, chunks) {
+        match write_all(self.fd, chunks, &self.give_up) {
             Ok(_) => Ok(()),
             Err((written, error)) => {
                 self.torn = written > 0;
@@ -61,8 +164,58 @@ impl StdoutSink {
     }
 }
 
+/// Which of fds 1 and 2 were closed when pidzero started.
+static CLOSED_AT_START: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// Notes which of fds 1 and 2 were closed when pidzero was started (`>&-`);
+/// call it first thing in `main`, before anything opens a file.
+///
+/// The Rust runtime opens `/dev/null` on a closed fd 0, 1 or 2 before
+/// `main` (so no file pidzero opens can take that number and receive
+/// records by mistake), which would hide a closed stdout: records would go
+/// to `/dev/null` without a word. The runtime opens it read-write, while a
+/// shell's `>/dev/null` is write-only: that is how a closed fd is told from
+/// a chosen `/dev/null`, and the stream sink then reports `EBADF` once.
+pub fn note_closed_standard_fds() {
+    for (slot, fd) in CLOSED_AT_START.iter().zip([1, 2]) {
+        slot.store(opened_by_the_runtime(fd), Ordering::Relaxed);
+    }
+}
+
+/// Whether `fd` (1 or 2) was found closed by [`note_closed_standard_fds`].
+pub fn was_closed_at_start(fd: RawFd) -> bool {
+    match fd {
+        1 | 2 => CLOSED_AT_START[fd as usize - 1].load(Ordering::Relaxed),
+        _ => false,
+    }
+}
+
+/// True when `fd` is `/dev/null` opened read-write: what the Rust runtime
+/// puts on a standard fd that was closed.
+fn opened_by_the_runtime(fd: RawFd) -> bool {
+    // SAFETY: fcntl and fstat on an fd number, with a zeroed stat to fill.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_ACCMODE != libc::O_RDWR {
+        return false;
+    }
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return false;
+    }
+    let null = std::fs::metadata("/dev/null");
+    stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && null.is_ok_and(|m| std::os::unix::fs::MetadataExt::rdev(&m) == stat.st_rdev)
+}
+
 /// Appends to a log file (created mode 0640), rotating by size between whole
 /// records: `pidzero.log` → `pidzero.log.1` … `.max_files`, the oldest dropped.
+///
+/// The path may also be a FIFO (a log shipper reads it) or a device: those
+/// are never rotated (renaming a FIFO would leave its reader behind). The
+/// open never waits: a FIFO without a reader fails with `ENXIO`, and the
+/// sink tries again with the next records after a [`Backoff`] delay;
+/// records written meanwhile are dropped for this sink (the writer counts
+/// them), like those of any failed write.
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
@@ -71,10 +224,23 @@ pub struct FileSink {
     size: u64,
     max_file_size: u64,
     max_files: u32,
+    /// The open file is a regular file (only those are rotated).
+    regular: bool,
+    /// While the path cannot be opened: when to try again, and why it failed.
+    retry: Option<(Instant, io::ErrorKind, Option<i32>)>,
+    backoff: Backoff,
+    /// Once a write has been given up at exit, later ones are too.
+    abandoned: bool,
+    give_up: GiveUpFlag,
 }
 
 impl FileSink {
     /// Opens (creating) `path` for appending; `max_file_size == 0` never rotates.
+    ///
+    /// A FIFO without a reader (`ENXIO`) is no error here: the sink starts
+    /// closed and opens it once a reader is there. Other errors (a missing
+    /// directory, no permission) are returned: they are configuration
+    /// mistakes, better reported before anything starts.
     pub fn open(path: &Path, max_file_size: u64, max_files: u32) -> io::Result<Self> {
         let mut sink = FileSink {
             path: path.to_path_buf(),
@@ -82,9 +248,27 @@ impl FileSink {
             size: 0,
             max_file_size,
             max_files,
+            regular: true,
+            retry: None,
+            backoff: Backoff::default(),
+            abandoned: false,
+            give_up: GiveUpFlag::default(),
         };
-        sink.ensure_open()?;
-        Ok(sink)
+        match sink.ensure_open() {
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                // The first write tries again at once, and reports it.
+                sink.retry = None;
+                Ok(sink)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(sink),
+        }
+    }
+
+    /// This sink with `give_up` as the flag that ends a waiting write.
+    pub fn with_give_up(mut self, give_up: GiveUpFlag) -> Self {
+        self.give_up = give_up;
+        self
     }
 
     /// Writes a buffer of whole records, rotating before a record that would
@@ -112,8 +296,19 @@ impl FileSink {
         if total == 0 {
             return Ok(());
         }
+        if self.abandoned {
+            return Err(io::Error::other(GaveUp));
+        }
+        let result = self.write_unless_abandoned(chunks, total);
+        if result.as_ref().is_err_and(gave_up) {
+            self.abandoned = true;
+        }
+        result
+    }
+
+    fn write_unless_abandoned(&mut self, chunks: &[&[u8]], total: usize) -> io::Result<()> {
         self.ensure_open()?;
-        if self.max_file_size == 0 || self.size + total as u64 <= self.max_file_size {
+        if !self.rotates() || self.size + total as u64 <= self.max_file_size {
             return self.append(chunks);
         }
         chunks
@@ -121,10 +316,15 @@ impl FileSink {
             .try_for_each(|chunk| self.write_records(chunk))
     }
 
+    /// Rotation is on (`max_file_size` above 0) and applies to this file.
+    fn rotates(&self) -> bool {
+        self.max_file_size > 0 && self.regular
+    }
+
     /// Length of the longest prefix of whole records that may go into the
     /// current file; 0 means rotate first.
     fn fitting_prefix(&self, buf: &[u8]) -> usize {
-        if self.max_file_size == 0 {
+        if !self.rotates() {
             return buf.len();
         }
         let room = self.max_file_size.saturating_sub(self.size);
@@ -148,7 +348,7 @@ impl FileSink {
         let Some(file) = self.file.as_ref() else {
             return Err(io::Error::other("log file is not open"));
         };
-        match write_all(file.as_raw_fd(), chunks) {
+        match write_all(file.as_raw_fd(), chunks, &self.give_up) {
             Ok(written) => {
                 self.size += written as u64;
                 Ok(())
@@ -163,16 +363,49 @@ impl FileSink {
         }
     }
 
+    /// Opens the path if it is not open, unless an earlier attempt failed
+    /// less than a backoff delay ago: then fails at once with that error.
     fn ensure_open(&mut self) -> io::Result<()> {
-        if self.file.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(FILE_MODE)
-                .open(&self.path)?;
-            self.size = file.metadata()?.len();
-            self.file = Some(file);
+        if self.file.is_some() {
+            return Ok(());
         }
+        let now = Instant::now();
+        if let Some((at, kind, errno)) = self.retry {
+            if now < at {
+                return Err(match errno {
+                    Some(errno) => io::Error::from_raw_os_error(errno),
+                    None => io::Error::from(kind),
+                });
+            }
+        }
+        match self.open_now() {
+            Ok(()) => {
+                self.retry = None;
+                self.backoff.succeeded();
+                Ok(())
+            }
+            Err(e) => {
+                self.retry = Some((now + self.backoff.failed(), e.kind(), e.raw_os_error()));
+                Err(e)
+            }
+        }
+    }
+
+    /// One attempt to open the path, without waiting: `O_NONBLOCK` makes a
+    /// FIFO without a reader fail with `ENXIO` (a blocking open would wait
+    /// for one, deaf to signals). The flag stays on: a write that finds a
+    /// FIFO full waits for room in `poll`, where giving up can end it.
+    fn open_now(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path)?;
+        let metadata = file.metadata()?;
+        self.regular = metadata.file_type().is_file();
+        self.size = if self.regular { metadata.len() } else { 0 };
+        self.file = Some(file);
         Ok(())
     }
 
@@ -235,8 +468,18 @@ const MAX_IOVECS: usize = 1024;
 /// `writev(2)` until all of `chunks` is written, retrying on `EINTR` and
 /// waiting with `poll` on `EAGAIN` (an inherited fd may be non-blocking).
 /// Returns the bytes written; on error, how many did get written.
-fn write_all(fd: RawFd, chunks: &[&[u8]]) -> Result<usize, (usize, io::Error)> {
+///
+/// Once `give_up` is set, a write that cannot complete at once (`EAGAIN`,
+/// or interrupted, or partial: the writer thread is interrupted by a signal
+/// when pidzero gives up, see `writer::GiveUp`) fails with the [`GaveUp`]
+/// error instead of waiting for room.
+fn write_all(
+    fd: RawFd,
+    chunks: &[&[u8]],
+    give_up: &AtomicBool,
+) -> Result<usize, (usize, io::Error)> {
     let mut written = 0;
+    let mut first = true;
     // The first chunk not yet written in full, and how much of it is.
     let (mut index, mut offset) = (0, 0);
     let mut iovecs = Vec::with_capacity(chunks.len().min(MAX_IOVECS));
@@ -248,6 +491,10 @@ fn write_all(fd: RawFd, chunks: &[&[u8]]) -> Result<usize, (usize, io::Error)> {
         if index == chunks.len() {
             return Ok(written);
         }
+        if !first && give_up.load(Ordering::Relaxed) {
+            return Err((written, io::Error::other(GaveUp)));
+        }
+        first = false;
         iovecs.clear();
         for (k, chunk) in chunks[index..].iter().take(MAX_IOVECS).enumerate() {
             let part = if k == 0 { &chunk[offset..] } else { chunk };

@@ -12,10 +12,19 @@
 //! [`DRAIN_BYTES`]) and writes it to each sink with one `writev`: few
 //! syscalls, no copy of formatted records, and records are never torn or
 //! interleaved because nothing else writes to the sinks.
+//!
+//! At exit pidzero waits for the sinks to take what is queued, but not
+//! forever: after a second stop signal, or `shutdown_timeout` after the last
+//! daemon is gone, it gives up ([`GiveUp`]): a write waiting for room is
+//! interrupted and fails, later writes to that sink fail at once, and the
+//! records they held are counted, named in a last event on any sink that
+//! still works, and returned by [`LogWriter::finish`] for a line on stderr.
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,7 +35,7 @@ use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{timestamp_now, EventRecord, FieldValue, Level, LineBatch};
-use super::sink::{FileSink, StdoutSink};
+use super::sink::{self as sinks, FileSink, GiveUpFlag, StdoutSink};
 use crate::config::{LogFormat, LogSettings};
 
 /// Line batches allowed in flight (queued or being written) at once.
@@ -72,9 +81,129 @@ pub struct WriterOptions {
     pub quiet: bool,
 }
 
+/// How long [`LogWriter::finish`] waits for the queued records when nobody
+/// set a deadline with [`GiveUp::set_deadline`] (the default `shutdown_timeout`).
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the writer may take, once told to give up, to count what is
+/// left and write its last event before pidzero exits without it.
+pub const GIVE_UP_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a writer told to give up is interrupted again, in case the
+/// first interruption came just before it started to wait in a write.
+const INTERRUPT_EVERY: Duration = Duration::from_millis(20);
+
 /// The running writer thread; see [`start`].
 pub struct LogWriter {
     thread: JoinHandle<()>,
+    /// Told by the thread when it ends (so `finish` can wait with a timeout).
+    done: std::sync::mpsc::Receiver<()>,
+    give_up: GiveUp,
+    /// Records of writes given up at exit.
+    given_up: Arc<AtomicU64>,
+}
+
+/// Tells the writer to stop waiting for its sinks: see the module docs.
+/// Cheap to clone; the runtime holds one to give up on a second stop signal.
+#[derive(Clone)]
+pub struct GiveUp {
+    flag: GiveUpFlag,
+    /// The writer thread, until it has been joined (a joined thread's id
+    /// must not be signalled).
+    thread: Arc<Mutex<Option<libc::pthread_t>>>,
+    /// When to give up if the sinks have not taken everything by then.
+    deadline: Arc<OnceLock<Instant>>,
+}
+
+impl GiveUp {
+    /// Gives up the pending writes: sets the flag the sinks check and
+    /// interrupts the writer thread in case it waits in a write.
+    pub fn give_up(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(thread) = *thread {
+            // SAFETY: the thread has not been joined (the id is taken out
+            // before joining, under this lock), so its id is valid.
+            unsafe { libc::pthread_kill(thread, interrupt_signal()) };
+        }
+    }
+
+    pub fn given_up(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Sets when [`LogWriter::finish`] gives up (the first call wins).
+    pub fn set_deadline(&self, at: Instant) {
+        let _ = self.deadline.set(at);
+    }
+}
+
+/// The signal that interrupts the writer thread in a write (`SIGRTMIN`):
+/// a thread-directed signal with a handler that does nothing, installed
+/// without `SA_RESTART`, is the one way to end a blocking `writev` to a pipe
+/// nobody reads without touching the fd, which other processes share. Only
+/// the writer thread has it unblocked; every other signal is still read
+/// from the signalfd.
+fn interrupt_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn interrupted(_: libc::c_int) {}
+
+/// Installs the do-nothing handler of [`interrupt_signal`] and unblocks it
+/// in the calling thread (the writer). Without it, giving up still ends
+/// pidzero after [`GIVE_UP_GRACE`], just without the writer's last count.
+fn accept_interruptions() {
+    // SAFETY: a zeroed sigaction with a valid handler and an empty mask; a
+    // sigset built by sigemptyset/sigaddset; plain syscalls.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = 0;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(interrupt_signal(), &action, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, interrupt_signal());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// True when a stop signal (TERM, INT, QUIT) is pending for this thread,
+/// which takes it: at exit, a stop signal means "stop waiting for the sinks".
+fn stop_signal_pending() -> bool {
+    // SAFETY: a sigset built by sigemptyset/sigaddset, a zero timeout.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) > 0
+    }
+}
+
+/// Writes `line` and a newline to stderr if that can be done without
+/// waiting (stderr may be the very pipe nobody reads); never fails or panics.
+pub fn tell_stderr(line: &str) {
+    let text = format!("pidzero: {line}\n");
+    let mut pollfd = libc::pollfd {
+        fd: libc::STDERR_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; a write from a live buffer.
+    unsafe {
+        if libc::poll(&mut pollfd, 1, 0) == 1 && pollfd.revents & libc::POLLOUT != 0 {
+            libc::write(libc::STDERR_FILENO, text.as_ptr().cast(), text.len());
+        }
+    }
 }
 
 /// Opens the sinks (a file-open error is returned so the caller can report it) and starts the writer thread.
@@ -92,32 +221,82 @@ pub fn start(options: WriterOptions) -> io::Result<(LogHandle, LogWriter)> {
 }
 
 impl LogWriter {
-    /// Writes everything queued before this call, closes the sinks and joins the thread.
+    /// Writes everything queued before this call, closes the sinks and joins
+    /// the thread; returns how many records were given up.
     ///
-    /// Like any write, this waits while a sink blocks (a stdout pipe that
-    /// nobody reads); sink errors do not make it wait.
-    pub fn finish(self, handle: &LogHandle) {
+    /// While a sink blocks (a stdout pipe that nobody reads) this waits, up
+    /// to the deadline set with [`GiveUp::set_deadline`] (else
+    /// [`FINISH_TIMEOUT`]), or until a stop signal arrives, or not at all if
+    /// pidzero already gave up; then it gives up the pending writes and
+    /// waits at most [`GIVE_UP_GRACE`] more.
+    pub fn finish(self, handle: &LogHandle) -> u64 {
         let _ = handle.tx.send(Message::Finish);
+        let deadline = *self
+            .give_up
+            .deadline
+            .get_or_init(|| Instant::now() + FINISH_TIMEOUT);
+        let mut gave_up_at = self.give_up.given_up().then(Instant::now);
+        let still_running = || {
+            matches!(
+                self.done.recv_timeout(INTERRUPT_EVERY),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            )
+        };
+        while still_running() {
+            match gave_up_at {
+                Some(at) if at.elapsed() >= GIVE_UP_GRACE => {
+                    // Stuck for good: exit without it (the process ends it).
+                    return self.given_up.load(Ordering::Relaxed);
+                }
+                Some(_) => self.give_up.give_up(),
+                None if Instant::now() >= deadline || stop_signal_pending() => {
+                    self.give_up.give_up();
+                    gave_up_at = Some(Instant::now());
+                }
+                None => {}
+            }
+        }
+        self.give_up
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         // A panic in the writer has already been reported by the panic hook.
         let _ = self.thread.join();
+        self.given_up.load(Ordering::Relaxed)
+    }
+
+    /// What tells this writer to give up; see [`GiveUp`].
+    pub fn give_up_handle(&self) -> GiveUp {
+        self.give_up.clone()
     }
 }
 
 /// [`start`] with the stream sink's fd chosen by the caller (tests use a pipe).
 fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHandle, LogWriter)> {
     let settings = &options.settings;
+    let flag = GiveUpFlag::default();
     let file = if settings.log_to_file {
         let sink = FileSink::open(
             &settings.file_path,
             settings.max_file_size,
             settings.max_files,
-        )?;
+        )?
+        .with_give_up(Arc::clone(&flag));
         Some(Target::new(sink, "file"))
     } else {
         None
     };
     let stream_name = if options.quiet { "stderr" } else { "stdout" };
-    let stream = stream_fd.map(|fd| Target::new(StdoutSink::new(fd), stream_name));
+    let stream = stream_fd.map(|fd| {
+        let sink = StdoutSink::new(fd).with_give_up(Arc::clone(&flag));
+        let sink = if sinks::was_closed_at_start(fd) {
+            sink.closed()
+        } else {
+            sink
+        };
+        Target::new(sink, stream_name)
+    });
     // Read buffers go back to the readers from the recent-records ring,
     // formatted ones from the writer thread.
     let read_buffers = Arc::new(BufferPool::default());
@@ -145,17 +324,37 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         pending_bytes: 0,
         permits: Arc::clone(&permits),
         taken_permits: 0,
+        given_up: Arc::new(AtomicU64::new(0)),
     };
+    let given_up = Arc::clone(&writer.given_up);
+    let (done_tx, done) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("pidzero-log".into())
-        .spawn(move || writer.run(rx))?;
+        .spawn(move || {
+            accept_interruptions();
+            writer.run(rx);
+            let _ = done_tx.send(());
+        })?;
+    let give_up = GiveUp {
+        flag,
+        thread: Arc::new(Mutex::new(Some(thread.as_pthread_t()))),
+        deadline: Arc::default(),
+    };
     let routing = Routing {
         format: settings.format,
         quiet: options.quiet,
         lines_have_sink: settings.log_to_file || (stream_fd.is_some() && !options.quiet),
     };
     let handle = LogHandle::new(tx, permits, recent, read_buffers, pool, routing);
-    Ok((handle, LogWriter { thread }))
+    Ok((
+        handle,
+        LogWriter {
+            thread,
+            done,
+            give_up,
+            given_up,
+        },
+    ))
 }
 
 /// What a sink must do for the writer.
@@ -182,6 +381,10 @@ struct Target<S> {
     /// When the last write failed, in a failure episode that has been
     /// reported: no new report until writes succeed for [`RECOVERY`].
     failed_at: Option<Instant>,
+    /// Records of failed writes (never written to this sink).
+    dropped: u64,
+    /// Of those, records of writes given up at exit.
+    given_up: u64,
 }
 
 impl<S: Sink> Target<S> {
@@ -190,11 +393,14 @@ impl<S: Sink> Target<S> {
             sink,
             name,
             failed_at: None,
+            dropped: 0,
+            given_up: 0,
         }
     }
 
     /// Writes `chunks`; returns the error when it starts a new failure
-    /// episode (the only time it is reported).
+    /// episode (the only time it is reported). A write given up at exit is
+    /// counted, not reported: the writer's last event sums those up.
     fn write(&mut self, chunks: &[&[u8]], recent: &Recent) -> Option<io::Error> {
         if chunks.is_empty() {
             return None;
@@ -207,6 +413,12 @@ impl<S: Sink> Target<S> {
                 None
             }
             Err(error) => {
+                let records = count_records(chunks);
+                self.dropped += records;
+                if sinks::gave_up(&error) {
+                    self.given_up += records;
+                    return None;
+                }
                 recent.sink_error(self.name);
                 let first = self.failed_at.is_none();
                 self.failed_at = Some(Instant::now());
@@ -214,6 +426,14 @@ impl<S: Sink> Target<S> {
             }
         }
     }
+}
+
+/// Records in `chunks`: each ends in the only `\n` it holds.
+fn count_records(chunks: &[&[u8]]) -> u64 {
+    chunks
+        .iter()
+        .map(|c| memchr::memchr_iter(b'\n', c).count() as u64)
+        .sum()
 }
 
 struct Writer {
@@ -231,6 +451,8 @@ struct Writer {
     permits: Arc<Semaphore>,
     /// Line batches taken in this round, whose permits go back before writing.
     taken_permits: usize,
+    /// Records given up at exit, over both sinks (read by [`LogWriter::finish`]).
+    given_up: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -255,6 +477,42 @@ impl Writer {
             if finish {
                 break;
             }
+        }
+        self.report_given_up();
+    }
+
+    /// After giving up at exit: the last event, on any sink still working,
+    /// says how many records each given-up sink lost.
+    fn report_given_up(&mut self) {
+        let mut reports = Vec::new();
+        for (name, given_up, dropped) in [
+            self.stream
+                .as_ref()
+                .map(|t| (t.name, t.given_up, t.dropped)),
+            self.file.as_ref().map(|t| (t.name, t.given_up, t.dropped)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if given_up > 0 {
+                let event = gave_up_event(name, given_up, dropped);
+                reports.push(format_and_keep_event(
+                    &self.recent,
+                    &self.pidzero,
+                    self.format,
+                    &event,
+                ));
+            }
+        }
+        if reports.is_empty() {
+            return;
+        }
+        let chunks: Vec<&[u8]> = reports.iter().map(|r| &r[..]).collect();
+        if let Some(stream) = self.stream.as_mut().filter(|t| t.given_up == 0) {
+            stream.write(&chunks, &self.recent);
+        }
+        if let Some(file) = self.file.as_mut().filter(|t| t.given_up == 0) {
+            file.write(&chunks, &self.recent);
         }
     }
 
@@ -319,6 +577,12 @@ impl Writer {
         self.pool
             .give_back(self.pending.drain(..).filter(|c| c.permit).map(|c| c.bytes));
         self.pending_bytes = 0;
+        let given_up = [
+            self.stream.as_ref().map_or(0, |t| t.given_up),
+            self.file.as_ref().map_or(0, |t| t.given_up),
+        ];
+        self.given_up
+            .store(given_up.iter().sum(), Ordering::Relaxed);
     }
 }
 
@@ -341,6 +605,24 @@ fn report(
     error: &io::Error,
 ) -> Vec<u8> {
     format_and_keep_event(recent, pidzero, format, &sink_error(sink, error))
+}
+
+/// The `sink_error` event, at exit, for a sink whose writes were given up.
+fn gave_up_event(sink: &'static str, given_up: u64, dropped: u64) -> EventRecord {
+    EventRecord {
+        timestamp: timestamp_now(),
+        level: Level::Error,
+        event: "sink_error",
+        fields: vec![
+            ("sink", FieldValue::Str(sink.to_string())),
+            ("error", FieldValue::Str("gave up at exit".to_string())),
+            ("dropped", FieldValue::Int(given_up as i64)),
+            ("dropped_total", FieldValue::Int(dropped as i64)),
+        ],
+        line: format!(
+            "gave up {given_up} log records that {sink} did not take before pidzero exited ({dropped} records never reached {sink} in all)"
+        ),
+    }
 }
 
 /// The `sink_error` event for a sink that just started failing.
