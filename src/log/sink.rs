@@ -721,4 +721,91 @@ pub(crate) mod tests {
             "later writes are retried"
         );
     }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_starts_over_after_a_success() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..8).map(|_| backoff.failed()).collect();
+        assert_eq!(delays[0], RETRY_FIRST);
+        assert_eq!(delays[1], RETRY_FIRST * 2);
+        assert_eq!(delays[2], RETRY_FIRST * 4);
+        assert_eq!(delays[7], RETRY_MAX);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), RETRY_FIRST);
+    }
+
+    pub(crate) fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    /// A FIFO without a reader neither blocks the open nor fails it; writes
+    /// fail with ENXIO until a reader is there (no new attempt before the
+    /// backoff delay), then records flow; a FIFO is never rotated.
+    #[test]
+    fn fifo_without_reader_opens_once_a_reader_is_there() {
+        let dir = temp_dir("fifo");
+        let path = dir.join("pidzero.log");
+        mkfifo(&path);
+        let started = std::time::Instant::now();
+        let mut sink = FileSink::open(&path, 4, 5).unwrap();
+        let error = sink.write_records(b"lost\n").unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENXIO));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let (retry_at, ..) = sink.retry.expect("a retry is planned");
+        assert!(retry_at > std::time::Instant::now());
+        // A reader comes; before the delay is over the sink does not look.
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        let error = sink.write_records(b"early\n").unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENXIO));
+        // Once the delay is over, the next write opens it.
+        sink.retry = sink.retry.map(|(_, kind, errno)| (started, kind, errno));
+        sink.write_records(b"r01\nr02\n").unwrap();
+        sink.write_chunks(&[b"r03\n", b"r04\n"]).unwrap();
+        let mut got = [0u8; 64];
+        let n = nix::unistd::read(&reader, &mut got).unwrap();
+        assert_eq!(&got[..n], b"r01\nr02\nr03\nr04\n");
+        assert!(!dir.join("pidzero.log.1").exists(), "a FIFO is not rotated");
+        let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&kind));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Other open errors are configuration mistakes: reported at once.
+    #[test]
+    fn a_missing_directory_is_still_an_open_error() {
+        let dir = temp_dir("nodir");
+        let error = FileSink::open(&dir.join("no/such/dir.log"), 0, 1).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Once giving up is asked, a write that finds no room fails at once
+    /// (here on a non-blocking pipe, so nothing has to interrupt it), and
+    /// every later write to that sink too, without touching the fd.
+    #[test]
+    fn a_write_waiting_for_room_is_given_up() {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        // SAFETY: fcntl on a pipe fd this test owns.
+        unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let flag = GiveUpFlag::default();
+        let mut sink = StdoutSink::new(write_end.as_raw_fd()).with_give_up(Arc::clone(&flag));
+        let record = [b'x'; 1023]
+            .iter()
+            .chain(b"\n")
+            .copied()
+            .collect::<Vec<u8>>();
+        flag.store(true, Ordering::Relaxed);
+        // Room for some records, then none: the rest is given up.
+        let chunks: Vec<&[u8]> = (0..1000).map(|_| &record[..]).collect();
+        let error = sink.write_chunks(&chunks).unwrap_err();
+        assert!(gave_up(&error), "{error}");
+        drop(read_end);
+        let error = sink.write_records(b"later\n").unwrap_err();
+        assert!(gave_up(&error), "no write after giving up: {error}");
+    }
 }

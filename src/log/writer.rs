@@ -862,6 +862,50 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A stream sink nobody reads (a blocking pipe, full): past the
+    /// deadline, `finish` interrupts the blocked write and returns; the
+    /// file got every line and a last event counting what stdout lost.
+    #[test]
+    fn finish_gives_up_a_blocked_stdout_and_counts_what_it_dropped() {
+        let dir = temp_dir("give-up");
+        let path = dir.join("pidzero.log");
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut settings = settings(&path, LogFormat::Json);
+        settings.log_to_stdout = true;
+        let (log, writer) = start_writer(settings, Some(write_end.as_raw_fd()));
+        let lines = 3000;
+        // Three batches: fewer than the permits, so sending never waits.
+        block_on(async {
+            for batch in 0..3 {
+                let text: String = (0..lines / 3)
+                    .map(|i| format!("line {batch} {i} {}\n", "x".repeat(100)))
+                    .collect();
+                log.send_lines(batch_of("w", &text)).await;
+            }
+        });
+        writer.give_up_handle().set_deadline(Instant::now());
+        let asked = Instant::now();
+        let given_up = writer.finish(&log);
+        assert!(asked.elapsed() < GIVE_UP_GRACE, "{:?}", asked.elapsed());
+        // The pipe holds 64 KiB: at most a few hundred records got through.
+        assert!(given_up > 2000 && given_up <= lines, "{given_up}");
+        drop(read_end);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            records.iter().filter(|r| r["source"] == "w").count() as u64,
+            lines
+        );
+        let last = records.last().unwrap();
+        assert_eq!(last["event"], "sink_error", "{text}");
+        assert_eq!(last["sink"], "stdout");
+        assert_eq!(last["dropped"], given_up);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn closed_stdout_is_reported_once_in_the_file() {
         let dir = temp_dir("epipe");
