@@ -371,11 +371,9 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
         api,
         log_exit,
     );
-    let given_up = log_writer.finish(&log);
-    if given_up > 0 {
-        writer::tell_stderr(&format!(
-            "gave up {given_up} log record(s) that a sink did not take before exit"
-        ));
+    let losses = log_writer.finish(&log);
+    if let Some(line) = writer::describe_losses(&losses) {
+        writer::tell_stderr(&line);
     }
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

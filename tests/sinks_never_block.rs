@@ -252,13 +252,13 @@ impl BlockedStdout {
     }
 }
 
-/// The count in pidzero's "gave up N log record(s)" stderr line.
+/// The records given up for stdout, from pidzero's stderr line
+/// `pidzero: log records lost: stdout N (M given up at exit)`.
 fn given_up_count(stderr: &str) -> u64 {
     stderr
         .lines()
-        .find_map(|l| l.strip_prefix("pidzero: gave up "))
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
+        .find_map(|l| l.strip_prefix("pidzero: log records lost: stdout "))
+        .and_then(|rest| rest.split_once(" (")?.1.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no count of given-up records on stderr:\n{stderr}"))
 }
 
@@ -351,6 +351,12 @@ fn closed_stdout_is_reported_once_and_counted_and_the_file_goes_on() {
             .any(|v| is_event(v, "exited", Some("d"))),
         "the file has the end too"
     );
+    assert!(
+        r.stderr_text()
+            .contains("pidzero: log records lost: stdout "),
+        "{}",
+        r.dump()
+    );
 }
 
 #[test]
@@ -390,6 +396,11 @@ fn full_device_as_log_file_is_reported_once_and_stdout_goes_on() {
     assert!(
         std::os::unix::fs::FileTypeExt::is_char_device(&kind),
         "a device is never rotated"
+    );
+    assert!(
+        r.stderr_text().contains("pidzero: log records lost: file "),
+        "{}",
+        r.dump()
     );
 }
 

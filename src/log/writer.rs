@@ -18,12 +18,13 @@
 //! daemon is gone, it gives up ([`GiveUp`]): a write waiting for room is
 //! interrupted and fails, later writes to that sink fail at once, and the
 //! records they held are counted, named in a last event on any sink that
-//! still works, and returned by [`LogWriter::finish`] for a line on stderr.
+//! still works, and returned by [`LogWriter::finish`] (with the records any
+//! sink lost to failed writes) for a line on stderr.
 
 use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -99,8 +100,33 @@ pub struct LogWriter {
     /// Told by the thread when it ends (so `finish` can wait with a timeout).
     done: std::sync::mpsc::Receiver<()>,
     give_up: GiveUp,
-    /// Records of writes given up at exit.
-    given_up: Arc<AtomicU64>,
+    /// What each sink lost so far, as the writer last published it.
+    losses: Arc<Mutex<Vec<SinkLoss>>>,
+}
+
+/// Records one sink never got: those of its failed writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkLoss {
+    pub sink: &'static str,
+    /// Every record of a failed write (while a FIFO had no reader, the disk
+    /// was full, stdout was closed, ...).
+    pub dropped: u64,
+    /// Of those, the records given up at exit.
+    pub given_up: u64,
+}
+
+/// The line pidzero prints on stderr at exit when a sink lost records, e.g.
+/// `log records lost: stdout 8527 (8527 given up at exit), file 12`.
+pub fn describe_losses(losses: &[SinkLoss]) -> Option<String> {
+    let parts: Vec<String> = losses
+        .iter()
+        .filter(|l| l.dropped > 0)
+        .map(|l| match l.given_up {
+            0 => format!("{} {}", l.sink, l.dropped),
+            n => format!("{} {} ({n} given up at exit)", l.sink, l.dropped),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("log records lost: {}", parts.join(", ")))
 }
 
 /// Tells the writer to stop waiting for its sinks: see the module docs.
@@ -222,14 +248,14 @@ pub fn start(options: WriterOptions) -> io::Result<(LogHandle, LogWriter)> {
 
 impl LogWriter {
     /// Writes everything queued before this call, closes the sinks and joins
-    /// the thread; returns how many records were given up.
+    /// the thread; returns what each sink lost (see [`SinkLoss`]).
     ///
     /// While a sink blocks (a stdout pipe that nobody reads) this waits, up
     /// to the deadline set with [`GiveUp::set_deadline`] (else
     /// [`FINISH_TIMEOUT`]), or until a stop signal arrives, or not at all if
     /// pidzero already gave up; then it gives up the pending writes and
     /// waits at most [`GIVE_UP_GRACE`] more.
-    pub fn finish(self, handle: &LogHandle) -> u64 {
+    pub fn finish(self, handle: &LogHandle) -> Vec<SinkLoss> {
         let _ = handle.tx.send(Message::Finish);
         let deadline = *self
             .give_up
@@ -246,7 +272,7 @@ impl LogWriter {
             match gave_up_at {
                 Some(at) if at.elapsed() >= GIVE_UP_GRACE => {
                     // Stuck for good: exit without it (the process ends it).
-                    return self.given_up.load(Ordering::Relaxed);
+                    return self.losses();
                 }
                 Some(_) => self.give_up.give_up(),
                 None if Instant::now() >= deadline || stop_signal_pending() => {
@@ -261,9 +287,18 @@ impl LogWriter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        let losses = Arc::clone(&self.losses);
         // A panic in the writer has already been reported by the panic hook.
         let _ = self.thread.join();
-        self.given_up.load(Ordering::Relaxed)
+        let losses = losses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        losses
+    }
+
+    fn losses(&self) -> Vec<SinkLoss> {
+        self.losses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// What tells this writer to give up; see [`GiveUp`].
@@ -324,9 +359,10 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         pending_bytes: 0,
         permits: Arc::clone(&permits),
         taken_permits: 0,
-        given_up: Arc::new(AtomicU64::new(0)),
+        losses: Arc::default(),
+        published_drops: 0,
     };
-    let given_up = Arc::clone(&writer.given_up);
+    let losses = Arc::clone(&writer.losses);
     let (done_tx, done) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("pidzero-log".into())
@@ -352,7 +388,7 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
             thread,
             done,
             give_up,
-            given_up,
+            losses,
         },
     ))
 }
@@ -428,6 +464,16 @@ impl<S: Sink> Target<S> {
     }
 }
 
+impl<S> Target<S> {
+    fn loss(&self) -> SinkLoss {
+        SinkLoss {
+            sink: self.name,
+            dropped: self.dropped,
+            given_up: self.given_up,
+        }
+    }
+}
+
 /// Records in `chunks`: each ends in the only `\n` it holds.
 fn count_records(chunks: &[&[u8]]) -> u64 {
     chunks
@@ -451,8 +497,11 @@ struct Writer {
     permits: Arc<Semaphore>,
     /// Line batches taken in this round, whose permits go back before writing.
     taken_permits: usize,
-    /// Records given up at exit, over both sinks (read by [`LogWriter::finish`]).
-    given_up: Arc<AtomicU64>,
+    /// What each sink lost, published for [`LogWriter::finish`] whenever
+    /// it changes (only on failures: no cost while the sinks work).
+    losses: Arc<Mutex<Vec<SinkLoss>>>,
+    /// The drops of both sinks at the last publication.
+    published_drops: u64,
 }
 
 impl Writer {
@@ -577,12 +626,22 @@ impl Writer {
         self.pool
             .give_back(self.pending.drain(..).filter(|c| c.permit).map(|c| c.bytes));
         self.pending_bytes = 0;
-        let given_up = [
-            self.stream.as_ref().map_or(0, |t| t.given_up),
-            self.file.as_ref().map_or(0, |t| t.given_up),
-        ];
-        self.given_up
-            .store(given_up.iter().sum(), Ordering::Relaxed);
+        self.publish_losses();
+    }
+
+    fn publish_losses(&mut self) {
+        let losses: Vec<SinkLoss> = [
+            self.stream.as_ref().map(Target::loss),
+            self.file.as_ref().map(Target::loss),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let drops = losses.iter().map(|l| l.dropped).sum();
+        if drops != self.published_drops {
+            self.published_drops = drops;
+            *self.losses.lock().unwrap_or_else(|e| e.into_inner()) = losses;
+        }
     }
 }
 
@@ -616,8 +675,8 @@ fn gave_up_event(sink: &'static str, given_up: u64, dropped: u64) -> EventRecord
         fields: vec![
             ("sink", FieldValue::Str(sink.to_string())),
             ("error", FieldValue::Str("gave up at exit".to_string())),
-            ("dropped", FieldValue::Int(given_up as i64)),
-            ("dropped_total", FieldValue::Int(dropped as i64)),
+            ("given_up", FieldValue::Int(given_up as i64)),
+            ("dropped", FieldValue::Int(dropped as i64)),
         ],
         line: format!(
             "gave up {given_up} log records that {sink} did not take before pidzero exited ({dropped} records never reached {sink} in all)"
@@ -885,8 +944,18 @@ mod tests {
         });
         writer.give_up_handle().set_deadline(Instant::now());
         let asked = Instant::now();
-        let given_up = writer.finish(&log);
+        let losses = writer.finish(&log);
         assert!(asked.elapsed() < GIVE_UP_GRACE, "{:?}", asked.elapsed());
+        let file_loss = SinkLoss {
+            sink: "file",
+            dropped: 0,
+            given_up: 0,
+        };
+        assert_eq!(losses[1], file_loss, "{losses:?}");
+        let stdout = losses[0];
+        assert_eq!(stdout.sink, "stdout");
+        assert_eq!(stdout.dropped, stdout.given_up);
+        let given_up = stdout.given_up;
         // The pipe holds 64 KiB: at most a few hundred records got through.
         assert!(given_up > 2000 && given_up <= lines, "{given_up}");
         drop(read_end);
@@ -902,7 +971,12 @@ mod tests {
         let last = records.last().unwrap();
         assert_eq!(last["event"], "sink_error", "{text}");
         assert_eq!(last["sink"], "stdout");
+        assert_eq!(last["given_up"], given_up);
         assert_eq!(last["dropped"], given_up);
+        assert_eq!(
+            describe_losses(&losses).unwrap(),
+            format!("log records lost: stdout {given_up} ({given_up} given up at exit)")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
