@@ -11,6 +11,7 @@ use pidzero::api::LogSource;
 use pidzero::client;
 use pidzero::config::SocketSetting;
 use pidzero::config::{self, ConfigError};
+use pidzero::log::sink;
 use pidzero::log::writer::{self, WriterOptions};
 use pidzero::plan;
 use pidzero::runtime::{self, process, signals, ApiSetup};
@@ -314,6 +315,8 @@ fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSou
 }
 
 fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> ExitCode {
+    // Before anything opens a file (see there).
+    sink::note_closed_standard_fds();
     // Before any thread exists, so every thread inherits the full mask.
     let inherited_mask = match signals::block_all() {
         Ok(mask) => mask,
@@ -356,7 +359,21 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
         }
     };
     let api = api_setup(api, &config.settings, Arc::new(log.clone()));
-    let status = runtime::run(plan, log.clone(), max_line_bytes, inherited_mask, api);
-    log_writer.finish(&log);
+    let log_exit = runtime::LogExit {
+        give_up: log_writer.give_up_handle(),
+        shutdown_timeout: config.settings.shutdown_timeout,
+    };
+    let status = runtime::run(
+        plan,
+        log.clone(),
+        max_line_bytes,
+        inherited_mask,
+        api,
+        log_exit,
+    );
+    let losses = log_writer.finish(&log);
+    if let Some(line) = writer::describe_losses(&losses) {
+        writer::tell_stderr(&line);
+    }
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

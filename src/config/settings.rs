@@ -37,6 +37,12 @@ pub const FORMAT_VARIABLE: &str = "PIDZERO_LOG_FORMAT";
 pub(crate) const MIN_LINE_BYTES: u64 = 64;
 /// Above this one line could hold much of the memory pidzero allows itself.
 pub(crate) const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+/// Most rotated files kept (`log.max_files`). A rotation shifts every
+/// rotated file that exists, with the writer (and so every daemon's output)
+/// waiting: 1,000 renames take a few milliseconds, and 1,000 files of the
+/// default 10 MiB are already 10 GiB. Keeping more history than that is a
+/// job for a log shipper, not for rotation in PID 1.
+pub const MAX_FILES: u64 = 1000;
 
 impl Default for Settings {
     /// The defaults of the specification; `log.file_path` is still relative.
@@ -185,8 +191,7 @@ fn read_log_limits(report: &mut Report, fields: &Fields, log: &mut LogSettings) 
         &mut log.max_file_size,
         integer(report, "max_file_size", u64::MAX),
     );
-    let max_files =
-        integer(report, "max_files", u32::MAX.into()).and_then(|n| u32::try_from(n).ok());
+    let max_files = integer(report, "max_files", MAX_FILES).and_then(|n| u32::try_from(n).ok());
     set(&mut log.max_files, max_files);
     let line_bytes =
         integer(report, "max_line_bytes", MAX_LINE_BYTES).and_then(|n| usize::try_from(n).ok());
@@ -519,8 +524,29 @@ mod tests {
             messages,
             [
                 "must be at most 16777216, found 100000000",
-                "must be at most 4294967295, found 4294967296"
+                "must be at most 1000, found 4294967296"
             ]
+        );
+    }
+
+    /// A `max_files` past the bound is reported at its value, with its field.
+    #[test]
+    fn max_files_is_bounded_with_its_place() {
+        let text = "{\n  \"log\": {\n    \"max_files\": 100000000\n  }\n}";
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!((errors[0].line, errors[0].column), (3, 18));
+        assert_eq!(errors[0].field.as_deref(), Some("log.max_files"));
+        assert_eq!(errors[0].message, "must be at most 1000, found 100000000");
+        assert_eq!(
+            errors[0].to_string(),
+            "config.json:3:18: field log.max_files: must be at most 1000, found 100000000"
+        );
+        assert_eq!(
+            parse_ok(r#"{"log": {"max_files": 1000}}"#, None)
+                .log
+                .max_files,
+            1000
         );
     }
 }

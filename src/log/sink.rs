@@ -10,17 +10,82 @@
 //!
 //! pidzero never dies from `SIGPIPE`: the Rust runtime ignores it at startup,
 //! so a closed stdout shows up here as `EPIPE`.
+//!
+//! No sink blocks startup or hangs the exit: the file is opened with
+//! `O_NONBLOCK` (a FIFO without a reader then fails with `ENXIO` instead of
+//! waiting for one, and is opened again with a backoff, see [`Backoff`]); a
+//! write that waits for room (a stdout pipe nobody reads) is given up once
+//! the writer is told to give up (see [`write_all`]).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use memchr::{memchr, memrchr};
 
 /// Mode of a newly created log file (before the umask).
 pub const FILE_MODE: u32 = 0o640;
+
+/// The first delay before opening a log file again after it could not be
+/// opened (a FIFO without a reader yet).
+pub const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest delay between two attempts to open the log file.
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Delays between attempts to open a sink that cannot be opened: from
+/// [`RETRY_FIRST`], doubling up to [`RETRY_MAX`], back to the first after a
+/// success. Attempts are only made when there is something to write, so a
+/// sink that stays unavailable costs no wake-up of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: RETRY_FIRST }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt, after a failed one.
+    pub fn failed(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(RETRY_MAX);
+        delay
+    }
+
+    pub fn succeeded(&mut self) {
+        self.next = RETRY_FIRST;
+    }
+}
+
+/// Set when pidzero gives up the pending writes at exit: a write that would
+/// wait for room fails from then on instead (see [`write_all`]). Shared by
+/// the sinks of one writer and whoever tells it to give up.
+pub type GiveUpFlag = Arc<AtomicBool>;
+
+/// The error of a write given up at exit; see [`gave_up`].
+#[derive(Debug)]
+struct GaveUp;
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("gave up: the sink did not take the records before pidzero exited")
+    }
+}
+
+impl std::error::Error for GaveUp {}
+
+/// True for the error of a write given up at exit.
+pub fn gave_up(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|e| e.is::<GaveUp>())
+}
 
 /// Writes to fd 1 (or 2) directly: no std lock, no line buffering, one
 /// `write` per batch in the common case. The fd is borrowed, never closed.
@@ -30,11 +95,35 @@ pub struct StdoutSink {
     /// A previous write failed in the middle of a record: start the next
     /// successful write on a fresh line so later records stay whole.
     torn: bool,
+    /// The fd was closed when pidzero started (see [`was_closed_at_start`]):
+    /// every write fails with `EBADF` instead of going to `/dev/null`.
+    closed: bool,
+    /// Once a write has been given up at exit, later ones are too.
+    abandoned: bool,
+    give_up: GiveUpFlag,
 }
 
 impl StdoutSink {
     pub fn new(fd: RawFd) -> Self {
-        StdoutSink { fd, torn: false }
+        StdoutSink {
+            fd,
+            torn: false,
+            closed: false,
+            abandoned: false,
+            give_up: GiveUpFlag::default(),
+        }
+    }
+
+    /// This sink with `give_up` as the flag that ends a waiting write.
+    pub fn with_give_up(mut self, give_up: GiveUpFlag) -> Self {
+        self.give_up = give_up;
+        self
+    }
+
+    /// Marks the fd as closed at start: writes report `EBADF`.
+    pub fn closed(mut self) -> Self {
+        self.closed = true;
+        self
     }
 
     /// Writes a buffer of whole records.
@@ -47,11 +136,25 @@ impl StdoutSink {
         if chunks.iter().all(|c| c.is_empty()) {
             return Ok(());
         }
+        if self.closed {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        if self.abandoned {
+            return Err(io::Error::other(GaveUp));
+        }
+        let result = self.write_unless_abandoned(chunks);
+        if result.as_ref().is_err_and(gave_up) {
+            self.abandoned = true;
+        }
+        result
+    }
+
+    fn write_unless_abandoned(&mut self, chunks: &[&[u8]]) -> io::Result<()> {
         if self.torn {
-            write_all(self.fd, &[b"\n"]).map_err(|(_, e)| e)?;
+            write_all(self.fd, &[b"\n"], &self.give_up).map_err(|(_, e)| e)?;
             self.torn = false;
         }
-        match write_all(self.fd, chunks) {
+        match write_all(self.fd, chunks, &self.give_up) {
             Ok(_) => Ok(()),
             Err((written, error)) => {
                 self.torn = written > 0;
@@ -61,8 +164,58 @@ impl StdoutSink {
     }
 }
 
+/// Which of fds 1 and 2 were closed when pidzero started.
+static CLOSED_AT_START: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// Notes which of fds 1 and 2 were closed when pidzero was started (`>&-`);
+/// call it first thing in `main`, before anything opens a file.
+///
+/// The Rust runtime opens `/dev/null` on a closed fd 0, 1 or 2 before
+/// `main` (so no file pidzero opens can take that number and receive
+/// records by mistake), which would hide a closed stdout: records would go
+/// to `/dev/null` without a word. The runtime opens it read-write, while a
+/// shell's `>/dev/null` is write-only: that is how a closed fd is told from
+/// a chosen `/dev/null`, and the stream sink then reports `EBADF` once.
+pub fn note_closed_standard_fds() {
+    for (slot, fd) in CLOSED_AT_START.iter().zip([1, 2]) {
+        slot.store(opened_by_the_runtime(fd), Ordering::Relaxed);
+    }
+}
+
+/// Whether `fd` (1 or 2) was found closed by [`note_closed_standard_fds`].
+pub fn was_closed_at_start(fd: RawFd) -> bool {
+    match fd {
+        1 | 2 => CLOSED_AT_START[fd as usize - 1].load(Ordering::Relaxed),
+        _ => false,
+    }
+}
+
+/// True when `fd` is `/dev/null` opened read-write: what the Rust runtime
+/// puts on a standard fd that was closed.
+fn opened_by_the_runtime(fd: RawFd) -> bool {
+    // SAFETY: fcntl and fstat on an fd number, with a zeroed stat to fill.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_ACCMODE != libc::O_RDWR {
+        return false;
+    }
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return false;
+    }
+    let null = std::fs::metadata("/dev/null");
+    stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && null.is_ok_and(|m| std::os::unix::fs::MetadataExt::rdev(&m) == stat.st_rdev)
+}
+
 /// Appends to a log file (created mode 0640), rotating by size between whole
 /// records: `pidzero.log` → `pidzero.log.1` … `.max_files`, the oldest dropped.
+///
+/// The path may also be a FIFO (a log shipper reads it) or a device: those
+/// are never rotated (renaming a FIFO would leave its reader behind). The
+/// open never waits: a FIFO without a reader fails with `ENXIO`, and the
+/// sink tries again with the next records after a [`Backoff`] delay;
+/// records written meanwhile are dropped for this sink (the writer counts
+/// them), like those of any failed write.
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
@@ -71,10 +224,23 @@ pub struct FileSink {
     size: u64,
     max_file_size: u64,
     max_files: u32,
+    /// The open file is a regular file (only those are rotated).
+    regular: bool,
+    /// While the path cannot be opened: when to try again, and why it failed.
+    retry: Option<(Instant, io::ErrorKind, Option<i32>)>,
+    backoff: Backoff,
+    /// Once a write has been given up at exit, later ones are too.
+    abandoned: bool,
+    give_up: GiveUpFlag,
 }
 
 impl FileSink {
     /// Opens (creating) `path` for appending; `max_file_size == 0` never rotates.
+    ///
+    /// A FIFO without a reader (`ENXIO`) is no error here: the sink starts
+    /// closed and opens it once a reader is there. Other errors (a missing
+    /// directory, no permission) are returned: they are configuration
+    /// mistakes, better reported before anything starts.
     pub fn open(path: &Path, max_file_size: u64, max_files: u32) -> io::Result<Self> {
         let mut sink = FileSink {
             path: path.to_path_buf(),
@@ -82,9 +248,27 @@ impl FileSink {
             size: 0,
             max_file_size,
             max_files,
+            regular: true,
+            retry: None,
+            backoff: Backoff::default(),
+            abandoned: false,
+            give_up: GiveUpFlag::default(),
         };
-        sink.ensure_open()?;
-        Ok(sink)
+        match sink.ensure_open() {
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                // The first write tries again at once, and reports it.
+                sink.retry = None;
+                Ok(sink)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(sink),
+        }
+    }
+
+    /// This sink with `give_up` as the flag that ends a waiting write.
+    pub fn with_give_up(mut self, give_up: GiveUpFlag) -> Self {
+        self.give_up = give_up;
+        self
     }
 
     /// Writes a buffer of whole records, rotating before a record that would
@@ -112,8 +296,19 @@ impl FileSink {
         if total == 0 {
             return Ok(());
         }
+        if self.abandoned {
+            return Err(io::Error::other(GaveUp));
+        }
+        let result = self.write_unless_abandoned(chunks, total);
+        if result.as_ref().is_err_and(gave_up) {
+            self.abandoned = true;
+        }
+        result
+    }
+
+    fn write_unless_abandoned(&mut self, chunks: &[&[u8]], total: usize) -> io::Result<()> {
         self.ensure_open()?;
-        if self.max_file_size == 0 || self.size + total as u64 <= self.max_file_size {
+        if !self.rotates() || self.size + total as u64 <= self.max_file_size {
             return self.append(chunks);
         }
         chunks
@@ -121,10 +316,15 @@ impl FileSink {
             .try_for_each(|chunk| self.write_records(chunk))
     }
 
+    /// Rotation is on (`max_file_size` above 0) and applies to this file.
+    fn rotates(&self) -> bool {
+        self.max_file_size > 0 && self.regular
+    }
+
     /// Length of the longest prefix of whole records that may go into the
     /// current file; 0 means rotate first.
     fn fitting_prefix(&self, buf: &[u8]) -> usize {
-        if self.max_file_size == 0 {
+        if !self.rotates() {
             return buf.len();
         }
         let room = self.max_file_size.saturating_sub(self.size);
@@ -148,7 +348,7 @@ impl FileSink {
         let Some(file) = self.file.as_ref() else {
             return Err(io::Error::other("log file is not open"));
         };
-        match write_all(file.as_raw_fd(), chunks) {
+        match write_all(file.as_raw_fd(), chunks, &self.give_up) {
             Ok(written) => {
                 self.size += written as u64;
                 Ok(())
@@ -163,28 +363,69 @@ impl FileSink {
         }
     }
 
+    /// Opens the path if it is not open, unless an earlier attempt failed
+    /// less than a backoff delay ago: then fails at once with that error.
     fn ensure_open(&mut self) -> io::Result<()> {
-        if self.file.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(FILE_MODE)
-                .open(&self.path)?;
-            self.size = file.metadata()?.len();
-            self.file = Some(file);
+        if self.file.is_some() {
+            return Ok(());
         }
+        let now = Instant::now();
+        if let Some((at, kind, errno)) = self.retry {
+            if now < at {
+                return Err(match errno {
+                    Some(errno) => io::Error::from_raw_os_error(errno),
+                    None => io::Error::from(kind),
+                });
+            }
+        }
+        match self.open_now() {
+            Ok(()) => {
+                self.retry = None;
+                self.backoff.succeeded();
+                Ok(())
+            }
+            Err(e) => {
+                self.retry = Some((now + self.backoff.failed(), e.kind(), e.raw_os_error()));
+                Err(e)
+            }
+        }
+    }
+
+    /// One attempt to open the path, without waiting: `O_NONBLOCK` makes a
+    /// FIFO without a reader fail with `ENXIO` (a blocking open would wait
+    /// for one, deaf to signals). The flag stays on: a write that finds a
+    /// FIFO full waits for room in `poll`, where giving up can end it.
+    fn open_now(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path)?;
+        let metadata = file.metadata()?;
+        self.regular = metadata.file_type().is_file();
+        self.size = if self.regular { metadata.len() } else { 0 };
+        self.file = Some(file);
         Ok(())
     }
 
     /// Shifts `path.N-1` → `path.N` … `path` → `path.1` (the rename over
     /// `path.max_files` drops the oldest), then opens a fresh `path`.
+    ///
+    /// Only the run of rotated files that exist is shifted (see
+    /// [`rotation_renames`]): a rotation costs O(files that exist), never
+    /// O(`max_files`), which a large `max_files` would turn into minutes
+    /// with the writer (and so the daemons) blocked.
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
         if self.max_files == 0 {
             ignore_missing(std::fs::remove_file(&self.path))?;
         } else {
-            for n in (1..self.max_files).rev() {
-                ignore_missing(std::fs::rename(self.rotated(n), self.rotated(n + 1)))?;
+            let renames = rotation_renames(self.max_files, |n| {
+                std::fs::symlink_metadata(self.rotated(n)).is_ok()
+            });
+            for (from, to) in renames {
+                ignore_missing(std::fs::rename(self.rotated(from), self.rotated(to)))?;
             }
             ignore_missing(std::fs::rename(&self.path, self.rotated(1)))?;
         }
@@ -197,6 +438,21 @@ impl FileSink {
         name.push(format!(".{n}"));
         PathBuf::from(name)
     }
+}
+
+/// The renames `(n, n + 1)` that make room for a new `path.1`, in the order
+/// to do them: the run of rotated files `1, 2, …` that exist moves up by
+/// one, up to `max_files` (whose file the last rename replaces, dropping
+/// the oldest). Files past the first missing index stay where they are: the
+/// gap takes the shift. Asks `exists` at most once per existing file plus
+/// once, so the cost follows the files on disk, not `max_files`.
+fn rotation_renames(max_files: u32, exists: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {
+    // The first index that is free, or `max_files` when all below it exist.
+    let mut top = 1;
+    while top < max_files && exists(top) {
+        top += 1;
+    }
+    (1..top).rev().map(|n| (n, n + 1)).collect()
 }
 
 fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
@@ -212,8 +468,18 @@ const MAX_IOVECS: usize = 1024;
 /// `writev(2)` until all of `chunks` is written, retrying on `EINTR` and
 /// waiting with `poll` on `EAGAIN` (an inherited fd may be non-blocking).
 /// Returns the bytes written; on error, how many did get written.
-fn write_all(fd: RawFd, chunks: &[&[u8]]) -> Result<usize, (usize, io::Error)> {
+///
+/// Once `give_up` is set, a write that cannot complete at once (`EAGAIN`,
+/// or interrupted, or partial: the writer thread is interrupted by a signal
+/// when pidzero gives up, see `writer::GiveUp`) fails with the [`GaveUp`]
+/// error instead of waiting for room.
+fn write_all(
+    fd: RawFd,
+    chunks: &[&[u8]],
+    give_up: &AtomicBool,
+) -> Result<usize, (usize, io::Error)> {
     let mut written = 0;
+    let mut first = true;
     // The first chunk not yet written in full, and how much of it is.
     let (mut index, mut offset) = (0, 0);
     let mut iovecs = Vec::with_capacity(chunks.len().min(MAX_IOVECS));
@@ -225,6 +491,10 @@ fn write_all(fd: RawFd, chunks: &[&[u8]]) -> Result<usize, (usize, io::Error)> {
         if index == chunks.len() {
             return Ok(written);
         }
+        if !first && give_up.load(Ordering::Relaxed) {
+            return Err((written, io::Error::other(GaveUp)));
+        }
+        first = false;
         iovecs.clear();
         for (k, chunk) in chunks[index..].iter().take(MAX_IOVECS).enumerate() {
             let part = if k == 0 { &chunk[offset..] } else { chunk };
@@ -314,6 +584,47 @@ mod tests {
     }
 
     #[test]
+    fn rotation_shifts_only_the_files_that_exist() {
+        let asked = std::cell::Cell::new(0u32);
+        let present = |files: &'static [u32]| {
+            let asked = &asked;
+            move |n: u32| {
+                asked.set(asked.get() + 1);
+                files.contains(&n)
+            }
+        };
+        // A huge maximum with two files: two renames, three questions.
+        assert_eq!(
+            rotation_renames(100_000_000, present(&[1, 2])),
+            [(2, 3), (1, 2)]
+        );
+        assert_eq!(asked.get(), 3);
+        // No rotated file yet: nothing to shift.
+        assert_eq!(rotation_renames(u32::MAX, present(&[])), []);
+        // A gap takes the shift; files past it stay.
+        assert_eq!(rotation_renames(10, present(&[1, 3, 4])), [(1, 2)]);
+        // All present: the last rename replaces (drops) the oldest.
+        assert_eq!(rotation_renames(3, present(&[1, 2, 3])), [(2, 3), (1, 2)]);
+        assert_eq!(rotation_renames(1, present(&[1])), []);
+    }
+
+    /// With the largest `max_files` the type allows, rotations on disk end
+    /// at once and keep the files in order.
+    #[test]
+    fn rotation_with_a_huge_max_files_is_immediate() {
+        let dir = Dir::new("huge-max");
+        let path = dir.p("pidzero.log");
+        let mut sink = FileSink::open(&path, 4, u32::MAX).unwrap();
+        let started = std::time::Instant::now();
+        sink.write_records(b"r01\nr02\nr03\nr04\n").unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(read(&path), "r04\n");
+        assert_eq!(read(&dir.p("pidzero.log.1")), "r03\n");
+        assert_eq!(read(&dir.p("pidzero.log.3")), "r01\n");
+        assert!(!dir.p("pidzero.log.4").exists());
+    }
+
+    #[test]
     fn file_appends_to_existing_and_never_rotates_at_zero() {
         let dir = Dir::new("append");
         let path = dir.p("pidzero.log");
@@ -391,5 +702,90 @@ mod tests {
             sink.write_records(b"again\n").is_err(),
             "later writes are retried"
         );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_starts_over_after_a_success() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..8).map(|_| backoff.failed()).collect();
+        assert_eq!(delays[0], RETRY_FIRST);
+        assert_eq!(delays[1], RETRY_FIRST * 2);
+        assert_eq!(delays[2], RETRY_FIRST * 4);
+        assert_eq!(delays[7], RETRY_MAX);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), RETRY_FIRST);
+    }
+
+    pub(crate) fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    /// A FIFO without a reader neither blocks the open nor fails it; writes
+    /// fail with ENXIO until a reader is there (no new attempt before the
+    /// backoff delay), then records flow; a FIFO is never rotated.
+    #[test]
+    fn fifo_without_reader_opens_once_a_reader_is_there() {
+        let dir = Dir::new("fifo");
+        let path = dir.p("pidzero.log");
+        mkfifo(&path);
+        let started = std::time::Instant::now();
+        let mut sink = FileSink::open(&path, 4, 5).unwrap();
+        let error = sink.write_records(b"lost\n").unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENXIO));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let (retry_at, ..) = sink.retry.expect("a retry is planned");
+        assert!(retry_at > std::time::Instant::now());
+        // A reader comes; before the delay is over the sink does not look.
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        let error = sink.write_records(b"early\n").unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENXIO));
+        // Once the delay is over, the next write opens it.
+        sink.retry = sink.retry.map(|(_, kind, errno)| (started, kind, errno));
+        sink.write_records(b"r01\nr02\n").unwrap();
+        sink.write_chunks(&[b"r03\n", b"r04\n"]).unwrap();
+        let mut got = [0u8; 64];
+        let n = nix::unistd::read(&reader, &mut got).unwrap();
+        assert_eq!(&got[..n], b"r01\nr02\nr03\nr04\n");
+        assert!(!dir.p("pidzero.log.1").exists(), "a FIFO is not rotated");
+        let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&kind));
+    }
+
+    /// Other open errors are configuration mistakes: reported at once.
+    #[test]
+    fn a_missing_directory_is_still_an_open_error() {
+        let dir = Dir::new("nodir");
+        let error = FileSink::open(&dir.p("no/such/dir.log"), 0, 1).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+    }
+
+    /// Once giving up is asked, a write that finds no room fails at once
+    /// (here on a non-blocking pipe, so nothing has to interrupt it), and
+    /// every later write to that sink too, without touching the fd.
+    #[test]
+    fn a_write_waiting_for_room_is_given_up() {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        // SAFETY: fcntl on a pipe fd this test owns.
+        unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let flag = GiveUpFlag::default();
+        let mut sink = StdoutSink::new(write_end.as_raw_fd()).with_give_up(Arc::clone(&flag));
+        let record = [b'x'; 1023]
+            .iter()
+            .chain(b"\n")
+            .copied()
+            .collect::<Vec<u8>>();
+        flag.store(true, Ordering::Relaxed);
+        // Room for some records, then none: the rest is given up.
+        let chunks: Vec<&[u8]> = (0..1000).map(|_| &record[..]).collect();
+        let error = sink.write_chunks(&chunks).unwrap_err();
+        assert!(gave_up(&error), "{error}");
+        drop(read_end);
+        let error = sink.write_records(b"later\n").unwrap_err();
+        assert!(gave_up(&error), "no write after giving up: {error}");
     }
 }

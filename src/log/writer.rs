@@ -12,10 +12,20 @@
 //! [`DRAIN_BYTES`]) and writes it to each sink with one `writev`: few
 //! syscalls, no copy of formatted records, and records are never torn or
 //! interleaved because nothing else writes to the sinks.
+//!
+//! At exit pidzero waits for the sinks to take what is queued, but not
+//! forever: after a second stop signal, or `shutdown_timeout` after the last
+//! daemon is gone, it gives up ([`GiveUp`]): a write waiting for room is
+//! interrupted and fails, later writes to that sink fail at once, and the
+//! records they held are counted, named in a last event on any sink that
+//! still works, and returned by [`LogWriter::finish`] (with the records any
+//! sink lost to failed writes) for a line on stderr.
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,7 +36,7 @@ use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{timestamp_now, EventRecord, FieldValue, Level, LineBatch};
-use super::sink::{FileSink, StdoutSink};
+use super::sink::{self as sinks, FileSink, GiveUpFlag, StdoutSink};
 use crate::config::{LogFormat, LogSettings};
 
 /// Line batches allowed in flight (queued or being written) at once.
@@ -72,9 +82,154 @@ pub struct WriterOptions {
     pub quiet: bool,
 }
 
+/// How long [`LogWriter::finish`] waits for the queued records when nobody
+/// set a deadline with [`GiveUp::set_deadline`] (the default `shutdown_timeout`).
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the writer may take, once told to give up, to count what is
+/// left and write its last event before pidzero exits without it.
+pub const GIVE_UP_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a writer told to give up is interrupted again, in case the
+/// first interruption came just before it started to wait in a write.
+const INTERRUPT_EVERY: Duration = Duration::from_millis(20);
+
 /// The running writer thread; see [`start`].
 pub struct LogWriter {
     thread: JoinHandle<()>,
+    /// Told by the thread when it ends (so `finish` can wait with a timeout).
+    done: std::sync::mpsc::Receiver<()>,
+    give_up: GiveUp,
+    /// What each sink lost so far, as the writer last published it.
+    losses: Arc<Mutex<Vec<SinkLoss>>>,
+}
+
+/// Records one sink never got: those of its failed writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkLoss {
+    pub sink: &'static str,
+    /// Every record of a failed write (while a FIFO had no reader, the disk
+    /// was full, stdout was closed, ...).
+    pub dropped: u64,
+    /// Of those, the records given up at exit.
+    pub given_up: u64,
+}
+
+/// The line pidzero prints on stderr at exit when a sink lost records, e.g.
+/// `log records lost: stdout 8527 (8527 given up at exit), file 12`.
+pub fn describe_losses(losses: &[SinkLoss]) -> Option<String> {
+    let parts: Vec<String> = losses
+        .iter()
+        .filter(|l| l.dropped > 0)
+        .map(|l| match l.given_up {
+            0 => format!("{} {}", l.sink, l.dropped),
+            n => format!("{} {} ({n} given up at exit)", l.sink, l.dropped),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("log records lost: {}", parts.join(", ")))
+}
+
+/// Tells the writer to stop waiting for its sinks: see the module docs.
+/// Cheap to clone; the runtime holds one to give up on a second stop signal.
+#[derive(Clone)]
+pub struct GiveUp {
+    flag: GiveUpFlag,
+    /// The writer thread, until it has been joined (a joined thread's id
+    /// must not be signalled).
+    thread: Arc<Mutex<Option<libc::pthread_t>>>,
+    /// When to give up if the sinks have not taken everything by then.
+    deadline: Arc<OnceLock<Instant>>,
+}
+
+impl GiveUp {
+    /// Gives up the pending writes: sets the flag the sinks check and
+    /// interrupts the writer thread in case it waits in a write.
+    pub fn give_up(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(thread) = *thread {
+            // SAFETY: the thread has not been joined (the id is taken out
+            // before joining, under this lock), so its id is valid.
+            unsafe { libc::pthread_kill(thread, interrupt_signal()) };
+        }
+    }
+
+    pub fn given_up(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Sets when [`LogWriter::finish`] gives up (the first call wins).
+    pub fn set_deadline(&self, at: Instant) {
+        let _ = self.deadline.set(at);
+    }
+}
+
+/// The signal that interrupts the writer thread in a write (`SIGRTMIN`):
+/// a thread-directed signal with a handler that does nothing, installed
+/// without `SA_RESTART`, is the one way to end a blocking `writev` to a pipe
+/// nobody reads without touching the fd, which other processes share. Only
+/// the writer thread has it unblocked; every other signal is still read
+/// from the signalfd.
+fn interrupt_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn interrupted(_: libc::c_int) {}
+
+/// Installs the do-nothing handler of [`interrupt_signal`] and unblocks it
+/// in the calling thread (the writer). Without it, giving up still ends
+/// pidzero after [`GIVE_UP_GRACE`], just without the writer's last count.
+fn accept_interruptions() {
+    // SAFETY: a zeroed sigaction with a valid handler and an empty mask; a
+    // sigset built by sigemptyset/sigaddset; plain syscalls.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = 0;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(interrupt_signal(), &action, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, interrupt_signal());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// True when a stop signal (TERM, INT, QUIT) is pending for this thread,
+/// which takes it: at exit, a stop signal means "stop waiting for the sinks".
+fn stop_signal_pending() -> bool {
+    // SAFETY: a sigset built by sigemptyset/sigaddset, a zero timeout.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) > 0
+    }
+}
+
+/// Writes `line` and a newline to stderr if that can be done without
+/// waiting (stderr may be the very pipe nobody reads); never fails or panics.
+pub fn tell_stderr(line: &str) {
+    let text = format!("pidzero: {line}\n");
+    let mut pollfd = libc::pollfd {
+        fd: libc::STDERR_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; a write from a live buffer.
+    unsafe {
+        if libc::poll(&mut pollfd, 1, 0) == 1 && pollfd.revents & libc::POLLOUT != 0 {
+            libc::write(libc::STDERR_FILENO, text.as_ptr().cast(), text.len());
+        }
+    }
 }
 
 /// Opens the sinks (a file-open error is returned so the caller can report it) and starts the writer thread.
@@ -92,32 +247,91 @@ pub fn start(options: WriterOptions) -> io::Result<(LogHandle, LogWriter)> {
 }
 
 impl LogWriter {
-    /// Writes everything queued before this call, closes the sinks and joins the thread.
+    /// Writes everything queued before this call, closes the sinks and joins
+    /// the thread; returns what each sink lost (see [`SinkLoss`]).
     ///
-    /// Like any write, this waits while a sink blocks (a stdout pipe that
-    /// nobody reads); sink errors do not make it wait.
-    pub fn finish(self, handle: &LogHandle) {
+    /// While a sink blocks (a stdout pipe that nobody reads) this waits, up
+    /// to the deadline set with [`GiveUp::set_deadline`] (else
+    /// [`FINISH_TIMEOUT`]), or until a stop signal arrives, or not at all if
+    /// pidzero already gave up; then it gives up the pending writes and
+    /// waits at most [`GIVE_UP_GRACE`] more.
+    pub fn finish(self, handle: &LogHandle) -> Vec<SinkLoss> {
         let _ = handle.tx.send(Message::Finish);
+        let deadline = *self
+            .give_up
+            .deadline
+            .get_or_init(|| Instant::now() + FINISH_TIMEOUT);
+        let mut gave_up_at = self.give_up.given_up().then(Instant::now);
+        let still_running = || {
+            matches!(
+                self.done.recv_timeout(INTERRUPT_EVERY),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            )
+        };
+        while still_running() {
+            match gave_up_at {
+                Some(at) if at.elapsed() >= GIVE_UP_GRACE => {
+                    // Stuck for good: exit without it (the process ends it).
+                    return self.losses();
+                }
+                Some(_) => self.give_up.give_up(),
+                None if Instant::now() >= deadline || stop_signal_pending() => {
+                    self.give_up.give_up();
+                    gave_up_at = Some(Instant::now());
+                }
+                None => {}
+            }
+        }
+        self.give_up
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let losses = Arc::clone(&self.losses);
         // A panic in the writer has already been reported by the panic hook.
         let _ = self.thread.join();
+        let losses = losses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        losses
+    }
+
+    fn losses(&self) -> Vec<SinkLoss> {
+        self.losses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// What tells this writer to give up; see [`GiveUp`].
+    pub fn give_up_handle(&self) -> GiveUp {
+        self.give_up.clone()
     }
 }
 
 /// [`start`] with the stream sink's fd chosen by the caller (tests use a pipe).
 fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHandle, LogWriter)> {
     let settings = &options.settings;
+    let flag = GiveUpFlag::default();
     let file = if settings.log_to_file {
         let sink = FileSink::open(
             &settings.file_path,
             settings.max_file_size,
             settings.max_files,
-        )?;
+        )?
+        .with_give_up(Arc::clone(&flag));
         Some(Target::new(sink, "file"))
     } else {
         None
     };
     let stream_name = if options.quiet { "stderr" } else { "stdout" };
-    let stream = stream_fd.map(|fd| Target::new(StdoutSink::new(fd), stream_name));
+    let stream = stream_fd.map(|fd| {
+        let sink = StdoutSink::new(fd).with_give_up(Arc::clone(&flag));
+        let sink = if sinks::was_closed_at_start(fd) {
+            sink.closed()
+        } else {
+            sink
+        };
+        Target::new(sink, stream_name)
+    });
     // Read buffers go back to the readers from the recent-records ring,
     // formatted ones from the writer thread.
     let read_buffers = Arc::new(BufferPool::default());
@@ -145,17 +359,38 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         pending_bytes: 0,
         permits: Arc::clone(&permits),
         taken_permits: 0,
+        losses: Arc::default(),
+        published_drops: 0,
     };
+    let losses = Arc::clone(&writer.losses);
+    let (done_tx, done) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("pidzero-log".into())
-        .spawn(move || writer.run(rx))?;
+        .spawn(move || {
+            accept_interruptions();
+            writer.run(rx);
+            let _ = done_tx.send(());
+        })?;
+    let give_up = GiveUp {
+        flag,
+        thread: Arc::new(Mutex::new(Some(thread.as_pthread_t()))),
+        deadline: Arc::default(),
+    };
     let routing = Routing {
         format: settings.format,
         quiet: options.quiet,
         lines_have_sink: settings.log_to_file || (stream_fd.is_some() && !options.quiet),
     };
     let handle = LogHandle::new(tx, permits, recent, read_buffers, pool, routing);
-    Ok((handle, LogWriter { thread }))
+    Ok((
+        handle,
+        LogWriter {
+            thread,
+            done,
+            give_up,
+            losses,
+        },
+    ))
 }
 
 /// What a sink must do for the writer.
@@ -182,6 +417,10 @@ struct Target<S> {
     /// When the last write failed, in a failure episode that has been
     /// reported: no new report until writes succeed for [`RECOVERY`].
     failed_at: Option<Instant>,
+    /// Records of failed writes (never written to this sink).
+    dropped: u64,
+    /// Of those, records of writes given up at exit.
+    given_up: u64,
 }
 
 impl<S: Sink> Target<S> {
@@ -190,11 +429,14 @@ impl<S: Sink> Target<S> {
             sink,
             name,
             failed_at: None,
+            dropped: 0,
+            given_up: 0,
         }
     }
 
     /// Writes `chunks`; returns the error when it starts a new failure
-    /// episode (the only time it is reported).
+    /// episode (the only time it is reported). A write given up at exit is
+    /// counted, not reported: the writer's last event sums those up.
     fn write(&mut self, chunks: &[&[u8]], recent: &Recent) -> Option<io::Error> {
         if chunks.is_empty() {
             return None;
@@ -207,6 +449,12 @@ impl<S: Sink> Target<S> {
                 None
             }
             Err(error) => {
+                let records = count_records(chunks);
+                self.dropped += records;
+                if sinks::gave_up(&error) {
+                    self.given_up += records;
+                    return None;
+                }
                 recent.sink_error(self.name);
                 let first = self.failed_at.is_none();
                 self.failed_at = Some(Instant::now());
@@ -214,6 +462,24 @@ impl<S: Sink> Target<S> {
             }
         }
     }
+}
+
+impl<S> Target<S> {
+    fn loss(&self) -> SinkLoss {
+        SinkLoss {
+            sink: self.name,
+            dropped: self.dropped,
+            given_up: self.given_up,
+        }
+    }
+}
+
+/// Records in `chunks`: each ends in the only `\n` it holds.
+fn count_records(chunks: &[&[u8]]) -> u64 {
+    chunks
+        .iter()
+        .map(|c| memchr::memchr_iter(b'\n', c).count() as u64)
+        .sum()
 }
 
 struct Writer {
@@ -231,6 +497,11 @@ struct Writer {
     permits: Arc<Semaphore>,
     /// Line batches taken in this round, whose permits go back before writing.
     taken_permits: usize,
+    /// What each sink lost, published for [`LogWriter::finish`] whenever
+    /// it changes (only on failures: no cost while the sinks work).
+    losses: Arc<Mutex<Vec<SinkLoss>>>,
+    /// The drops of both sinks at the last publication.
+    published_drops: u64,
 }
 
 impl Writer {
@@ -255,6 +526,42 @@ impl Writer {
             if finish {
                 break;
             }
+        }
+        self.report_given_up();
+    }
+
+    /// After giving up at exit: the last event, on any sink still working,
+    /// says how many records each given-up sink lost.
+    fn report_given_up(&mut self) {
+        let mut reports = Vec::new();
+        for (name, given_up, dropped) in [
+            self.stream
+                .as_ref()
+                .map(|t| (t.name, t.given_up, t.dropped)),
+            self.file.as_ref().map(|t| (t.name, t.given_up, t.dropped)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if given_up > 0 {
+                let event = gave_up_event(name, given_up, dropped);
+                reports.push(format_and_keep_event(
+                    &self.recent,
+                    &self.pidzero,
+                    self.format,
+                    &event,
+                ));
+            }
+        }
+        if reports.is_empty() {
+            return;
+        }
+        let chunks: Vec<&[u8]> = reports.iter().map(|r| &r[..]).collect();
+        if let Some(stream) = self.stream.as_mut().filter(|t| t.given_up == 0) {
+            stream.write(&chunks, &self.recent);
+        }
+        if let Some(file) = self.file.as_mut().filter(|t| t.given_up == 0) {
+            file.write(&chunks, &self.recent);
         }
     }
 
@@ -319,6 +626,22 @@ impl Writer {
         self.pool
             .give_back(self.pending.drain(..).filter(|c| c.permit).map(|c| c.bytes));
         self.pending_bytes = 0;
+        self.publish_losses();
+    }
+
+    fn publish_losses(&mut self) {
+        let losses: Vec<SinkLoss> = [
+            self.stream.as_ref().map(Target::loss),
+            self.file.as_ref().map(Target::loss),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let drops = losses.iter().map(|l| l.dropped).sum();
+        if drops != self.published_drops {
+            self.published_drops = drops;
+            *self.losses.lock().unwrap_or_else(|e| e.into_inner()) = losses;
+        }
     }
 }
 
@@ -341,6 +664,24 @@ fn report(
     error: &io::Error,
 ) -> Vec<u8> {
     format_and_keep_event(recent, pidzero, format, &sink_error(sink, error))
+}
+
+/// The `sink_error` event, at exit, for a sink whose writes were given up.
+fn gave_up_event(sink: &'static str, given_up: u64, dropped: u64) -> EventRecord {
+    EventRecord {
+        timestamp: timestamp_now(),
+        level: Level::Error,
+        event: "sink_error",
+        fields: vec![
+            ("sink", FieldValue::Str(sink.to_string())),
+            ("error", FieldValue::Str("gave up at exit".to_string())),
+            ("given_up", FieldValue::Int(given_up as i64)),
+            ("dropped", FieldValue::Int(dropped as i64)),
+        ],
+        line: format!(
+            "gave up {given_up} log records that {sink} did not take before pidzero exited ({dropped} records never reached {sink} in all)"
+        ),
+    }
 }
 
 /// The `sink_error` event for a sink that just started failing.
@@ -575,6 +916,64 @@ mod tests {
             log.permits.available_permits(),
             BATCHES_IN_FLIGHT,
             "every permit back"
+        );
+    }
+
+    /// A stream sink nobody reads (a blocking pipe, full): past the
+    /// deadline, `finish` interrupts the blocked write and returns; the
+    /// file got every line and a last event counting what stdout lost.
+    #[test]
+    fn finish_gives_up_a_blocked_stdout_and_counts_what_it_dropped() {
+        let dir = Dir::new("give-up");
+        let path = dir.p("pidzero.log");
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut settings = settings(&path, LogFormat::Json);
+        settings.log_to_stdout = true;
+        let (log, writer) = start_writer(settings, Some(write_end.as_raw_fd()));
+        let lines = 3000;
+        // Three batches: fewer than the permits, so sending never waits.
+        block_on(async {
+            for batch in 0..3 {
+                let text: String = (0..lines / 3)
+                    .map(|i| format!("line {batch} {i} {}\n", "x".repeat(100)))
+                    .collect();
+                log.send_lines(batch_of("w", &text)).await;
+            }
+        });
+        writer.give_up_handle().set_deadline(Instant::now());
+        let asked = Instant::now();
+        let losses = writer.finish(&log);
+        assert!(asked.elapsed() < GIVE_UP_GRACE, "{:?}", asked.elapsed());
+        let file_loss = SinkLoss {
+            sink: "file",
+            dropped: 0,
+            given_up: 0,
+        };
+        assert_eq!(losses[1], file_loss, "{losses:?}");
+        let stdout = losses[0];
+        assert_eq!(stdout.sink, "stdout");
+        assert_eq!(stdout.dropped, stdout.given_up);
+        let given_up = stdout.given_up;
+        // The pipe holds 64 KiB: at most a few hundred records got through.
+        assert!(given_up > 2000 && given_up <= lines, "{given_up}");
+        drop(read_end);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            records.iter().filter(|r| r["source"] == "w").count() as u64,
+            lines
+        );
+        let last = records.last().unwrap();
+        assert_eq!(last["event"], "sink_error", "{text}");
+        assert_eq!(last["sink"], "stdout");
+        assert_eq!(last["given_up"], given_up);
+        assert_eq!(last["dropped"], given_up);
+        assert_eq!(
+            describe_losses(&losses).unwrap(),
+            format!("log records lost: stdout {given_up} ({given_up} given up at exit)")
         );
     }
 

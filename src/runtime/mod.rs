@@ -26,6 +26,7 @@ use crate::config::{HealthProbe, OutputMode};
 use crate::health::{self as probes, ProbeResult};
 use crate::log::reader;
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level, Stream};
+use crate::log::writer::{GiveUp, GIVE_UP_GRACE};
 use crate::log::LogHandle;
 use crate::plan::{DaemonPlan, Plan};
 use crate::supervisor::{Action, Control, ControlOutcome, DaemonRules, Event, Supervisor, Timer};
@@ -74,6 +75,17 @@ pub struct ApiSetup {
 /// Status when the control API cannot listen where it was told to.
 const USAGE_ERROR: i32 = 2;
 
+/// How the end waits for the log sinks: pending records are given up after
+/// a second stop signal, or `shutdown_timeout` after the last daemon is gone.
+pub struct LogExit {
+    pub give_up: GiveUp,
+    pub shutdown_timeout: Duration,
+}
+
+fn is_stop_signal(sig: i32) -> bool {
+    matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+}
+
 /// Runs the plan until the supervisor says to exit; returns the exit status.
 /// Signals must already be blocked (see [`signals::block_all`]).
 pub fn run(
@@ -82,6 +94,7 @@ pub fn run(
     max_line_bytes: usize,
     inherited: signals::Inherited,
     api: ApiSetup,
+    log_exit: LogExit,
 ) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -97,6 +110,7 @@ pub fn run(
     rt.block_on(async move {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let mut runtime = Runtime::new(plan, log, max_line_bytes, inherited, reports_tx);
+        runtime.log_exit = Some(log_exit);
         match runtime.run(reports, api).await {
             Ok(status) => status,
             Err(e) => {
@@ -175,6 +189,11 @@ struct Runtime {
     wall_base: SystemTime,
     snapshots: watch::Sender<Snapshot>,
     sources: Vec<Arc<str>>,
+    /// How the end waits for the log sinks (none in unit tests).
+    log_exit: Option<LogExit>,
+    /// Stop signals received (TERM, INT, QUIT): from the second on, the end
+    /// does not wait for the log sinks.
+    stop_signals: u32,
 }
 
 impl Runtime {
@@ -209,6 +228,8 @@ impl Runtime {
             wall_base: SystemTime::now(),
             snapshots: watch::channel(Snapshot::default()).0,
             sources,
+            log_exit: None,
+            stop_signals: 0,
         }
     }
 
@@ -239,7 +260,7 @@ impl Runtime {
             while let Some(event) = events.pop_front() {
                 let actions = self.supervisor.handle(event, self.now());
                 if let Some(status) = self.apply_all(actions, &mut events) {
-                    return Ok(self.finish(status, server).await);
+                    return Ok(self.finish(status, server, &mut signals).await);
                 }
             }
             self.publish_snapshot();
@@ -257,6 +278,7 @@ impl Runtime {
                         if sig == libc::SIGCHLD {
                             self.reap(&mut events);
                         } else {
+                            self.stop_signals += u32::from(is_stop_signal(sig));
                             events.push_back(Event::Signal(sig));
                         }
                     }
@@ -274,7 +296,7 @@ impl Runtime {
                 Some(request) = control.recv() => {
                     let actions = self.on_control(request);
                     if let Some(status) = self.apply_all(actions, &mut events) {
-                        return Ok(self.finish(status, server).await);
+                        return Ok(self.finish(status, server, &mut signals).await);
                     }
                 }
             }
@@ -386,9 +408,14 @@ impl Runtime {
 
     /// The end: a last snapshot, every pipe drained, then the API closed
     /// (after letting it write the answers already given, such as a shutdown's 202).
-    async fn finish(&mut self, status: i32, server: Option<ApiServer>) -> i32 {
+    async fn finish(
+        &mut self,
+        status: i32,
+        server: Option<ApiServer>,
+        signals: &mut Signals,
+    ) -> i32 {
         self.publish_snapshot();
-        self.flush_readers().await;
+        self.flush_readers(signals).await;
         tokio::task::yield_now().await;
         drop(server);
         status
@@ -579,11 +606,47 @@ impl Runtime {
     }
 
     /// Lets every pipe reader take what its daemon wrote before exiting, then ends them.
-    async fn flush_readers(&mut self) {
+    ///
+    /// Readers wait for the log writer, which may wait for a sink nobody
+    /// reads: after a second stop signal (or at once if one came already),
+    /// or `shutdown_timeout` from now, the writer is told to give up its
+    /// pending writes; it then takes the rest at once (counting what it
+    /// drops), so the readers end within [`GIVE_UP_GRACE`].
+    async fn flush_readers(&mut self, signals: &mut Signals) {
         let _ = self.drain.send(true);
-        for reader in self.readers.drain(..) {
-            let _ = reader.await;
+        let readers = std::mem::take(&mut self.readers);
+        let mut flushed = std::pin::pin!(async move {
+            for reader in readers {
+                let _ = reader.await;
+            }
+        });
+        let Some(exit) = self.log_exit.as_ref() else {
+            return flushed.await;
+        };
+        let deadline = Instant::now() + exit.shutdown_timeout;
+        exit.give_up.set_deadline(deadline);
+        if self.stop_signals >= 2 {
+            exit.give_up.give_up();
         }
+        if !exit.give_up.given_up() {
+            let stop_signal = async {
+                loop {
+                    match signals.recv().await {
+                        Ok(received) if received.iter().any(|&s| is_stop_signal(s)) => break,
+                        Ok(_) => {}
+                        // Nothing more to hear: only the deadline is left.
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                _ = &mut flushed => return,
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = stop_signal => {}
+            }
+            exit.give_up.give_up();
+        }
+        let _ = tokio::time::timeout(GIVE_UP_GRACE, flushed).await;
     }
 }
 
