@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::auth::{self, Refusal, Transport};
 use super::metrics;
 use super::model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo};
-use super::server::{Shared, MAX_BODY_BYTES};
+use super::state::{Shared, MAX_BODY_BYTES};
 use crate::config::signal::parse_signal;
 
 pub type Body = Full<Bytes>;

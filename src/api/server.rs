@@ -28,95 +28,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::auth::Transport;
 use super::listen::{self, SocketFile};
-use super::model::{ControlRequest, Snapshot};
 use super::routes;
-
-/// The largest request head (request line and headers).
-pub const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// The largest request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// What the server reads and where it sends commands.
-pub struct ApiContext {
-    /// The latest state, published by the runtime.
-    pub snapshot: watch::Receiver<Snapshot>,
-    /// Commands; the runtime answers each on its oneshot.
-    pub control: mpsc::Sender<ControlRequest>,
-    /// Recent records and counters, provided by the log writer.
-    pub logs: Arc<dyn LogSource>,
-    /// The bearer token for TCP (see [`super::pick_token`]).
-    pub token: Option<String>,
-}
-
-impl fmt::Debug for ApiContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiContext")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
-    }
-}
-
-/// The log pipeline's side of the API. Called on the runtime thread: keep it quick
-/// (a short lock, no I/O).
-pub trait LogSource: Send + Sync {
-    /// The last `n` records of `daemon`, oldest first, each one JSON object.
-    fn recent(&self, daemon: &str, n: usize) -> Vec<String>;
-    fn counters(&self) -> LogCounters;
-}
-
-/// The log writer keeps the recent records and the counters.
-impl LogSource for crate::log::LogHandle {
-    fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
-        crate::log::LogHandle::recent(self, daemon, n)
-    }
-
-    fn counters(&self) -> LogCounters {
-        LogCounters {
-            per_daemon: self.daemon_counters(),
-            sink_errors: self.sink_error_counts(),
-        }
-    }
-}
-
-/// Counters for `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogCounters {
-    /// Daemon name, records, bytes.
-    pub per_daemon: Vec<(String, u64, u64)>,
-    /// Sink name (`stdout`, `file`), errors.
-    pub sink_errors: Vec<(String, u64)>,
-}
-
-/// Timeouts and limits; [`Limits::default`] is what SPEC §8 says. Shorter values are
-/// for tests.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Time for a whole request (head and body) to arrive.
-    pub request_timeout: Duration,
-    /// Time for the runtime to take and answer a command (then 503).
-    pub control_timeout: Duration,
-    /// Connections served at once per listener; more wait in the backlog.
-    pub max_connections: usize,
-    /// Then a connection is closed after its current request.
-    pub max_connection_age: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            request_timeout: Duration::from_secs(10),
-            control_timeout: Duration::from_secs(5),
-            max_connections: 64,
-            max_connection_age: Duration::from_secs(60),
-        }
-    }
-}
+use super::state::{ApiContext, Limits, Shared, MAX_HEAD_BYTES};
 
 /// The running API. Dropping it (or [`ApiServer::close`]) stops the listeners,
 /// closes open connections and removes the socket file.
@@ -223,12 +142,6 @@ pub async fn start_with_limits(
         )));
     }
     Ok(server)
-}
-
-/// What every connection shares.
-pub(crate) struct Shared {
-    pub ctx: ApiContext,
-    pub limits: Limits,
 }
 
 enum Listener {
