@@ -36,6 +36,7 @@ use super::auth::Transport;
 use super::listen::{self, SocketFile};
 use super::routes;
 use super::state::{ApiContext, Limits, Shared, MAX_HEAD_BYTES};
+use crate::nosigpipe::NoSigPipe;
 
 /// The running API. Dropping it (or [`ApiServer::close`]) stops the listeners,
 /// closes open connections and removes the socket file.
@@ -183,13 +184,25 @@ async fn accept(
         Listener::Unix(l) => {
             let (stream, _) = l.accept().await?;
             let shared = shared.clone();
-            tokio::spawn(serve(stream, Transport::Unix, shared, permit, closed));
+            tokio::spawn(serve(
+                NoSigPipe::new(stream),
+                Transport::Unix,
+                shared,
+                permit,
+                closed,
+            ));
         }
         Listener::Tcp(l) => {
             let (stream, _) = l.accept().await?;
             let _ = stream.set_nodelay(true);
             let shared = shared.clone();
-            tokio::spawn(serve(stream, Transport::Tcp, shared, permit, closed));
+            tokio::spawn(serve(
+                NoSigPipe::new(stream),
+                Transport::Tcp,
+                shared,
+                permit,
+                closed,
+            ));
         }
     }
     Ok(())

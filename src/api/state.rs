@@ -97,4 +97,3 @@ pub(crate) struct Shared {
     pub ctx: ApiContext,
     pub limits: Limits,
 }
-
