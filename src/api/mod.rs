@@ -20,11 +20,13 @@
 //! [`auth`]. No environment value is in any answer: the model has no field for one.
 
 pub mod auth;
+mod connection;
 mod listen;
 pub mod metrics;
 pub mod model;
 mod routes;
 pub mod server;
+mod slots;
 mod state;
 
 pub use auth::pick_token;

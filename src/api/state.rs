@@ -75,7 +75,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Time for the runtime to take and answer a command (then 503).
     pub control_timeout: Duration,
-    /// Connections served at once per listener; more wait in the backlog.
+    /// Connections served at once per listener; a newcomer at the limit evicts the
+    /// one that has waited on its client the longest.
     pub max_connections: usize,
     /// Then a connection is closed after its current request.
     pub max_connection_age: Duration,
