@@ -52,10 +52,6 @@ impl<S: Socket> NoSigPipe<S> {
         NoSigPipe(stream)
     }
 
-    pub fn get_ref(&self) -> &S {
-        &self.0
-    }
-
     /// Waits until the socket is writable and runs `send` once it is, again whenever
     /// the kernel says it would block.
     fn poll_send(

@@ -37,7 +37,7 @@ use super::state::{Shared, MAX_BODY_BYTES, MAX_HEAD_BYTES};
 use crate::nosigpipe::{NoSigPipe, Socket};
 
 /// How long a closing connection reads what its client still sends.
-pub const LINGER: Duration = Duration::from_secs(2);
+const LINGER: Duration = Duration::from_secs(2);
 /// How much it reads at most meanwhile: a request body and then some.
 const LINGER_BYTES: usize = 4 * MAX_BODY_BYTES;
 
