@@ -1,4 +1,5 @@
-//! Network health probes: `http` (a plain HTTP/1.1 GET) and `tcp` (a connect).
+//! Network health probes: `http` (an HTTP/1.1 GET with hyper's client) and `tcp` (a
+//! connect).
 //!
 //! Both run as tasks beside the control loop, bounded by the check's timeout,
 //! and report a human-readable detail either way. Command probes are processes
@@ -6,8 +7,15 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::client::conn::http1;
+use hyper::header::{CONNECTION, HOST, USER_AGENT};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::nosigpipe::NoSigPipe;
 
 /// The outcome of one probe: `Ok(detail)` passed, `Err(detail)` failed.
 pub type ProbeResult = Result<String, String>;
@@ -68,48 +76,45 @@ impl HttpTarget {
     }
 }
 
-/// Sends the GET and returns the status code of the answer's status line.
-async fn get_status(target: &HttpTarget) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect(&target.address).await?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: pidzero\r\nConnection: close\r\n\r\n",
-        target.path, target.host_header
-    );
-    stream.write_all(request.as_bytes()).await?;
-    // The status line fits in far less; more is never read.
-    let mut head = Vec::with_capacity(256);
-    let mut buf = [0u8; 256];
-    while !head.contains(&b'\n') && head.len() < 1024 {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    parse_status_line(&head).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "the answer is not an HTTP/1.x response",
-        )
-    })
-}
-
-/// `HTTP/1.1 204 No Content` → 204.
-pub fn parse_status_line(head: &[u8]) -> Option<u16> {
-    let line_end = head.iter().position(|&b| b == b'\n')?;
-    let line = std::str::from_utf8(&head[..line_end]).ok()?;
-    let mut words = line.split_ascii_whitespace();
-    if !words.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    let code = words.next()?;
-    (code.len() == 3).then(|| code.parse().ok()).flatten()
+/// Sends the GET with hyper's client and returns the answer's status code. The body
+/// is never read: the status decides.
+async fn get_status(target: &HttpTarget) -> Result<u16, String> {
+    let stream = TcpStream::connect(&target.address)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", target.address))?;
+    let io = TokioIo::new(NoSigPipe::new(stream));
+    let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = Request::get(target.path.as_str())
+        .header(HOST, target.host_header.as_str())
+        .header(USER_AGENT, "pidzero")
+        .header(CONNECTION, "close")
+        .body(Empty::new())
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    // The connection is driven here, not on a task of its own, so that the probe's
+    // timeout, by dropping this future, also closes the socket.
+    let answer = sender.send_request(request);
+    tokio::pin!(connection, answer);
+    let response = tokio::select! {
+        biased;
+        answer = &mut answer => answer,
+        // It ends (Connection: close) once the answer is handed over, or it failed.
+        ended = &mut connection => match ended {
+            Ok(()) => answer.await,
+            Err(e) => Err(e),
+        },
+    };
+    response
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::block_on;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn parses_urls() {
@@ -126,19 +131,6 @@ mod tests {
         assert_eq!(t.address, "[::1]:9");
         assert!(HttpTarget::parse("https://x/").is_err());
         assert!(HttpTarget::parse("http:///x").is_err());
-    }
-
-    #[test]
-    fn parses_status_lines() {
-        assert_eq!(parse_status_line(b"HTTP/1.1 204 No Content\r\n"), Some(204));
-        assert_eq!(parse_status_line(b"HTTP/1.0 503\r\n"), Some(503));
-        assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
-        assert_eq!(parse_status_line(b"HTTP/1.1 2000 x\r\n"), None);
-        assert_eq!(
-            parse_status_line(b"HTTP/1.1 200 OK"),
-            None,
-            "incomplete line"
-        );
     }
 
     #[test]
@@ -162,6 +154,41 @@ mod tests {
             let failed = probe_http(&url, t).await.unwrap_err();
             assert!(failed.contains("500"), "{failed}");
             server.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn http_probe_judges_what_comes_back() {
+        block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let answers: [&[u8]; 3] = [
+                b"HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
+                b"SSH-2.0-OpenSSH_9.6\r\n",
+                b"",
+            ];
+            let server = tokio::spawn(async move {
+                for answer in answers {
+                    let (mut s, _) = listener.accept().await.unwrap();
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await.unwrap();
+                    s.write_all(answer).await.unwrap();
+                }
+            });
+            let url = format!("http://{addr}/");
+            let t = Duration::from_secs(5);
+            let redirect = probe_http(&url, t).await.unwrap();
+            assert_eq!(redirect, format!("GET {url} answered 302"));
+            for _ in 0..2 {
+                let failed = probe_http(&url, t).await.unwrap_err();
+                assert!(
+                    failed.starts_with(&format!("GET {url} failed: ")),
+                    "{failed}"
+                );
+            }
+            server.await.unwrap();
+            let refused = probe_http(&url, t).await.unwrap_err();
+            assert!(refused.contains("cannot connect"), "{refused}");
         });
     }
 

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod health;
 pub mod log;
+pub mod nosigpipe;
 pub mod plan;
 pub mod runtime;
 pub mod supervisor;

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::model::Snapshot;
-use super::server::LogCounters;
+use super::state::LogCounters;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -20,16 +20,17 @@
 //! [`auth`]. No environment value is in any answer: the model has no field for one.
 
 pub mod auth;
+mod connection;
 mod listen;
 pub mod metrics;
 pub mod model;
 mod routes;
 pub mod server;
+mod slots;
+mod state;
 
 pub use auth::pick_token;
 pub use model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo, LastExit, Snapshot};
 pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
-pub use server::{
-    start, start_with_limits, ApiContext, ApiServer, Limits, LogCounters, LogSource,
-    MAX_BODY_BYTES, MAX_HEAD_BYTES,
-};
+pub use server::{start, start_with_limits, ApiServer};
+pub use state::{ApiContext, Limits, LogCounters, LogSource, MAX_BODY_BYTES, MAX_HEAD_BYTES};

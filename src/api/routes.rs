@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{
     HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::auth::{self, Refusal, Transport};
 use super::metrics;
 use super::model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo};
-use super::server::{Shared, MAX_BODY_BYTES};
+use super::state::{Shared, MAX_BODY_BYTES};
 use crate::config::signal::parse_signal;
 
 pub type Body = Full<Bytes>;
@@ -99,6 +99,25 @@ pub(crate) async fn handle(
     deadline: Instant,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    let response = answer(parts, &mut body, transport, shared, deadline).await;
+    // An answer given before the body was read (404, 401, 403, 405, 413) ends the
+    // connection: what follows on it is the rest of that body, not a request. The
+    // connection closes gracefully, so the answer still arrives.
+    match body {
+        Some(unread) if !unread.is_end_stream() => closing(response),
+        _ => response,
+    }
+}
+
+/// The answer to one request; takes the body out of `body` when it reads it.
+async fn answer(
+    parts: hyper::http::request::Parts,
+    body: &mut Option<Incoming>,
+    transport: Transport,
+    shared: &Shared,
+    deadline: Instant,
+) -> Response<Body> {
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
@@ -170,6 +189,9 @@ pub(crate) async fn handle(
                 Action::Stop => ControlCommand::Stop(name),
                 Action::Restart => ControlCommand::Restart(name),
                 Action::Signal => {
+                    let Some(body) = body.take() else {
+                        return error(StatusCode::BAD_REQUEST, "no request body".into());
+                    };
                     let body = match read_body(body, deadline).await {
                         Ok(body) => body,
                         Err(response) => return response,
@@ -361,7 +383,7 @@ fn refused(refusal: Refusal) -> Response<Body> {
 }
 
 /// Asks hyper to close the connection after this response (its request body may be
-/// left unread).
+/// left unread; the connection then closes gracefully, see `super::connection`).
 fn closing(mut response: Response<Body>) -> Response<Body> {
     response
         .headers_mut()

@@ -3,120 +3,32 @@
 //!
 //! Limits (SPEC §8):
 //! - request head ≤ 8 KiB (hyper answers 431), body ≤ 64 KiB (413);
-//! - a request must arrive within 10 s: hyper's header read timeout closes a
-//!   connection whose head is late (idle keep-alive time counts, so idle connections
-//!   close after 10 s too), and the body must be complete within the same 10 s,
-//!   counted from when the connection was ready for that request (408 and close);
-//! - at most 64 connections at once **per listener**. Further clients are not
-//!   refused: they wait in the kernel's listen backlog and are accepted as soon as a
-//!   connection ends. Since every connection ends within 10 s unless it is actively
-//!   exchanging requests, a flood of slow clients delays newcomers by at most that,
-//!   and a flood on TCP never locks out the local socket (or the other way round).
-//! - a connection lives at most 60 s: then it is asked to close after its current
-//!   request, and closed for good 10 s later (this bounds clients that stop reading).
+//! - a request must arrive within 10 s, a connection lives at most 60 s, and it is
+//!   closed gracefully so that an early answer reaches its client: see
+//!   [`super::connection`];
+//! - at most 64 connections at once **per listener**, so a flood on TCP never touches
+//!   the local socket (or the other way round). A newcomer is never kept waiting: at
+//!   the limit it takes the slot of the connection that has waited on its client the
+//!   longest (see [`super::slots`]), so slow or idle clients cannot keep a probe's
+//!   `GET /health` from being answered.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::auth::Transport;
+use super::connection::serve;
 use super::listen::{self, SocketFile};
-use super::model::{ControlRequest, Snapshot};
-use super::routes;
-
-/// The largest request head (request line and headers).
-pub const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// The largest request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// What the server reads and where it sends commands.
-pub struct ApiContext {
-    /// The latest state, published by the runtime.
-    pub snapshot: watch::Receiver<Snapshot>,
-    /// Commands; the runtime answers each on its oneshot.
-    pub control: mpsc::Sender<ControlRequest>,
-    /// Recent records and counters, provided by the log writer.
-    pub logs: Arc<dyn LogSource>,
-    /// The bearer token for TCP (see [`super::pick_token`]).
-    pub token: Option<String>,
-}
-
-impl fmt::Debug for ApiContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiContext")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
-    }
-}
-
-/// The log pipeline's side of the API. Called on the runtime thread: keep it quick
-/// (a short lock, no I/O).
-pub trait LogSource: Send + Sync {
-    /// The last `n` records of `daemon`, oldest first, each one JSON object.
-    fn recent(&self, daemon: &str, n: usize) -> Vec<String>;
-    fn counters(&self) -> LogCounters;
-}
-
-/// The log writer keeps the recent records and the counters.
-impl LogSource for crate::log::LogHandle {
-    fn recent(&self, daemon: &str, n: usize) -> Vec<String> {
-        crate::log::LogHandle::recent(self, daemon, n)
-    }
-
-    fn counters(&self) -> LogCounters {
-        LogCounters {
-            per_daemon: self.daemon_counters(),
-            sink_errors: self.sink_error_counts(),
-        }
-    }
-}
-
-/// Counters for `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogCounters {
-    /// Daemon name, records, bytes.
-    pub per_daemon: Vec<(String, u64, u64)>,
-    /// Sink name (`stdout`, `file`), errors.
-    pub sink_errors: Vec<(String, u64)>,
-}
-
-/// Timeouts and limits; [`Limits::default`] is what SPEC §8 says. Shorter values are
-/// for tests.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Time for a whole request (head and body) to arrive.
-    pub request_timeout: Duration,
-    /// Time for the runtime to take and answer a command (then 503).
-    pub control_timeout: Duration,
-    /// Connections served at once per listener; more wait in the backlog.
-    pub max_connections: usize,
-    /// Then a connection is closed after its current request.
-    pub max_connection_age: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            request_timeout: Duration::from_secs(10),
-            control_timeout: Duration::from_secs(5),
-            max_connections: 64,
-            max_connection_age: Duration::from_secs(60),
-        }
-    }
-}
+use super::slots::Slots;
+use super::state::{ApiContext, Limits, Shared};
+use crate::nosigpipe::NoSigPipe;
 
 /// The running API. Dropping it (or [`ApiServer::close`]) stops the listeners,
 /// closes open connections and removes the socket file.
@@ -225,29 +137,16 @@ pub async fn start_with_limits(
     Ok(server)
 }
 
-/// What every connection shares.
-pub(crate) struct Shared {
-    pub ctx: ApiContext,
-    pub limits: Limits,
-}
-
 enum Listener {
     Unix(UnixListener),
     Tcp(TcpListener),
 }
 
 async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut closed: watch::Receiver<()>) {
-    let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+    let slots = Slots::new(shared.limits.max_connections);
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = closed.changed() => return,
-        };
         let accepted = tokio::select! {
-            accepted = accept(&listener, &shared, permit, closed.clone()) => accepted,
+            accepted = accept(&listener, &shared, &slots, closed.clone()) => accepted,
             _ = closed.changed() => return,
         };
         if let Err(e) = accepted {
@@ -260,23 +159,28 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut closed: watch:
     }
 }
 
+/// Accepts one connection, gives it a slot (at the limit, evicting another) and
+/// serves it on a task of its own.
 async fn accept(
     listener: &Listener,
     shared: &Arc<Shared>,
-    permit: OwnedSemaphorePermit,
+    slots: &Arc<Slots>,
     closed: watch::Receiver<()>,
 ) -> io::Result<()> {
+    let shared = shared.clone();
     match listener {
         Listener::Unix(l) => {
             let (stream, _) = l.accept().await?;
-            let shared = shared.clone();
-            tokio::spawn(serve(stream, Transport::Unix, shared, permit, closed));
+            let stream = NoSigPipe::new(stream);
+            let slot = slots.admit();
+            tokio::spawn(serve(stream, Transport::Unix, shared, slot, closed));
         }
         Listener::Tcp(l) => {
             let (stream, _) = l.accept().await?;
             let _ = stream.set_nodelay(true);
-            let shared = shared.clone();
-            tokio::spawn(serve(stream, Transport::Tcp, shared, permit, closed));
+            let stream = NoSigPipe::new(stream);
+            let slot = slots.admit();
+            tokio::spawn(serve(stream, Transport::Tcp, shared, slot, closed));
         }
     }
     Ok(())
@@ -287,53 +191,4 @@ fn out_of_resources(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
-}
-
-/// Serves one connection until the client closes it, a limit ends it, or the server
-/// is closed. The permit frees the connection slot when this returns.
-async fn serve<S>(
-    stream: S,
-    transport: Transport,
-    shared: Arc<Shared>,
-    _permit: OwnedSemaphorePermit,
-    mut closed: watch::Receiver<()>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let limits = shared.limits.clone();
-    // When this connection became ready for its current request: the start of the
-    // 10 s a request has to arrive. Moved forward when a response is handed to hyper.
-    let ready_since = Arc::new(Mutex::new(Instant::now()));
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        let ready_since = ready_since.clone();
-        async move {
-            let since = *ready_since.lock().unwrap_or_else(|e| e.into_inner());
-            let deadline = since + shared.limits.request_timeout;
-            let response = routes::handle(req, transport, &shared, deadline).await;
-            *ready_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-            Ok::<_, Infallible>(response)
-        }
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.request_timeout)
-        .max_header_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let too_old = tokio::time::sleep(limits.max_connection_age);
-    tokio::pin!(too_old);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = closed.changed() => return,
-        _ = &mut too_old => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = closed.changed() => {}
-        _ = tokio::time::sleep(limits.request_timeout) => {}
-    }
 }

@@ -14,6 +14,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::nosigpipe::NoSigPipe;
+
 /// Time to connect, and then for the whole exchange. Commands are answered at once
 /// (the server gives the runtime 5 s), so these only catch a hung server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,12 +136,12 @@ pub async fn request(
         match endpoint {
             Endpoint::Unix(path) => {
                 let stream = connect(endpoint, UnixStream::connect(path)).await?;
-                exchange(stream, request, endpoint).await
+                exchange(NoSigPipe::new(stream), request, endpoint).await
             }
             Endpoint::Tcp { host, port } => {
                 let stream = connect(endpoint, TcpStream::connect((host.as_str(), *port))).await?;
                 let _ = stream.set_nodelay(true);
-                exchange(stream, request, endpoint).await
+                exchange(NoSigPipe::new(stream), request, endpoint).await
             }
         }
     };
