@@ -5,6 +5,7 @@
 //! error instead of the answer, which a reset can even destroy before it is read.
 
 mod api_support;
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -94,8 +95,8 @@ async fn over_tcp(addr: SocketAddr, path: &str, auth: &str) -> Seen {
 #[tokio::test]
 async fn a_404_reaches_a_client_sending_a_body() {
     within(async {
-        let dir = TempDir::new("early-404");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("early-404");
+        let socket = dir.p("api.sock");
         let (_fake, ctx) = FakeRuntime::start(Some("s3cret"));
         let server = api::start(Some(socket.clone()), localhost(), ctx)
             .await

@@ -12,6 +12,7 @@
 //! the iteration and the request, which reproduce it.
 
 mod api_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -338,8 +339,8 @@ async fn random_and_mutated_requests_get_answers_or_clean_closes() {
     count_panics();
     let iters = env_u64("PIDZERO_FUZZ_ITERS").unwrap_or(DEFAULT_ITERS);
     let seed = env_u64("PIDZERO_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
-    let dir = TempDir::new("fuzz");
-    let socket = dir.path("api.sock");
+    let dir = Dir::new("fuzz");
+    let socket = dir.p("api.sock");
     let (_fake, ctx) = FakeRuntime::start(Some("s3cret"));
     let limits = Limits {
         request_timeout: Duration::from_secs(2),

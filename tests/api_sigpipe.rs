@@ -8,6 +8,7 @@
 //! binary, so no other test's signals are mixed in.
 
 mod api_support;
+mod common;
 
 use std::time::Duration;
 
@@ -82,8 +83,8 @@ async fn clients_that_leave_mid_answer_raise_no_sigpipe() {
     block_sigpipe();
     assert!(!sigpipe_pending(), "SIGPIPE pending before the test");
     within(async {
-        let dir = TempDir::new("sigpipe");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("sigpipe");
+        let socket = dir.p("api.sock");
         let (_fake, ctx) = FakeRuntime::start_with(None, big_logs(), true);
         let server = api::start(Some(socket.clone()), localhost(), ctx)
             .await

@@ -4,6 +4,7 @@
 //! same listener is answered within 1 s, and again a little later.
 
 mod api_support;
+mod common;
 
 use std::time::Duration;
 
@@ -85,8 +86,8 @@ async fn slow_clients_on_tcp_do_not_hold_up_health() {
 #[tokio::test]
 async fn slow_clients_on_the_socket_do_not_hold_up_health() {
     within(async {
-        let dir = TempDir::new("flood");
-        let socket = dir.path("api.sock");
+        let dir = Dir::new("flood");
+        let socket = dir.p("api.sock");
         let (_fake, ctx) = FakeRuntime::start(None);
         let _server = api::start(Some(socket.clone()), None, ctx).await.unwrap();
         flood_then_health(
