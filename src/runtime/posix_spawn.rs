@@ -22,10 +22,10 @@ use nix::sys::signal::SigSet;
 
 use super::process::Spawned;
 use crate::config::OutputMode;
-use crate::plan::DaemonPlan;
+use crate::plan::Launch;
 
 /// Starts `plan`'s daemon with the signal `mask` pidzero inherited.
-pub fn spawn(plan: &DaemonPlan, mask: &SigSet) -> io::Result<Spawned> {
+pub fn spawn(plan: &Launch, mask: &SigSet) -> io::Result<Spawned> {
     let program = c_string(plan.program.as_os_str().as_bytes())?;
     let mut argv = plan
         .argv

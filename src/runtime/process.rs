@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 use nix::sys::signal::SigSet;
 
 use crate::config::OutputMode;
-use crate::plan::DaemonPlan;
-use crate::supervisor::ExitStatus;
+use crate::exit::{self, ExitStatus};
+use crate::plan::Launch;
 
 /// What every spawn needs to know about pidzero's own situation.
 #[derive(Clone, Copy)]
@@ -51,7 +51,7 @@ pub struct Spawned {
 }
 
 /// Starts one daemon in its own process group.
-pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
+pub fn spawn(plan: &Launch, ctx: &SpawnContext) -> io::Result<Spawned> {
     let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
     // A program not found at planning time stays a bare name, which only
     // std's spawn looks up in the daemon's PATH (it may exist by a restart).
@@ -156,11 +156,7 @@ impl ChildSetup {
 
 /// The status a failed spawn counts as: 127 when something was not found, else 126.
 pub fn spawn_error_status(err: &io::Error) -> i32 {
-    if err.kind() == io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    }
+    exit::unstartable_status(err.kind() == io::ErrorKind::NotFound)
 }
 
 /// `kill(-pgid, sig)`; a group that is already empty is not an error.

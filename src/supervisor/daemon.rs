@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::health::HealthTracker;
-use crate::config::{HealthSpec, RestartPolicy};
+use crate::exit::ExitStatus;
+use crate::plan::DaemonRules;
 
 /// The lifecycle states of SPEC §5; events and the API show these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,45 +31,6 @@ impl State {
             State::Failed => "failed",
         }
     }
-}
-
-/// How a process ended, as `waitpid` reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(i32),
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// The shell convention: the code, or 128+N when killed by signal N.
-    pub fn as_status(self) -> i32 {
-        match self {
-            ExitStatus::Code(c) => c,
-            ExitStatus::Signal(n) => 128 + n,
-        }
-    }
-
-    pub fn success(self) -> bool {
-        self == ExitStatus::Code(0)
-    }
-}
-
-/// What the supervisor needs to know about a daemon: no argv, no environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonRules {
-    pub name: String,
-    pub vital: bool,
-    /// The main command of `pidzero -- CMD`: its status is passed through as is.
-    pub is_main: bool,
-    pub stop_signal: i32,
-    pub stop_timeout: Duration,
-    pub restart: RestartPolicy,
-    pub restart_delay: Duration,
-    pub max_restarts: Option<u32>,
-    pub depends_on: Vec<usize>,
-    /// Set when preflight found the executable missing (127) or not executable (126).
-    pub preflight_failure: Option<(i32, String)>,
-    pub health: Option<HealthSpec>,
 }
 
 /// One daemon's live bookkeeping.

@@ -12,9 +12,10 @@ pub mod health;
 use std::time::Duration;
 
 use crate::config::signal::signal_name;
-use crate::config::RestartPolicy;
+use crate::exit::{self, ExitStatus};
 use crate::log::record::{FieldValue, Level};
-pub use daemon::{Daemon, DaemonRules, ExitStatus, State};
+use crate::plan::rules::{DaemonRules, RestartPolicy};
+pub use daemon::{Daemon, State};
 pub use health::{Health, HealthTracker};
 
 /// A daemon that exits 0 sooner than this after its start gets the daemonizing hint.
@@ -527,7 +528,7 @@ impl Supervisor {
             } else {
                 State::Failed
             };
-            let code = vital_status(d.rules.is_main, status);
+            let code = exit::vital_status(d.rules.is_main, status);
             if d.rules.is_main {
                 // The main command ending is the normal end of a tini-style run, not a failure.
                 self.begin_shutdown(code, Shutdown::Failure, now, out);
@@ -871,11 +872,7 @@ impl Supervisor {
                     .daemons
                     .iter()
                     .all(|d| d.last_exit.is_some_and(ExitStatus::success));
-                if all_ok {
-                    0
-                } else {
-                    1
-                }
+                exit::all_ended_status(all_ok)
             }
         };
         self.phase = Phase::Done;
@@ -889,15 +886,6 @@ fn conflict(d: &Daemon, why: &str) -> ControlOutcome {
         d.rules.name,
         d.state.as_str()
     ))
-}
-
-/// SPEC §5: a vital daemon's non-zero code as is, 128+N for signal N, 1 for a
-/// clean exit (a vital daemon must not stop); the main command's status as is.
-pub fn vital_status(is_main: bool, status: ExitStatus) -> i32 {
-    match status {
-        ExitStatus::Code(0) if !is_main => 1,
-        other => other.as_status(),
-    }
 }
 
 /// An event about one daemon: `daemon` first, then `fields` (SPEC §7 order).

@@ -11,19 +11,7 @@ fn ms(m: u64) -> Duration {
 }
 
 fn rules(name: &str) -> DaemonRules {
-    DaemonRules {
-        name: name.to_string(),
-        vital: false,
-        is_main: false,
-        stop_signal: libc::SIGTERM,
-        stop_timeout: secs(10),
-        restart: RestartPolicy::Never,
-        restart_delay: secs(1),
-        max_restarts: None,
-        depends_on: vec![],
-        preflight_failure: None,
-        health: None,
-    }
+    DaemonRules::named(name)
 }
 
 fn vital(name: &str) -> DaemonRules {
@@ -197,15 +185,6 @@ fn vital_exit_stops_others_in_reverse_order_and_passes_status() {
     h.exit(1, ExitStatus::Signal(libc::SIGTERM));
     let out = h.exit(0, ExitStatus::Code(0));
     assert_eq!(exit_status(&out), Some(3));
-}
-
-#[test]
-fn vital_status_rules() {
-    assert_eq!(vital_status(false, ExitStatus::Code(0)), 1);
-    assert_eq!(vital_status(false, ExitStatus::Code(7)), 7);
-    assert_eq!(vital_status(false, ExitStatus::Signal(9)), 137);
-    assert_eq!(vital_status(true, ExitStatus::Code(0)), 0);
-    assert_eq!(vital_status(true, ExitStatus::Signal(15)), 143);
 }
 
 #[test]
@@ -527,10 +506,8 @@ fn spawn_failure_of_a_running_vital_daemon_is_a_vital_exit() {
 }
 
 fn with_health(mut r: DaemonRules, retries: u32, start_period: u64) -> DaemonRules {
-    r.health = Some(crate::config::HealthSpec {
-        probe: crate::config::HealthProbe::Tcp("127.0.0.1:1".into()),
+    r.health = Some(crate::plan::HealthRules {
         interval: secs(10),
-        timeout: secs(5),
         retries,
         start_period: secs(start_period),
     });
