@@ -15,6 +15,7 @@ use pidzero::exit;
 use pidzero::log::writer::{self, WriterOptions};
 use pidzero::plan;
 use pidzero::runtime::{self, process, signals, ApiSetup};
+use pidzero::supervisor;
 use std::sync::Arc;
 
 /// A container's PID 1: runs the daemons of daemons.json, turns their output
@@ -280,6 +281,11 @@ fn check(files: &FileOptions) -> ExitCode {
                 plan.daemons.len(),
                 config.config_file.display()
             );
+            for daemon in &plan.daemons {
+                if let Some(note) = supervisor::restart_delay_note(&daemon.rules) {
+                    println!("note: {note}");
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(mut errors) => {

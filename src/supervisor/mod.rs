@@ -354,6 +354,11 @@ impl Supervisor {
             out.push(Action::Exit(status));
             return;
         }
+        for d in &self.daemons {
+            if let Some(line) = restart_delay_note(&d.rules) {
+                out.push(config_warning(&d.rules, "restart_delay", line));
+            }
+        }
         self.start_due(now, out);
     }
 
@@ -905,6 +910,27 @@ fn daemon_event(
         fields: all,
         line,
     })
+}
+
+/// Why a restarting daemon's `restart_delay` is not used as written: it is
+/// below the floor that keeps a crash loop cheap (see [`backoff`]).
+/// `pidzero check` prints it as a note, a run logs it as `config_warning`.
+pub fn restart_delay_note(rules: &DaemonRules) -> Option<String> {
+    if rules.restart == RestartPolicy::Never {
+        return None;
+    }
+    let used = backoff::raised(rules.restart_delay)?;
+    Some(format!(
+        "daemon {}: restart_delay {} s is raised to {} s (then doubled on each quick exit) so that a crash loop stays cheap",
+        rules.name,
+        rules.restart_delay.as_secs_f64(),
+        used.as_secs_f64()
+    ))
+}
+
+fn config_warning(rules: &DaemonRules, field: &str, line: String) -> Action {
+    let fields = vec![("field", FieldValue::Str(field.to_string()))];
+    daemon_event(Level::Warn, "config_warning", &rules.name, fields, line)
 }
 
 fn spawn_failed_log(name: &str, status: i32, error: &str) -> Action {

@@ -452,6 +452,7 @@ fn restart_waits_for_the_old_group_to_be_gone() {
         status: ExitStatus::Code(0),
     });
     assert!(!out.iter().any(|a| matches!(a, Action::Spawn(_))));
+    h.now = backoff::MIN_DELAY;
     h.send(Event::Timer(Timer::RestartDue {
         daemon: 0,
         instance: 1,
@@ -754,4 +755,56 @@ fn a_gone_group_cancels_its_stop_deadline() {
     }));
     let out = h.send(Event::GroupGone { daemon: 0 });
     assert!(out.contains(&Action::CancelTimer(armed)));
+}
+
+/// The restart timer a batch of actions arms, if any.
+fn restart_due(actions: &[Action]) -> Option<(Timer, Duration)> {
+    actions.iter().find_map(|a| match a {
+        Action::SetTimer {
+            timer: timer @ Timer::RestartDue { .. },
+            at,
+        } => Some((*timer, *at)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_zero_restart_delay_does_not_busy_loop() {
+    let mut crasher = rules("w");
+    crasher.restart = RestartPolicy::Always;
+    crasher.restart_delay = Duration::ZERO;
+    let mut h = Harness::new(vec![crasher]);
+    let boot = h.send(Event::Boot);
+    assert_eq!(events(&boot)[0], "config_warning", "{boot:?}");
+    let mut starts = 1;
+    let mut delays = vec![];
+    // Bounded, so that a busy loop (no time passing) fails instead of hanging.
+    while h.now < secs(2) && starts <= 100 {
+        // The daemon exits the moment it starts.
+        let out = h.exit(0, ExitStatus::Code(1));
+        let (timer, at) = restart_due(&out).expect("a restart is scheduled");
+        delays.push((at - h.now).as_millis());
+        h.now = at;
+        h.send(Event::Timer(timer));
+        assert_eq!(h.state(0), State::Running);
+        starts += 1;
+    }
+    assert_eq!(delays[..4], [100, 200, 400, 800], "{delays:?}");
+    assert!(starts <= 6, "{starts} starts within 2 s: {delays:?}");
+}
+
+#[test]
+fn a_restart_delay_at_the_floor_is_not_warned_about() {
+    let mut w = rules("w");
+    w.restart = RestartPolicy::OnFailure;
+    w.restart_delay = ms(100);
+    assert_eq!(restart_delay_note(&w), None);
+    w.restart_delay = ms(10);
+    assert!(restart_delay_note(&w).is_some_and(|n| n.contains("raised to 0.1 s")));
+    w.restart = RestartPolicy::Never;
+    assert_eq!(
+        restart_delay_note(&w),
+        None,
+        "never restarted: no delay used"
+    );
 }
