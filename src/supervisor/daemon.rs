@@ -43,7 +43,14 @@ pub struct Daemon {
     /// The process group while it may still hold processes (outlives `pid`).
     pub group: Option<i32>,
     pub started_at: Option<Duration>,
+    /// Restarts over pidzero's lifetime, automatic or asked for with `restart`
+    /// (a `start` of a stopped or failed daemon is not one). Never decreases:
+    /// the API and `pidzero_daemon_restarts_total` show it, and a Prometheus
+    /// counter must not go backwards.
     pub restarts: u32,
+    /// Restarts since the daemon was last started by hand: what `max_restarts`
+    /// bounds, and the `attempt` of a `restarting` event.
+    pub attempts: u32,
     pub last_exit: Option<ExitStatus>,
     /// When `last_exit` happened (monotonic, like every supervisor time).
     pub last_exit_at: Option<Duration>,
@@ -52,7 +59,8 @@ pub struct Daemon {
     /// When a restart is due (state `Backoff`); it waits for the old group to be gone too.
     pub restart_at: Option<Duration>,
     pub backoff: Backoff,
-    /// The current instance's health, when the daemon has a check.
+    /// The current instance's health, when the daemon has a check and a
+    /// process; `None` otherwise (no process, no verdict).
     pub health: Option<HealthTracker>,
     /// The running instance is being stopped to be started again (unhealthy, or asked to).
     pub restart_requested: bool,
@@ -72,6 +80,7 @@ impl Daemon {
             group: None,
             started_at: None,
             restarts: 0,
+            attempts: 0,
             last_exit: None,
             last_exit_at: None,
             instance: 0,

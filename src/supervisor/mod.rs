@@ -234,7 +234,8 @@ impl Supervisor {
         match d.state {
             State::Exited | State::Failed => {
                 d.state = State::Pending;
-                d.restarts = 0;
+                // A fresh budget for `max_restarts`; `restarts` keeps counting.
+                d.attempts = 0;
                 d.backoff = backoff::Backoff::new(d.rules.restart_delay);
             }
             State::Backoff => d.restart_at = Some(now),
@@ -454,6 +455,10 @@ impl Supervisor {
         let shutting_down = self.is_shutting_down();
         let d = &mut self.daemons[i];
         let pid = d.pid.take().unwrap_or_default();
+        // A verdict is about a process: without one there is none, whatever
+        // the last probe said (so `status`, the API and `/health` never show
+        // a stopped or crashed daemon as healthy).
+        d.health = None;
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
         let mut fields = vec![
             ("pid", FieldValue::Int(pid.into())),
@@ -560,11 +565,11 @@ impl Supervisor {
             };
             return;
         }
-        if !d.manual_restart && d.rules.max_restarts.is_some_and(|max| d.restarts >= max) {
+        if !d.manual_restart && d.rules.max_restarts.is_some_and(|max| d.attempts >= max) {
             d.state = State::Failed;
             let line = format!(
                 "{} gave up after {} restarts; it stays failed",
-                d.rules.name, d.restarts
+                d.rules.name, d.attempts
             );
             out.push(daemon_event(
                 Level::Error,
@@ -575,6 +580,7 @@ impl Supervisor {
             ));
             return;
         }
+        d.attempts += 1;
         d.restarts += 1;
         let delay = if d.manual_restart {
             Duration::ZERO
@@ -587,10 +593,10 @@ impl Supervisor {
             "restarting {} in {:.1} s (attempt {})",
             d.rules.name,
             delay.as_secs_f64(),
-            d.restarts
+            d.attempts
         );
         let fields = vec![
-            ("attempt", FieldValue::Int(d.restarts.into())),
+            ("attempt", FieldValue::Int(d.attempts.into())),
             ("delay_ms", FieldValue::Int(delay.as_millis() as i64)),
         ];
         out.push(daemon_event(

@@ -808,3 +808,81 @@ fn a_restart_delay_at_the_floor_is_not_warned_about() {
         "never restarted: no delay used"
     );
 }
+
+#[test]
+fn a_daemon_without_a_process_has_no_health_verdict() {
+    let mut crasher = with_health(rules("api"), 1, 0);
+    crasher.restart = RestartPolicy::Always;
+    let mut h = Harness::new(vec![crasher, with_health(rules("plain"), 1, 0)]);
+    h.send(Event::Boot);
+    probe(&mut h, 0, true);
+    probe(&mut h, 1, true);
+    let health = |h: &Harness, i: usize| h.sup.daemons()[i].health.as_ref().map(|t| t.health);
+    assert_eq!(health(&h, 0), Some(Health::Healthy));
+    // Crashed, waiting to restart: no verdict.
+    h.exit(0, ExitStatus::Code(1));
+    assert_eq!(h.state(0), State::Backoff);
+    assert_eq!(health(&h, 0), None);
+    // Stopped on request: no verdict either, once its process is gone.
+    h.sup.control("plain", Control::Stop, h.now);
+    assert_eq!(health(&h, 1), Some(Health::Healthy), "still stopping");
+    h.exit(1, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(h.state(1), State::Exited);
+    assert_eq!(health(&h, 1), None);
+    // Started again: probing starts over.
+    h.sup.control("plain", Control::Start, h.now);
+    h.send(Event::Spawned {
+        daemon: 1,
+        pid: 500,
+    });
+    assert_eq!(health(&h, 1), Some(Health::Starting));
+}
+
+#[test]
+fn the_restart_count_never_decreases() {
+    let mut w = rules("w");
+    w.restart = RestartPolicy::OnFailure;
+    w.max_restarts = Some(1);
+    // `keep` runs throughout, so pidzero does not end when `w` fails.
+    let mut h = Harness::new(vec![w, rules("keep")]);
+    h.send(Event::Boot);
+    let restarts = |h: &Harness| h.sup.daemons()[0].restarts;
+    h.exit(0, ExitStatus::Code(1));
+    h.now = secs(5);
+    h.send(Event::Timer(Timer::RestartDue {
+        daemon: 0,
+        instance: 1,
+    }));
+    assert_eq!((h.state(0), restarts(&h)), (State::Running, 1));
+    h.exit(0, ExitStatus::Code(1));
+    assert_eq!(
+        (h.state(0), restarts(&h)),
+        (State::Failed, 1),
+        "max_restarts"
+    );
+    // Started by hand: not a restart, and a fresh max_restarts budget.
+    let (outcome, actions) = h.sup.control("w", Control::Start, h.now);
+    assert_eq!(outcome, ControlOutcome::Accepted(State::Starting));
+    assert!(actions.contains(&Action::Spawn(0)));
+    h.send(Event::Spawned {
+        daemon: 0,
+        pid: 900,
+    });
+    assert_eq!(restarts(&h), 1);
+    let out = h.exit(0, ExitStatus::Code(1));
+    assert_eq!(
+        field(&out, "restarting", "attempt"),
+        Some(&FieldValue::Int(1))
+    );
+    assert_eq!((h.state(0), restarts(&h)), (State::Backoff, 2));
+    // Restarted by hand: counts.
+    h.now = secs(60);
+    h.send(Event::Timer(Timer::RestartDue {
+        daemon: 0,
+        instance: 3,
+    }));
+    assert_eq!(h.state(0), State::Running);
+    h.sup.control("w", Control::Restart, h.now);
+    h.exit(0, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(restarts(&h), 3);
+}
