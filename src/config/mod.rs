@@ -375,6 +375,9 @@ fn file_error(path: &Path, message: &str) -> ConfigError {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
