@@ -255,7 +255,10 @@ impl Supervisor {
                 d.stop_requested = true;
                 self.stop(i, now, out);
             }
-            State::Backoff | State::Pending => d.state = State::Exited,
+            State::Backoff | State::Pending => {
+                d.state = State::Exited;
+                out.extend(cancel_restart(d, i));
+            }
             _ => return conflict(d, "is not running"),
         }
         ControlOutcome::Accepted(self.daemons[i].state)
@@ -373,7 +376,9 @@ impl Supervisor {
             let i = self.order[idx];
             let d = &self.daemons[i];
             let ready = match d.state {
-                State::Pending => self.dependencies_up(i),
+                // Started by hand right after it exited: what is left of the
+                // old instance's group goes first, as before a restart.
+                State::Pending => d.group.is_none() && self.dependencies_up(i),
                 State::Backoff => d.group.is_none() && d.restart_at.is_some_and(|t| t <= now),
                 _ => false,
             };
@@ -395,7 +400,8 @@ impl Supervisor {
 
     fn start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
         let d = &mut self.daemons[i];
-        d.restart_at = None;
+        // Started before its restart timer fired (asked for): that timer goes.
+        out.extend(cancel_restart(d, i));
         // Preflight speaks for the first start only; a restart tries the real
         // exec again (the executable may have appeared since).
         let first_start = d.last_exit.is_none();
@@ -459,6 +465,12 @@ impl Supervisor {
         // the last probe said (so `status`, the API and `/health` never show
         // a stopped or crashed daemon as healthy).
         d.health = None;
+        if d.rules.health.is_some() {
+            out.push(Action::CancelTimer(Timer::ProbeDue {
+                daemon: i,
+                instance: d.instance,
+            }));
+        }
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
         let mut fields = vec![
             ("pid", FieldValue::Int(pid.into())),
@@ -708,7 +720,11 @@ impl Supervisor {
         for idx in (0..self.order.len()).rev() {
             let i = self.order[idx];
             match self.daemons[i].state {
-                State::Pending | State::Backoff => self.daemons[i].state = State::Exited,
+                State::Pending | State::Backoff => {
+                    let d = &mut self.daemons[i];
+                    d.state = State::Exited;
+                    out.extend(cancel_restart(d, i));
+                }
                 _ => {}
             }
             if self.daemons[i].pid.is_some() {
@@ -891,6 +907,16 @@ impl Supervisor {
     }
 }
 
+/// Forgets a daemon's pending restart, and the timer armed for it, so that no
+/// timer outlives what it was armed for (it would only wake the loop).
+fn cancel_restart(d: &mut Daemon, i: usize) -> Option<Action> {
+    d.restart_at.take()?;
+    Some(Action::CancelTimer(Timer::RestartDue {
+        daemon: i,
+        instance: d.instance,
+    }))
+}
+
 fn conflict(d: &Daemon, why: &str) -> ControlOutcome {
     ControlOutcome::Conflict(format!(
         "{} {why} (state {})",
@@ -969,5 +995,7 @@ fn shutdown_log(why: Shutdown) -> Action {
     })
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -886,3 +886,24 @@ fn the_restart_count_never_decreases() {
     h.exit(0, ExitStatus::Signal(libc::SIGTERM));
     assert_eq!(restarts(&h), 3);
 }
+
+#[test]
+fn a_manual_start_waits_for_the_old_group_and_leaves_no_stale_timer() {
+    let mut h = Harness::new(vec![rules("w"), rules("keep")]);
+    h.send(Event::Boot);
+    let pid = h.pid(0);
+    h.send(Event::Exited {
+        pid,
+        status: ExitStatus::Code(0),
+    });
+    let (_, out) = h.sup.control("w", Control::Start, h.now);
+    assert!(!out.contains(&Action::Spawn(0)), "old group still there");
+    assert_eq!(h.state(0), State::Pending);
+    let out = h.send(Event::GroupGone { daemon: 0 });
+    assert!(out.contains(&Action::CancelTimer(Timer::StopDeadline {
+        daemon: 0,
+        instance: 1
+    })));
+    assert!(out.contains(&Action::Spawn(0)));
+    assert_eq!(h.state(0), State::Running);
+}
