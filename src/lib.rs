@@ -8,6 +8,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod exit;
 pub mod health;
 pub mod log;
 pub mod nosigpipe;

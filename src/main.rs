@@ -11,10 +11,12 @@ use pidzero::api::LogSource;
 use pidzero::client;
 use pidzero::config::SocketSetting;
 use pidzero::config::{self, ConfigError};
+use pidzero::exit;
 use pidzero::log::sink;
 use pidzero::log::writer::{self, WriterOptions};
 use pidzero::plan;
 use pidzero::runtime::{self, process, signals, ApiSetup};
+use pidzero::supervisor;
 use std::sync::Arc;
 
 /// A container's PID 1: runs the daemons of daemons.json, turns their output
@@ -113,15 +115,21 @@ impl FileOptions {
     }
 }
 
-/// Exit status for configuration and usage errors (nothing was started).
-const USAGE_ERROR: u8 = 2;
+/// Configuration and usage errors: nothing was started.
+fn usage_error() -> ExitCode {
+    ExitCode::from(exit::process_code(exit::USAGE_ERROR))
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { USAGE_ERROR } else { 0 });
+            return if e.use_stderr() {
+                usage_error()
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let client_command = match cli.command {
@@ -140,7 +148,7 @@ fn main() -> ExitCode {
         Ok(options) => ExitCode::from(client::run(&options, &client_command)),
         Err(e) => {
             eprintln!("pidzero: {e}");
-            ExitCode::from(USAGE_ERROR)
+            usage_error()
         }
     }
 }
@@ -215,13 +223,7 @@ fn load_plan(
         format.as_deref(),
     )?;
     let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let mut plan = plan::build(
-        &config.daemons,
-        &config.settings,
-        &paths.daemons,
-        &base_env,
-        Path::new("/etc"),
-    )?;
+    let mut plan = build_plan(&config.daemons, &config.settings, paths, &base_env)?;
     if has_main {
         let argv = main_command
             .iter()
@@ -232,21 +234,47 @@ fn load_plan(
     Ok((config, plan))
 }
 
+fn build_plan(
+    specs: &[config::DaemonSpec],
+    settings: &config::Settings,
+    paths: &Paths,
+    base_env: &[(OsString, OsString)],
+) -> Result<plan::Plan, Vec<ConfigError>> {
+    plan::build(specs, settings, &paths.daemons, base_env, Path::new("/etc"))
+}
+
 fn print_errors(errors: &[ConfigError]) {
     for e in errors {
         eprintln!("pidzero: {e}");
     }
 }
 
+/// `pidzero check`: reads each file once; when they have problems, planning
+/// still runs on the daemons that have none of their own (programs not on
+/// PATH, unknown users, missing working directories, dependency cycles), so
+/// that those are listed beside the files' problems instead of only once
+/// those are fixed.
 fn check(files: &FileOptions) -> ExitCode {
     let paths = match resolve_paths(files) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("pidzero: {e}");
-            return ExitCode::from(USAGE_ERROR);
+            return usage_error();
         }
     };
-    match load_plan(&paths, &[]) {
+    let format = log_format_override();
+    let checked = config::check(
+        &paths.daemons,
+        &paths.config,
+        &paths.config_dir,
+        format.as_deref(),
+    );
+    let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let planned = checked.config.and_then(|config| {
+        let plan = build_plan(&config.daemons, &config.settings, &paths, &base_env)?;
+        Ok((config, plan))
+    });
+    match planned {
         Ok((config, plan)) => {
             println!(
                 "{}: {} daemon(s) OK; {}: OK",
@@ -254,45 +282,27 @@ fn check(files: &FileOptions) -> ExitCode {
                 plan.daemons.len(),
                 config.config_file.display()
             );
+            for daemon in &plan.daemons {
+                if let Some(note) = supervisor::restart_delay_note(&daemon.rules) {
+                    println!("note: {note}");
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(mut errors) => {
-            for problem in plan_problems_of_valid_daemons(&paths) {
-                if !errors.contains(&problem) {
-                    errors.push(problem);
+            if let Some((specs, settings)) = checked.valid_parts {
+                let more = build_plan(&specs, &settings, &paths, &base_env).err();
+                for problem in more.unwrap_or_default() {
+                    if !errors.contains(&problem) {
+                        errors.push(problem);
+                    }
                 }
             }
             print_errors(&errors);
             eprintln!("pidzero: {} problem(s) found", errors.len());
-            ExitCode::from(USAGE_ERROR)
+            usage_error()
         }
     }
-}
-
-/// What planning finds (programs not on PATH, unknown users, missing working
-/// directories, dependency cycles) in the daemons that have no problem of
-/// their own, so that `check` lists these beside the files' problems instead
-/// of only once those are fixed.
-fn plan_problems_of_valid_daemons(paths: &Paths) -> Vec<ConfigError> {
-    let format = log_format_override();
-    let Some((specs, settings)) = config::valid_parts(
-        &paths.daemons,
-        &paths.config,
-        &paths.config_dir,
-        format.as_deref(),
-    ) else {
-        return Vec::new();
-    };
-    let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    plan::build(
-        &specs,
-        &settings,
-        &paths.daemons,
-        &base_env,
-        Path::new("/etc"),
-    )
-    .err()
-    .unwrap_or_default()
 }
 
 /// Where the run mode's control API listens: `api.socket: null` turns the
@@ -322,7 +332,7 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
         Ok(mask) => mask,
         Err(e) => {
             eprintln!("pidzero: cannot block signals: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::process_code(exit::FAILURE));
         }
     };
     process::cloexec_inherited_fds();
@@ -330,14 +340,14 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
         Ok(p) => p,
         Err(e) => {
             eprintln!("pidzero: {e}");
-            return ExitCode::from(USAGE_ERROR);
+            return usage_error();
         }
     };
     let (config, plan) = match load_plan(&paths, &main_command) {
         Ok(loaded) => loaded,
         Err(errors) => {
             print_errors(&errors);
-            return ExitCode::from(USAGE_ERROR);
+            return usage_error();
         }
     };
     process::become_subreaper();
@@ -355,7 +365,7 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
                 "pidzero: cannot open the log file {}: {e}",
                 config.settings.log.file_path.display()
             );
-            return ExitCode::from(USAGE_ERROR);
+            return usage_error();
         }
     };
     let api = api_setup(api, &config.settings, Arc::new(log.clone()));
@@ -375,5 +385,5 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
     if let Some(line) = writer::describe_losses(&losses) {
         writer::tell_stderr(&line);
     }
-    ExitCode::from(u8::try_from(status).unwrap_or(1))
+    ExitCode::from(exit::process_code(status))
 }

@@ -144,6 +144,7 @@ fn label(members: &[json::Member], index: usize) -> String {
 
 /// Reads one element of the array, reporting each of its problems.
 fn read_daemon(report: &mut Report, index: usize, raw: &RawValue) -> Draft {
+    let errors_before = report.count();
     let position = report.src.position(raw);
     let mut draft = Draft {
         label: format!("#{}", index + 1),
@@ -174,7 +175,7 @@ fn read_daemon(report: &mut Report, index: usize, raw: &RawValue) -> Draft {
         .get("depends_on")
         .and_then(|raw| read_depends_on(report, raw))
         .unwrap_or_default();
-    draft.spec = read_optional_fields(
+    let spec = read_optional_fields(
         report,
         &fields,
         name,
@@ -182,6 +183,9 @@ fn read_daemon(report: &mut Report, index: usize, raw: &RawValue) -> Draft {
         draft.depends_on.clone(),
         position,
     );
+    // A daemon with a problem of its own yields no spec, even when every
+    // required field was usable: later stages would only repeat the problem.
+    draft.spec = spec.filter(|_| report.count() == errors_before);
     draft
 }
 
@@ -504,7 +508,8 @@ fn read_depends_on(report: &mut Report, raw: &RawValue) -> Option<Vec<(String, P
 fn read_health(report: &mut Report, raw: &RawValue) -> Option<HealthSpec> {
     let errors_before = report.count();
     let fields = json::object(report, raw, "health", HEALTH_FIELDS, "health.")?;
-    let probe = read_probe(report, raw, &fields);
+    let unknown_keys = report.count() > errors_before;
+    let probe = read_probe(report, raw, &fields, unknown_keys);
     let mut duration = |field: &str, default: u64| {
         fields
             .get(field)
@@ -543,13 +548,24 @@ fn read_retries(report: &mut Report, raw: &RawValue) -> Option<u32> {
 }
 
 /// The one probe among `command`, `http` and `tcp`.
-fn read_probe(report: &mut Report, raw: &RawValue, fields: &Fields) -> Option<HealthProbe> {
+///
+/// `unknown_keys`: the object had keys already reported as unknown. A missing
+/// probe is then not reported too: the unknown key is most often the probe or
+/// a field beside it mistyped, and one mistake deserves one message.
+fn read_probe(
+    report: &mut Report,
+    raw: &RawValue,
+    fields: &Fields,
+    unknown_keys: bool,
+) -> Option<HealthProbe> {
     let given: Vec<(&str, &RawValue)> = ["command", "http", "tcp"]
         .into_iter()
         .filter_map(|field| fields.get(field).map(|value| (field, value)))
         .collect();
     let Some(&(kind, value)) = given.first() else {
-        report.at(raw, "health", "needs one of `command`, `http` or `tcp`");
+        if !unknown_keys {
+            report.at(raw, "health", "needs one of `command`, `http` or `tcp`");
+        }
         return None;
     };
     for &(extra, extra_raw) in &given[1..] {
@@ -834,11 +850,67 @@ mod tests {
         assert_eq!((err.line, err.column), (2, 32));
         assert_eq!(err.message, "trailing comma");
         assert_eq!(err.daemon, None);
-        let err = only_error("");
-        assert_eq!(
-            (err.line, err.message.as_str()),
-            (1, "EOF while parsing a value")
-        );
+    }
+
+    #[test]
+    fn an_empty_file_is_called_empty() {
+        for text in ["", "  \n\t\n", "\u{feff}", "\u{feff}\n"] {
+            let err = only_error(text);
+            assert_eq!(
+                (err.line, err.column, err.message.as_str()),
+                (1, 1, "the file is empty"),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_positions_stay_right() {
+        let text = "\u{feff}[{\"name\": \"a\", \"command\": \"x\"}]";
+        assert_eq!(parse_ok(text)[0].name, "a");
+        let text = "\u{feff}[{\"name\": \"a\", \"command\": \"x\",\n  \"vitall\": true}]";
+        let err = only_error(text);
+        assert_eq!((err.line, err.column), (2, 3), "{err}");
+        let err = only_error("\u{feff}[{\"name\": \"a\" \"command\": 1}]");
+        assert_eq!((err.line, err.column), (1, 15), "{err}");
+    }
+
+    #[test]
+    fn a_typo_inside_health_is_one_message() {
+        for (text, field) in [
+            (
+                r#"[{"name": "a", "command": "x", "health": {"command": "c", "intervall": 3}}]"#,
+                "health.intervall",
+            ),
+            (
+                r#"[{"name": "a", "command": "x", "health": {"intervall": 3}}]"#,
+                "health.intervall",
+            ),
+            (
+                r#"[{"name": "a", "command": "x", "health": {"commnd": "c"}}]"#,
+                "health.commnd",
+            ),
+        ] {
+            let err = only_error(text);
+            let key = field.trim_start_matches("health.");
+            assert_eq!(
+                (err.line, err.column),
+                locate(text, &format!("\"{key}\"")),
+                "{err}"
+            );
+            assert_eq!(err.daemon.as_deref(), Some("a"));
+            assert_eq!(err.field.as_deref(), Some(field));
+        }
+    }
+
+    #[test]
+    fn a_daemon_with_a_problem_in_an_optional_field_is_not_valid() {
+        let text = r#"[{"name": "a", "command": "x", "health": {"commnd": "c"}},
+ {"name": "b", "command": "x"}]"#;
+        let (specs, errors) = parse_all(Path::new("daemons.json"), text, false);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["b"]);
     }
 
     #[test]

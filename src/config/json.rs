@@ -27,7 +27,10 @@ pub(crate) struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
+    /// A UTF-8 byte-order mark (some Windows editors write one) is skipped: it
+    /// is no JSON, and positions count from the first character after it.
     pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let newlines = text.match_indices('\n').map(|(i, _)| i + 1);
         let line_starts = std::iter::once(0).chain(newlines).collect();
         Source {
@@ -138,6 +141,11 @@ impl<'a> Report<'a> {
     /// serde_json found it: nothing after it can be trusted.
     pub(crate) fn document(&mut self) -> Option<&'a RawValue> {
         let text = self.src.text;
+        if text.trim().is_empty() {
+            // serde_json would say "EOF while parsing a value" at the end.
+            self.error(Position { line: 1, column: 1 }, None, "the file is empty");
+            return None;
+        }
         match serde_json::from_str::<&RawValue>(text) {
             Ok(raw) => Some(raw),
             Err(err) => {

@@ -205,61 +205,124 @@ pub fn load(
     has_main_command: bool,
     format_override: Option<&str>,
 ) -> Result<Config, Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let daemons = match read_file(daemons_file) {
-        Ok(Some(text)) => daemons::parse(daemons_file, &text, has_main_command),
-        Ok(None) if has_main_command => Ok(Vec::new()),
-        Ok(None) => Err(vec![file_error(
-            daemons_file,
-            "file not found; it lists the daemons to run (or give a command after `--`)",
-        )]),
-        Err(err) => Err(vec![err]),
-    };
-    let settings = match read_file(config_file) {
-        Ok(Some(text)) => settings::parse(config_file, &text, config_dir, format_override),
-        Ok(None) => defaults_with_override(config_dir, format_override),
-        Err(err) => Err(vec![err]),
-    };
-    let daemons = daemons.map_err(|e| errors.extend(e)).ok();
-    let settings = settings.map_err(|e| errors.extend(e)).ok();
-    match (daemons, settings) {
-        (Some(daemons), Some(settings)) if errors.is_empty() => Ok(Config {
-            daemons,
-            settings,
-            daemons_file: daemons_file.to_path_buf(),
-            config_file: config_file.to_path_buf(),
-        }),
-        _ => Err(errors),
-    }
+    Files::read(daemons_file, config_file, config_dir, format_override).load(has_main_command)
 }
 
-/// For `pidzero check` when [`load`] found problems: the daemons of
-/// `daemons.json` that have none of their own (with `depends_on` kept to
-/// those), and the settings of `config.json` (its defaults when it has
-/// problems), so that the checks of the next stage (programs, users,
-/// working directories, dependency cycles) can run on them and be reported
-/// in the same run. `None` when no daemon is valid.
-pub fn valid_parts(
+/// What `pidzero check` needs from one reading of the two files.
+pub struct Checked {
+    /// As [`load`] would return it (without a main command).
+    pub config: Result<Config, Vec<ConfigError>>,
+    /// When `config` has problems: the daemons of `daemons.json` that have none
+    /// of their own (with `depends_on` kept to those), and the settings of
+    /// `config.json` (its defaults when it has problems), so that the checks of
+    /// the next stage (programs, users, working directories, dependency cycles)
+    /// can run on them and be reported in the same run. `None` when no daemon
+    /// is valid, or when `config` is valid.
+    pub valid_parts: Option<(Vec<DaemonSpec>, Settings)>,
+}
+
+/// Reads each file once and checks it as [`load`] does, keeping what is valid too.
+pub fn check(
     daemons_file: &Path,
     config_file: &Path,
     config_dir: &Path,
     format_override: Option<&str>,
-) -> Option<(Vec<DaemonSpec>, Settings)> {
-    let text = read_file(daemons_file).ok()??;
-    let (mut specs, _) = daemons::parse_all(daemons_file, &text, true);
-    if specs.is_empty() {
-        return None;
+) -> Checked {
+    let files = Files::read(daemons_file, config_file, config_dir, format_override);
+    let config = files.load(false);
+    let valid_parts = config.as_ref().err().and_then(|_| files.valid_parts());
+    Checked {
+        config,
+        valid_parts,
     }
-    let names: Vec<String> = specs.iter().map(|spec| spec.name.clone()).collect();
-    for spec in &mut specs {
-        spec.depends_on.retain(|name| names.contains(name));
+}
+
+/// The two files as read (each once), with what parsing them needs.
+struct Files<'a> {
+    daemons_file: &'a Path,
+    config_file: &'a Path,
+    config_dir: &'a Path,
+    format_override: Option<&'a str>,
+    daemons: Result<Option<String>, ConfigError>,
+    config: Result<Option<String>, ConfigError>,
+}
+
+impl<'a> Files<'a> {
+    fn read(
+        daemons_file: &'a Path,
+        config_file: &'a Path,
+        config_dir: &'a Path,
+        format_override: Option<&'a str>,
+    ) -> Self {
+        Files {
+            daemons_file,
+            config_file,
+            config_dir,
+            format_override,
+            daemons: read_file(daemons_file),
+            config: read_file(config_file),
+        }
     }
-    let settings = match read_file(config_file) {
-        Ok(Some(text)) => settings::parse(config_file, &text, config_dir, format_override).ok(),
-        _ => None,
+
+    fn load(&self, has_main_command: bool) -> Result<Config, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let daemons = match &self.daemons {
+            Ok(Some(text)) => daemons::parse(self.daemons_file, text, has_main_command),
+            Ok(None) if has_main_command => Ok(Vec::new()),
+            Ok(None) => Err(vec![file_error(
+                self.daemons_file,
+                "file not found; it lists the daemons to run (or give a command after `--`)",
+            )]),
+            Err(err) => Err(vec![err.clone()]),
+        };
+        let settings = match &self.config {
+            Ok(None) => defaults_with_override(self.config_dir, self.format_override),
+            _ => self.settings(),
+        };
+        let daemons = daemons.map_err(|e| errors.extend(e)).ok();
+        let settings = settings.map_err(|e| errors.extend(e)).ok();
+        match (daemons, settings) {
+            (Some(daemons), Some(settings)) if errors.is_empty() => Ok(Config {
+                daemons,
+                settings,
+                daemons_file: self.daemons_file.to_path_buf(),
+                config_file: self.config_file.to_path_buf(),
+            }),
+            _ => Err(errors),
+        }
     }
-    .unwrap_or_else(|| Settings::defaults_in(config_dir));
-    Some((specs, settings))
+
+    /// `config.json` parsed; a missing file is an empty list of problems here.
+    fn settings(&self) -> Result<Settings, Vec<ConfigError>> {
+        match &self.config {
+            Ok(Some(text)) => settings::parse(
+                self.config_file,
+                text,
+                self.config_dir,
+                self.format_override,
+            ),
+            Ok(None) => Err(Vec::new()),
+            Err(err) => Err(vec![err.clone()]),
+        }
+    }
+
+    fn valid_parts(&self) -> Option<(Vec<DaemonSpec>, Settings)> {
+        let Ok(Some(text)) = &self.daemons else {
+            return None;
+        };
+        let (mut specs, _) = daemons::parse_all(self.daemons_file, text, true);
+        if specs.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = specs.iter().map(|spec| spec.name.clone()).collect();
+        for spec in &mut specs {
+            spec.depends_on.retain(|name| names.contains(name));
+        }
+        let settings = self
+            .settings()
+            .unwrap_or_else(|_| Settings::defaults_in(self.config_dir));
+        Some((specs, settings))
+    }
 }
 
 /// Orders problems as they appear in the file, so a long list reads top to bottom
@@ -310,6 +373,9 @@ fn file_error(path: &Path, message: &str) -> ConfigError {
         message: message.to_string(),
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

@@ -326,6 +326,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_empty_file_is_called_empty_and_a_byte_order_mark_is_skipped() {
+        for text in ["", " \n", "\u{feff}"] {
+            let errors = parse_err(text);
+            assert_eq!(errors.len(), 1, "{text:?}: {errors:#?}");
+            let err = &errors[0];
+            assert_eq!((err.line, err.column), (1, 1));
+            assert_eq!(err.message, "the file is empty");
+        }
+        let settings = parse_ok("\u{feff}{\"shutdown_timeout\": 3}", None);
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(3));
+        let text = "\u{feff}{\n  \"logg\": {}}";
+        let errors = parse_err(text);
+        assert_eq!((errors[0].line, errors[0].column), (2, 3), "{errors:#?}");
+    }
+
     /// 1-based line and column of `needle`, found independently of the code under test.
     fn locate(text: &str, needle: &str) -> (usize, usize) {
         let offset = text

@@ -6,14 +6,18 @@
 //! here, before anything starts, so that the runtime only executes decisions and
 //! `pidzero check` can report every problem with file, line:column, daemon and field.
 //!
-//! Preflight failures are recorded, not reported as errors: whether a missing
-//! executable aborts (vital, exit 127/126) or becomes `spawn_failed` is the
-//! runtime's decision (§5).
+//! Per daemon it yields two things ([`DaemonPlan`]): the rules the supervisor
+//! decides by ([`rules`]) and the launch spec the runtime executes ([`Launch`]).
+//!
+//! Preflight failures are recorded in the rules, not reported as errors: whether
+//! a missing executable aborts (vital, exit 127/126) or becomes `spawn_failed` is
+//! the supervisor's decision (§5).
 
 mod command;
 mod env;
 mod order;
 mod preflight;
+pub mod rules;
 mod users;
 
 use std::ffi::OsString;
@@ -22,39 +26,54 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{
-    CommandSpec, ConfigError, DaemonSpec, HealthSpec, OutputMode, Position, RestartPolicy, Settings,
+    CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, OutputMode, Position, Settings,
 };
 
 pub use command::{has_shell_syntax, split_command};
 pub use preflight::{find_program, PreflightError};
+pub use rules::{DaemonRules, HealthRules};
 pub use users::{resolve_user, UserIds};
 
-/// Everything the runtime needs to run one daemon, fully resolved.
+/// One daemon as planned: the rules the supervisor decides by, and the launch
+/// spec the runtime executes. Neither layer translates the other's half.
 #[derive(Debug, Clone)]
 pub struct DaemonPlan {
-    pub name: String,
-    pub vital: bool,
+    pub rules: DaemonRules,
+    pub launch: Launch,
+}
+
+/// Everything the runtime needs to start one daemon's process, fully resolved.
+#[derive(Debug, Clone)]
+pub struct Launch {
     /// What `execve` gets as argv (for shell syntax: `["/bin/sh", "-c", STRING]`).
     pub argv: Vec<String>,
     /// Resolved executable: found on `PATH`, or as given when it contains `/`.
     pub program: PathBuf,
-    pub preflight: Result<(), PreflightError>,
     /// The full environment: pidzero's own with the daemon's entries applied.
     pub env: Vec<(OsString, OsString)>,
     pub working_dir: Option<PathBuf>,
     pub user: Option<UserIds>,
-    pub stop_signal: i32,
-    /// The daemon's own, or `settings.shutdown_timeout`.
-    pub stop_timeout: Duration,
     pub output: OutputMode,
-    pub restart: RestartPolicy,
-    pub restart_delay: Duration,
-    pub max_restarts: Option<u32>,
-    /// Indices into [`Plan::daemons`].
-    pub depends_on: Vec<usize>,
-    pub health: Option<HealthSpec>,
     /// True only for the main command, which keeps the terminal.
     pub inherit_stdin: bool,
+    /// The health probe to run, when the daemon has a check.
+    pub probe: Option<Probe>,
+}
+
+/// What one health probe runs, and how long it may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub check: HealthProbe,
+    pub timeout: Duration,
+}
+
+impl Probe {
+    fn of(spec: &HealthSpec) -> Self {
+        Probe {
+            check: spec.probe.clone(),
+            timeout: spec.timeout,
+        }
+    }
 }
 
 /// All daemons, in file order, and the order to start them in.
@@ -126,8 +145,8 @@ pub fn build(
 
 /// Appends the main command (`pidzero -- CMD ARGS`) as the last daemon to start.
 ///
-/// Named `main`, always vital, output and stdin inherited, argv used as given (no
-/// shell: it is already split), stop signal SIGTERM, stop timeout from settings.
+/// Output and stdin inherited, argv used as given (no shell: it is already
+/// split); its rules are [`DaemonRules::main_command`].
 /// Started after the sidecars and therefore stopped first.
 pub fn add_main_command(
     plan: &mut Plan,
@@ -139,23 +158,17 @@ pub fn add_main_command(
     let (program, preflight) = find_program(first, env::get_var(base_env, "PATH"));
     plan.start_order.push(plan.daemons.len());
     plan.daemons.push(DaemonPlan {
-        name: "main".to_owned(),
-        vital: true,
-        argv,
-        program,
-        preflight,
-        env: base_env.to_vec(),
-        working_dir: None,
-        user: None,
-        stop_signal: libc::SIGTERM,
-        stop_timeout: settings.shutdown_timeout,
-        output: OutputMode::Inherit,
-        restart: RestartPolicy::Never,
-        restart_delay: Duration::from_secs(1),
-        max_restarts: None,
-        depends_on: Vec::new(),
-        health: None,
-        inherit_stdin: true,
+        rules: DaemonRules::main_command(settings, rules::preflight_failure(preflight, &program)),
+        launch: Launch {
+            argv,
+            program,
+            env: base_env.to_vec(),
+            working_dir: None,
+            user: None,
+            output: OutputMode::Inherit,
+            inherit_stdin: true,
+            probe: None,
+        },
     });
 }
 
@@ -195,23 +208,22 @@ fn plan_daemon(
     let (program, preflight) =
         preflight::find_program_in(&argv[0], env::get_var(&env, "PATH"), working_dir.as_deref());
     Ok(DaemonPlan {
-        name: spec.name.clone(),
-        vital: spec.vital,
-        argv,
-        program,
-        preflight,
-        env,
-        working_dir,
-        user,
-        stop_signal: spec.stop_signal,
-        stop_timeout: spec.stop_timeout.unwrap_or(ctx.settings.shutdown_timeout),
-        output: spec.output,
-        restart: spec.restart,
-        restart_delay: spec.restart_delay,
-        max_restarts: spec.max_restarts,
-        depends_on,
-        health: spec.health.clone(),
-        inherit_stdin: false,
+        rules: DaemonRules::of(
+            spec,
+            ctx.settings,
+            depends_on,
+            rules::preflight_failure(preflight, &program),
+        ),
+        launch: Launch {
+            argv,
+            program,
+            env,
+            working_dir,
+            user,
+            output: spec.output,
+            inherit_stdin: false,
+            probe: spec.health.as_ref().map(Probe::of),
+        },
     })
 }
 

@@ -24,10 +24,7 @@ pub enum PreflightError {
 impl PreflightError {
     /// The exit status a shell uses for this failure, which pidzero reuses (§9).
     pub fn exit_code(self) -> i32 {
-        match self {
-            PreflightError::NotFound => 127,
-            PreflightError::NotExecutable => 126,
-        }
+        crate::exit::unstartable_status(self == PreflightError::NotFound)
     }
 }
 

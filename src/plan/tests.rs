@@ -2,7 +2,7 @@
 
 use super::preflight::tests::write_file;
 use super::*;
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogSettings, RestartPolicy};
 use crate::test_support::Dir;
 use std::ffi::OsStr;
 use std::fs;
@@ -102,14 +102,14 @@ fn resolves_command_program_and_timeouts() {
     let [web, shell] = &plan.daemons[..] else {
         panic!("two daemons expected")
     };
-    assert_eq!(web.argv, vec!["sh", "-c", "exit 0"]);
-    assert_eq!(web.preflight, Ok(()));
-    assert!(web.program.ends_with("sh") && web.program.is_absolute());
-    assert_eq!(web.stop_timeout, Duration::from_secs(3));
-    assert_eq!(shell.argv, vec!["/bin/sh", "-c", "echo $HOME"]);
-    assert_eq!(shell.program, PathBuf::from("/bin/sh"));
-    assert_eq!(shell.stop_timeout, Duration::from_secs(10));
-    assert!(!web.inherit_stdin);
+    assert_eq!(web.launch.argv, vec!["sh", "-c", "exit 0"]);
+    assert_eq!(web.rules.preflight_failure, None);
+    assert!(web.launch.program.ends_with("sh") && web.launch.program.is_absolute());
+    assert_eq!(web.rules.stop_timeout, Duration::from_secs(3));
+    assert_eq!(shell.launch.argv, vec!["/bin/sh", "-c", "echo $HOME"]);
+    assert_eq!(shell.launch.program, PathBuf::from("/bin/sh"));
+    assert_eq!(shell.rules.stop_timeout, Duration::from_secs(10));
+    assert!(!web.launch.inherit_stdin);
     assert_eq!(plan.start_order, vec![0, 1]);
 }
 
@@ -120,7 +120,14 @@ fn preflight_failure_is_recorded_not_an_error() {
         &os_env(&[("PATH", "/nonexistent")]),
         "pre",
     );
-    assert_eq!(plan.daemons[0].preflight, Err(PreflightError::NotFound));
+    assert_eq!(
+        plan.daemons[0]
+            .rules
+            .preflight_failure
+            .as_ref()
+            .map(|(status, _)| *status),
+        Some(127)
+    );
 }
 
 #[test]
@@ -139,8 +146,8 @@ fn daemon_path_is_used_for_lookup() {
         &etc,
     )
     .unwrap();
-    assert_eq!(plan.daemons[0].program, bin.join("mytool"));
-    assert_eq!(plan.daemons[0].preflight, Ok(()));
+    assert_eq!(plan.daemons[0].launch.program, bin.join("mytool"));
+    assert_eq!(plan.daemons[0].rules.preflight_failure, None);
 }
 
 #[test]
@@ -153,7 +160,7 @@ fn environment_overrides_in_order() {
     ];
     let plan = build_ok(&[d], &os_env(&[("A", "a"), ("B", "b"), ("C", "c")]), "env");
     assert_eq!(
-        plan.daemons[0].env,
+        plan.daemons[0].launch.env,
         os_env(&[("A", "a"), ("B", "y"), ("C", "c"), ("NEW", "1")])
     );
 }
@@ -164,16 +171,19 @@ fn user_sets_ids_and_home() {
     d.user = Some("app".into());
     let plan = build_ok(&[d], &os_env(&[("HOME", "/root")]), "user");
     let daemon = &plan.daemons[0];
-    let user = daemon.user.as_ref().unwrap();
+    let user = daemon.launch.user.as_ref().unwrap();
     assert_eq!(
         (user.uid, user.gid, user.groups.clone()),
         (1000, 1000, vec![1000, 10])
     );
     assert_eq!(
-        env::get_var(&daemon.env, "HOME"),
+        env::get_var(&daemon.launch.env, "HOME"),
         Some(OsStr::new("/home/app"))
     );
-    assert_eq!(env::get_var(&daemon.env, "USER"), Some(OsStr::new("app")));
+    assert_eq!(
+        env::get_var(&daemon.launch.env, "USER"),
+        Some(OsStr::new("app"))
+    );
 }
 
 #[test]
@@ -183,7 +193,7 @@ fn missing_passwd_allows_numeric_user_only() {
     let mut numeric = spec("n", "true");
     numeric.user = Some("1234:55".into());
     let plan = build(&[numeric.clone()], &settings(), &file, &[], &root.path).unwrap();
-    assert_eq!(plan.daemons[0].user.as_ref().unwrap().gid, 55);
+    assert_eq!(plan.daemons[0].launch.user.as_ref().unwrap().gid, 55);
     let mut named = spec("m", "true");
     named.user = Some("app".into());
     let errors = build(&[numeric, named], &settings(), &file, &[], &root.path).unwrap_err();
@@ -204,8 +214,11 @@ fn working_dir_relative_to_daemons_file() {
     let mut d = spec("wd", "./run");
     d.working_dir = Some("data".into());
     let plan = build(&[d], &settings(), &file, &[], &etc).unwrap();
-    assert_eq!(plan.daemons[0].working_dir, Some(config_dir.join("data")));
-    assert_eq!(plan.daemons[0].preflight, Ok(()));
+    assert_eq!(
+        plan.daemons[0].launch.working_dir,
+        Some(config_dir.join("data"))
+    );
+    assert_eq!(plan.daemons[0].rules.preflight_failure, None);
 }
 
 #[test]
@@ -278,7 +291,7 @@ fn start_order_is_stable_topological() {
         depending("cache", &[]),
     ];
     let plan = build_ok(&specs, &[], "order");
-    assert_eq!(plan.daemons[0].depends_on, vec![1, 3]);
+    assert_eq!(plan.daemons[0].rules.depends_on, vec![1, 3]);
     assert_eq!(plan.start_order, vec![1, 2, 3, 0]);
 }
 
@@ -309,12 +322,12 @@ fn main_command_is_last_and_inherits() {
     );
     assert_eq!(plan.start_order, vec![0, 1]);
     let main = &plan.daemons[1];
-    assert_eq!(main.name, "main");
-    assert!(main.vital && main.inherit_stdin);
-    assert_eq!(main.output, OutputMode::Inherit);
-    assert_eq!(main.argv, vec!["sh", "-c", "exit $X"]);
-    assert_eq!(main.preflight, Ok(()));
-    assert_eq!(main.env, base);
-    assert_eq!(main.stop_signal, libc::SIGTERM);
-    assert_eq!(main.stop_timeout, Duration::from_secs(10));
+    assert_eq!(main.rules.name, "main");
+    assert!(main.rules.vital && main.launch.inherit_stdin);
+    assert_eq!(main.launch.output, OutputMode::Inherit);
+    assert_eq!(main.launch.argv, vec!["sh", "-c", "exit $X"]);
+    assert_eq!(main.rules.preflight_failure, None);
+    assert_eq!(main.launch.env, base);
+    assert_eq!(main.rules.stop_signal, libc::SIGTERM);
+    assert_eq!(main.rules.stop_timeout, Duration::from_secs(10));
 }

@@ -23,42 +23,16 @@ use crate::api::{
     self, ApiContext, ApiServer, ControlCommand, ControlReply, ControlRequest, LogSource, Snapshot,
 };
 use crate::config::{HealthProbe, OutputMode};
+use crate::exit;
 use crate::health::{self as probes, ProbeResult};
 use crate::log::reader;
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level, Stream};
 use crate::log::writer::{GiveUp, GIVE_UP_GRACE};
 use crate::log::LogHandle;
-use crate::plan::{DaemonPlan, Plan};
-use crate::supervisor::{Action, Control, ControlOutcome, DaemonRules, Event, Supervisor, Timer};
+use crate::plan::{Launch, Plan};
+use crate::supervisor::{Action, Control, ControlOutcome, Event, Supervisor, Timer};
 use process::SpawnContext;
 use signals::Signals;
-
-/// Builds the supervisor's view of the plan: rules only, no argv or environment.
-pub fn rules_of(plan: &Plan) -> Vec<DaemonRules> {
-    plan.daemons
-        .iter()
-        .map(|d| DaemonRules {
-            name: d.name.clone(),
-            vital: d.vital,
-            // Only the main command (`pidzero -- CMD`) takes pidzero's stdin.
-            is_main: d.inherit_stdin,
-            stop_signal: d.stop_signal,
-            stop_timeout: d.stop_timeout,
-            restart: d.restart,
-            restart_delay: d.restart_delay,
-            max_restarts: d.max_restarts,
-            depends_on: d.depends_on.clone(),
-            preflight_failure: d.preflight.err().map(|e| {
-                let what = match e.exit_code() {
-                    127 => "command not found",
-                    _ => "command not executable",
-                };
-                (e.exit_code(), format!("{what}: {}", d.program.display()))
-            }),
-            health: d.health.clone(),
-        })
-        .collect()
-}
 
 /// Where and how the control API listens.
 pub struct ApiSetup {
@@ -71,9 +45,6 @@ pub struct ApiSetup {
     pub token: Option<String>,
     pub logs: Arc<dyn LogSource>,
 }
-
-/// Status when the control API cannot listen where it was told to.
-const USAGE_ERROR: i32 = 2;
 
 /// How the end waits for the log sinks: pending records are given up after
 /// a second stop signal, or `shutdown_timeout` after the last daemon is gone.
@@ -169,7 +140,8 @@ type ProbeReport = (usize, u32, ProbeResult);
 
 struct Runtime {
     supervisor: Supervisor,
-    plan: Plan,
+    /// What to start for each daemon (the supervisor holds their rules).
+    launches: Vec<Launch>,
     log: LogHandle,
     max_line_bytes: usize,
     spawn_context: SpawnContext,
@@ -204,15 +176,19 @@ impl Runtime {
         inherited: signals::Inherited,
         probe_reports: mpsc::UnboundedSender<ProbeReport>,
     ) -> Self {
-        let supervisor = Supervisor::new(rules_of(&plan), plan.start_order.clone());
         let sources = plan
             .daemons
             .iter()
-            .map(|d| Arc::from(d.name.as_str()))
+            .map(|d| Arc::from(d.rules.name.as_str()))
             .collect();
+        let (rules, launches) = plan
+            .daemons
+            .into_iter()
+            .map(|d| (d.rules, d.launch))
+            .unzip();
         Runtime {
-            supervisor,
-            plan,
+            supervisor: Supervisor::new(rules, plan.start_order),
+            launches,
             log,
             max_line_bytes,
             spawn_context: SpawnContext::detect(inherited),
@@ -332,7 +308,7 @@ impl Runtime {
         };
         if !api.socket_is_default {
             usage_error(&format!("cannot start the control API: {error}"));
-            return Err(USAGE_ERROR);
+            return Err(exit::USAGE_ERROR);
         }
         config_warning(&self.log, &format!("control socket not available: {error}"));
         if api.tcp.is_none() {
@@ -343,7 +319,7 @@ impl Runtime {
             Ok(server) => Ok(Some(server)),
             Err(e) => {
                 usage_error(&format!("cannot start the control API: {e}"));
-                Err(USAGE_ERROR)
+                Err(exit::USAGE_ERROR)
             }
         }
     }
@@ -393,7 +369,7 @@ impl Runtime {
         }
         let snapshot = snapshot::build(
             &self.supervisor,
-            &self.plan,
+            &self.launches,
             self.wall_base,
             self.reaped_others,
         );
@@ -454,7 +430,7 @@ impl Runtime {
     }
 
     fn spawn(&mut self, i: usize) -> Event {
-        match process::spawn(&self.plan.daemons[i], &self.spawn_context) {
+        match process::spawn(&self.launches[i], &self.spawn_context) {
             Ok(spawned) => {
                 // Readers of earlier instances that reached EOF are done: a
                 // daemon restarting for weeks must not pile up their handles.
@@ -496,12 +472,12 @@ impl Runtime {
 
     /// Starts one health probe; returns a failed result when it cannot even start.
     fn start_probe(&mut self, daemon: usize, instance: u32) -> Option<Event> {
-        let plan = &self.plan.daemons[daemon];
-        let spec = plan.health.as_ref()?;
-        let timeout = spec.timeout;
-        match &spec.probe {
+        let launch = &self.launches[daemon];
+        let probe = launch.probe.as_ref()?;
+        let timeout = probe.timeout;
+        match &probe.check {
             HealthProbe::Command(command) => {
-                let probe = probe_process_plan(plan, command);
+                let probe = probe_launch(launch, command);
                 match process::spawn(&probe, &self.spawn_context) {
                     Ok(spawned) => {
                         let at = self.now() + timeout;
@@ -652,11 +628,12 @@ impl Runtime {
 
 /// A command probe runs like its daemon (environment, user, working dir) but
 /// through `/bin/sh -c`, in its own process group, with its output discarded.
-fn probe_process_plan(daemon: &DaemonPlan, command: &str) -> DaemonPlan {
+fn probe_launch(daemon: &Launch, command: &str) -> Launch {
     let mut probe = daemon.clone();
     probe.argv = vec!["/bin/sh".into(), "-c".into(), command.to_string()];
     probe.program = "/bin/sh".into();
     probe.output = OutputMode::Discard;
     probe.inherit_stdin = false;
+    probe.probe = None;
     probe
 }

@@ -17,8 +17,8 @@ use nix::unistd::{Gid, Uid};
 
 use super::signals::{self, Inherited, SignalBits};
 use crate::config::OutputMode;
-use crate::plan::DaemonPlan;
-use crate::supervisor::ExitStatus;
+use crate::exit::{self, ExitStatus};
+use crate::plan::Launch;
 
 /// What every spawn needs to know about pidzero's own situation.
 #[derive(Clone, Copy)]
@@ -59,7 +59,7 @@ pub struct Spawned {
 /// disposition at its default except the signals pidzero inherited as ignored
 /// (SIGPIPE always at its default); descriptors 0-2 only; the planned working
 /// directory, environment and user; pidzero's rlimits.
-pub fn spawn(plan: &DaemonPlan, ctx: &SpawnContext) -> io::Result<Spawned> {
+pub fn spawn(plan: &Launch, ctx: &SpawnContext) -> io::Result<Spawned> {
     let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
     let mut cmd = Command::new(&plan.program);
     if let Some((argv0, rest)) = plan.argv.split_first() {
@@ -197,11 +197,7 @@ fn mark_cloexec_from_3() -> bool {
 
 /// The status a failed spawn counts as: 127 when something was not found, else 126.
 pub fn spawn_error_status(err: &io::Error) -> i32 {
-    if err.kind() == io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    }
+    exit::unstartable_status(err.kind() == io::ErrorKind::NotFound)
 }
 
 /// `kill(-pgid, sig)`; a group that is already empty is not an error.

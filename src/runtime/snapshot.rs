@@ -4,22 +4,23 @@ use std::time::{Duration, SystemTime};
 
 use crate::api::{DaemonInfo, LastExit, Snapshot};
 use crate::config::signal::signal_name;
-use crate::plan::Plan;
-use crate::supervisor::{ExitStatus, Supervisor};
+use crate::exit::ExitStatus;
+use crate::plan::Launch;
+use crate::supervisor::Supervisor;
 
 /// Builds the snapshot the API serves. `wall_base` is the wall-clock time of
 /// the supervisor's monotonic zero, to turn its times into RFC 3339 stamps.
 pub fn build(
     supervisor: &Supervisor,
-    plan: &Plan,
+    launches: &[Launch],
     wall_base: SystemTime,
     reaped_total: u64,
 ) -> Snapshot {
     let daemons = supervisor
         .daemons()
         .iter()
-        .zip(&plan.daemons)
-        .map(|(d, p)| {
+        .zip(launches)
+        .map(|(d, launch)| {
             let alive = d.pid.is_some();
             let started_at = d
                 .started_at
@@ -45,7 +46,7 @@ pub fn build(
                     },
                     at: rfc3339(wall_base, d.last_exit_at.unwrap_or_default()),
                 }),
-                command: p.argv.clone(),
+                command: launch.argv.clone(),
             }
         })
         .collect();

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::health::HealthTracker;
-use crate::config::{HealthSpec, RestartPolicy};
+use crate::exit::ExitStatus;
+use crate::plan::DaemonRules;
 
 /// The lifecycle states of SPEC §5; events and the API show these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,45 +33,6 @@ impl State {
     }
 }
 
-/// How a process ended, as `waitpid` reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(i32),
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// The shell convention: the code, or 128+N when killed by signal N.
-    pub fn as_status(self) -> i32 {
-        match self {
-            ExitStatus::Code(c) => c,
-            ExitStatus::Signal(n) => 128 + n,
-        }
-    }
-
-    pub fn success(self) -> bool {
-        self == ExitStatus::Code(0)
-    }
-}
-
-/// What the supervisor needs to know about a daemon: no argv, no environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonRules {
-    pub name: String,
-    pub vital: bool,
-    /// The main command of `pidzero -- CMD`: its status is passed through as is.
-    pub is_main: bool,
-    pub stop_signal: i32,
-    pub stop_timeout: Duration,
-    pub restart: RestartPolicy,
-    pub restart_delay: Duration,
-    pub max_restarts: Option<u32>,
-    pub depends_on: Vec<usize>,
-    /// Set when preflight found the executable missing (127) or not executable (126).
-    pub preflight_failure: Option<(i32, String)>,
-    pub health: Option<HealthSpec>,
-}
-
 /// One daemon's live bookkeeping.
 #[derive(Debug, Clone)]
 pub struct Daemon {
@@ -81,7 +43,14 @@ pub struct Daemon {
     /// The process group while it may still hold processes (outlives `pid`).
     pub group: Option<i32>,
     pub started_at: Option<Duration>,
+    /// Restarts over pidzero's lifetime, automatic or asked for with `restart`
+    /// (a `start` of a stopped or failed daemon is not one). Never decreases:
+    /// the API and `pidzero_daemon_restarts_total` show it, and a Prometheus
+    /// counter must not go backwards.
     pub restarts: u32,
+    /// Restarts since the daemon was last started by hand: what `max_restarts`
+    /// bounds, and the `attempt` of a `restarting` event.
+    pub attempts: u32,
     pub last_exit: Option<ExitStatus>,
     /// When `last_exit` happened (monotonic, like every supervisor time).
     pub last_exit_at: Option<Duration>,
@@ -90,7 +59,8 @@ pub struct Daemon {
     /// When a restart is due (state `Backoff`); it waits for the old group to be gone too.
     pub restart_at: Option<Duration>,
     pub backoff: Backoff,
-    /// The current instance's health, when the daemon has a check.
+    /// The current instance's health, when the daemon has a check and a
+    /// process; `None` otherwise (no process, no verdict).
     pub health: Option<HealthTracker>,
     /// The running instance is being stopped to be started again (unhealthy, or asked to).
     pub restart_requested: bool,
@@ -110,6 +80,7 @@ impl Daemon {
             group: None,
             started_at: None,
             restarts: 0,
+            attempts: 0,
             last_exit: None,
             last_exit_at: None,
             instance: 0,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::config::HealthSpec;
+use crate::plan::HealthRules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -51,7 +51,7 @@ impl HealthTracker {
         &mut self,
         passed: bool,
         since_start: Duration,
-        spec: &HealthSpec,
+        spec: &HealthRules,
     ) -> Option<Health> {
         let before = self.health;
         if passed {
@@ -71,13 +71,10 @@ impl HealthTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HealthProbe;
 
-    fn spec(retries: u32, start_period: u64) -> HealthSpec {
-        HealthSpec {
-            probe: HealthProbe::Tcp("127.0.0.1:1".into()),
+    fn spec(retries: u32, start_period: u64) -> HealthRules {
+        HealthRules {
             interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
             retries,
             start_period: Duration::from_secs(start_period),
         }

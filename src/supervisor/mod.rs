@@ -12,9 +12,10 @@ pub mod health;
 use std::time::Duration;
 
 use crate::config::signal::signal_name;
-use crate::config::RestartPolicy;
+use crate::exit::{self, ExitStatus};
 use crate::log::record::{FieldValue, Level};
-pub use daemon::{Daemon, DaemonRules, ExitStatus, State};
+use crate::plan::rules::{DaemonRules, RestartPolicy};
+pub use daemon::{Daemon, State};
 pub use health::{Health, HealthTracker};
 
 /// A daemon that exits 0 sooner than this after its start gets the daemonizing hint.
@@ -233,7 +234,8 @@ impl Supervisor {
         match d.state {
             State::Exited | State::Failed => {
                 d.state = State::Pending;
-                d.restarts = 0;
+                // A fresh budget for `max_restarts`; `restarts` keeps counting.
+                d.attempts = 0;
                 d.backoff = backoff::Backoff::new(d.rules.restart_delay);
             }
             State::Backoff => d.restart_at = Some(now),
@@ -253,7 +255,10 @@ impl Supervisor {
                 d.stop_requested = true;
                 self.stop(i, now, out);
             }
-            State::Backoff | State::Pending => d.state = State::Exited,
+            State::Backoff | State::Pending => {
+                d.state = State::Exited;
+                out.extend(cancel_restart(d, i));
+            }
             _ => return conflict(d, "is not running"),
         }
         ControlOutcome::Accepted(self.daemons[i].state)
@@ -353,6 +358,11 @@ impl Supervisor {
             out.push(Action::Exit(status));
             return;
         }
+        for d in &self.daemons {
+            if let Some(line) = restart_delay_note(&d.rules) {
+                out.push(config_warning(&d.rules, "restart_delay", line));
+            }
+        }
         self.start_due(now, out);
     }
 
@@ -366,7 +376,9 @@ impl Supervisor {
             let i = self.order[idx];
             let d = &self.daemons[i];
             let ready = match d.state {
-                State::Pending => self.dependencies_up(i),
+                // Started by hand right after it exited: what is left of the
+                // old instance's group goes first, as before a restart.
+                State::Pending => d.group.is_none() && self.dependencies_up(i),
                 State::Backoff => d.group.is_none() && d.restart_at.is_some_and(|t| t <= now),
                 _ => false,
             };
@@ -388,7 +400,8 @@ impl Supervisor {
 
     fn start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
         let d = &mut self.daemons[i];
-        d.restart_at = None;
+        // Started before its restart timer fired (asked for): that timer goes.
+        out.extend(cancel_restart(d, i));
         // Preflight speaks for the first start only; a restart tries the real
         // exec again (the executable may have appeared since).
         let first_start = d.last_exit.is_none();
@@ -448,6 +461,16 @@ impl Supervisor {
         let shutting_down = self.is_shutting_down();
         let d = &mut self.daemons[i];
         let pid = d.pid.take().unwrap_or_default();
+        // A verdict is about a process: without one there is none, whatever
+        // the last probe said (so `status`, the API and `/health` never show
+        // a stopped or crashed daemon as healthy).
+        d.health = None;
+        if d.rules.health.is_some() {
+            out.push(Action::CancelTimer(Timer::ProbeDue {
+                daemon: i,
+                instance: d.instance,
+            }));
+        }
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
         let mut fields = vec![
             ("pid", FieldValue::Int(pid.into())),
@@ -527,7 +550,7 @@ impl Supervisor {
             } else {
                 State::Failed
             };
-            let code = vital_status(d.rules.is_main, status);
+            let code = exit::vital_status(d.rules.is_main, status);
             if d.rules.is_main {
                 // The main command ending is the normal end of a tini-style run, not a failure.
                 self.begin_shutdown(code, Shutdown::Failure, now, out);
@@ -554,11 +577,11 @@ impl Supervisor {
             };
             return;
         }
-        if !d.manual_restart && d.rules.max_restarts.is_some_and(|max| d.restarts >= max) {
+        if !d.manual_restart && d.rules.max_restarts.is_some_and(|max| d.attempts >= max) {
             d.state = State::Failed;
             let line = format!(
                 "{} gave up after {} restarts; it stays failed",
-                d.rules.name, d.restarts
+                d.rules.name, d.attempts
             );
             out.push(daemon_event(
                 Level::Error,
@@ -569,6 +592,7 @@ impl Supervisor {
             ));
             return;
         }
+        d.attempts += 1;
         d.restarts += 1;
         let delay = if d.manual_restart {
             Duration::ZERO
@@ -581,10 +605,10 @@ impl Supervisor {
             "restarting {} in {:.1} s (attempt {})",
             d.rules.name,
             delay.as_secs_f64(),
-            d.restarts
+            d.attempts
         );
         let fields = vec![
-            ("attempt", FieldValue::Int(d.restarts.into())),
+            ("attempt", FieldValue::Int(d.attempts.into())),
             ("delay_ms", FieldValue::Int(delay.as_millis() as i64)),
         ];
         out.push(daemon_event(
@@ -696,7 +720,11 @@ impl Supervisor {
         for idx in (0..self.order.len()).rev() {
             let i = self.order[idx];
             match self.daemons[i].state {
-                State::Pending | State::Backoff => self.daemons[i].state = State::Exited,
+                State::Pending | State::Backoff => {
+                    let d = &mut self.daemons[i];
+                    d.state = State::Exited;
+                    out.extend(cancel_restart(d, i));
+                }
                 _ => {}
             }
             if self.daemons[i].pid.is_some() {
@@ -871,16 +899,22 @@ impl Supervisor {
                     .daemons
                     .iter()
                     .all(|d| d.last_exit.is_some_and(ExitStatus::success));
-                if all_ok {
-                    0
-                } else {
-                    1
-                }
+                exit::all_ended_status(all_ok)
             }
         };
         self.phase = Phase::Done;
         out.push(Action::Exit(status));
     }
+}
+
+/// Forgets a daemon's pending restart, and the timer armed for it, so that no
+/// timer outlives what it was armed for (it would only wake the loop).
+fn cancel_restart(d: &mut Daemon, i: usize) -> Option<Action> {
+    d.restart_at.take()?;
+    Some(Action::CancelTimer(Timer::RestartDue {
+        daemon: i,
+        instance: d.instance,
+    }))
 }
 
 fn conflict(d: &Daemon, why: &str) -> ControlOutcome {
@@ -889,15 +923,6 @@ fn conflict(d: &Daemon, why: &str) -> ControlOutcome {
         d.rules.name,
         d.state.as_str()
     ))
-}
-
-/// SPEC §5: a vital daemon's non-zero code as is, 128+N for signal N, 1 for a
-/// clean exit (a vital daemon must not stop); the main command's status as is.
-pub fn vital_status(is_main: bool, status: ExitStatus) -> i32 {
-    match status {
-        ExitStatus::Code(0) if !is_main => 1,
-        other => other.as_status(),
-    }
 }
 
 /// An event about one daemon: `daemon` first, then `fields` (SPEC §7 order).
@@ -917,6 +942,27 @@ fn daemon_event(
         fields: all,
         line,
     })
+}
+
+/// Why a restarting daemon's `restart_delay` is not used as written: it is
+/// below the floor that keeps a crash loop cheap (see [`backoff`]).
+/// `pidzero check` prints it as a note, a run logs it as `config_warning`.
+pub fn restart_delay_note(rules: &DaemonRules) -> Option<String> {
+    if rules.restart == RestartPolicy::Never {
+        return None;
+    }
+    let used = backoff::raised(rules.restart_delay)?;
+    Some(format!(
+        "daemon {}: restart_delay {} s is raised to {} s (then doubled on each quick exit) so that a crash loop stays cheap",
+        rules.name,
+        rules.restart_delay.as_secs_f64(),
+        used.as_secs_f64()
+    ))
+}
+
+fn config_warning(rules: &DaemonRules, field: &str, line: String) -> Action {
+    let fields = vec![("field", FieldValue::Str(field.to_string()))];
+    daemon_event(Level::Warn, "config_warning", &rules.name, fields, line)
 }
 
 fn spawn_failed_log(name: &str, status: i32, error: &str) -> Action {
@@ -949,5 +995,7 @@ fn shutdown_log(why: Shutdown) -> Action {
     })
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

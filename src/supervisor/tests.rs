@@ -11,19 +11,7 @@ fn ms(m: u64) -> Duration {
 }
 
 fn rules(name: &str) -> DaemonRules {
-    DaemonRules {
-        name: name.to_string(),
-        vital: false,
-        is_main: false,
-        stop_signal: libc::SIGTERM,
-        stop_timeout: secs(10),
-        restart: RestartPolicy::Never,
-        restart_delay: secs(1),
-        max_restarts: None,
-        depends_on: vec![],
-        preflight_failure: None,
-        health: None,
-    }
+    DaemonRules::named(name)
 }
 
 fn vital(name: &str) -> DaemonRules {
@@ -197,15 +185,6 @@ fn vital_exit_stops_others_in_reverse_order_and_passes_status() {
     h.exit(1, ExitStatus::Signal(libc::SIGTERM));
     let out = h.exit(0, ExitStatus::Code(0));
     assert_eq!(exit_status(&out), Some(3));
-}
-
-#[test]
-fn vital_status_rules() {
-    assert_eq!(vital_status(false, ExitStatus::Code(0)), 1);
-    assert_eq!(vital_status(false, ExitStatus::Code(7)), 7);
-    assert_eq!(vital_status(false, ExitStatus::Signal(9)), 137);
-    assert_eq!(vital_status(true, ExitStatus::Code(0)), 0);
-    assert_eq!(vital_status(true, ExitStatus::Signal(15)), 143);
 }
 
 #[test]
@@ -473,6 +452,7 @@ fn restart_waits_for_the_old_group_to_be_gone() {
         status: ExitStatus::Code(0),
     });
     assert!(!out.iter().any(|a| matches!(a, Action::Spawn(_))));
+    h.now = backoff::MIN_DELAY;
     h.send(Event::Timer(Timer::RestartDue {
         daemon: 0,
         instance: 1,
@@ -527,10 +507,8 @@ fn spawn_failure_of_a_running_vital_daemon_is_a_vital_exit() {
 }
 
 fn with_health(mut r: DaemonRules, retries: u32, start_period: u64) -> DaemonRules {
-    r.health = Some(crate::config::HealthSpec {
-        probe: crate::config::HealthProbe::Tcp("127.0.0.1:1".into()),
+    r.health = Some(crate::plan::HealthRules {
         interval: secs(10),
-        timeout: secs(5),
         retries,
         start_period: secs(start_period),
     });
@@ -777,4 +755,155 @@ fn a_gone_group_cancels_its_stop_deadline() {
     }));
     let out = h.send(Event::GroupGone { daemon: 0 });
     assert!(out.contains(&Action::CancelTimer(armed)));
+}
+
+/// The restart timer a batch of actions arms, if any.
+fn restart_due(actions: &[Action]) -> Option<(Timer, Duration)> {
+    actions.iter().find_map(|a| match a {
+        Action::SetTimer {
+            timer: timer @ Timer::RestartDue { .. },
+            at,
+        } => Some((*timer, *at)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_zero_restart_delay_does_not_busy_loop() {
+    let mut crasher = rules("w");
+    crasher.restart = RestartPolicy::Always;
+    crasher.restart_delay = Duration::ZERO;
+    let mut h = Harness::new(vec![crasher]);
+    let boot = h.send(Event::Boot);
+    assert_eq!(events(&boot)[0], "config_warning", "{boot:?}");
+    let mut starts = 1;
+    let mut delays = vec![];
+    // Bounded, so that a busy loop (no time passing) fails instead of hanging.
+    while h.now < secs(2) && starts <= 100 {
+        // The daemon exits the moment it starts.
+        let out = h.exit(0, ExitStatus::Code(1));
+        let (timer, at) = restart_due(&out).expect("a restart is scheduled");
+        delays.push((at - h.now).as_millis());
+        h.now = at;
+        h.send(Event::Timer(timer));
+        assert_eq!(h.state(0), State::Running);
+        starts += 1;
+    }
+    assert_eq!(delays[..4], [100, 200, 400, 800], "{delays:?}");
+    assert!(starts <= 6, "{starts} starts within 2 s: {delays:?}");
+}
+
+#[test]
+fn a_restart_delay_at_the_floor_is_not_warned_about() {
+    let mut w = rules("w");
+    w.restart = RestartPolicy::OnFailure;
+    w.restart_delay = ms(100);
+    assert_eq!(restart_delay_note(&w), None);
+    w.restart_delay = ms(10);
+    assert!(restart_delay_note(&w).is_some_and(|n| n.contains("raised to 0.1 s")));
+    w.restart = RestartPolicy::Never;
+    assert_eq!(
+        restart_delay_note(&w),
+        None,
+        "never restarted: no delay used"
+    );
+}
+
+#[test]
+fn a_daemon_without_a_process_has_no_health_verdict() {
+    let mut crasher = with_health(rules("api"), 1, 0);
+    crasher.restart = RestartPolicy::Always;
+    let mut h = Harness::new(vec![crasher, with_health(rules("plain"), 1, 0)]);
+    h.send(Event::Boot);
+    probe(&mut h, 0, true);
+    probe(&mut h, 1, true);
+    let health = |h: &Harness, i: usize| h.sup.daemons()[i].health.as_ref().map(|t| t.health);
+    assert_eq!(health(&h, 0), Some(Health::Healthy));
+    // Crashed, waiting to restart: no verdict.
+    h.exit(0, ExitStatus::Code(1));
+    assert_eq!(h.state(0), State::Backoff);
+    assert_eq!(health(&h, 0), None);
+    // Stopped on request: no verdict either, once its process is gone.
+    h.sup.control("plain", Control::Stop, h.now);
+    assert_eq!(health(&h, 1), Some(Health::Healthy), "still stopping");
+    h.exit(1, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(h.state(1), State::Exited);
+    assert_eq!(health(&h, 1), None);
+    // Started again: probing starts over.
+    h.sup.control("plain", Control::Start, h.now);
+    h.send(Event::Spawned {
+        daemon: 1,
+        pid: 500,
+    });
+    assert_eq!(health(&h, 1), Some(Health::Starting));
+}
+
+#[test]
+fn the_restart_count_never_decreases() {
+    let mut w = rules("w");
+    w.restart = RestartPolicy::OnFailure;
+    w.max_restarts = Some(1);
+    // `keep` runs throughout, so pidzero does not end when `w` fails.
+    let mut h = Harness::new(vec![w, rules("keep")]);
+    h.send(Event::Boot);
+    let restarts = |h: &Harness| h.sup.daemons()[0].restarts;
+    h.exit(0, ExitStatus::Code(1));
+    h.now = secs(5);
+    h.send(Event::Timer(Timer::RestartDue {
+        daemon: 0,
+        instance: 1,
+    }));
+    assert_eq!((h.state(0), restarts(&h)), (State::Running, 1));
+    h.exit(0, ExitStatus::Code(1));
+    assert_eq!(
+        (h.state(0), restarts(&h)),
+        (State::Failed, 1),
+        "max_restarts"
+    );
+    // Started by hand: not a restart, and a fresh max_restarts budget.
+    let (outcome, actions) = h.sup.control("w", Control::Start, h.now);
+    assert_eq!(outcome, ControlOutcome::Accepted(State::Starting));
+    assert!(actions.contains(&Action::Spawn(0)));
+    h.send(Event::Spawned {
+        daemon: 0,
+        pid: 900,
+    });
+    assert_eq!(restarts(&h), 1);
+    let out = h.exit(0, ExitStatus::Code(1));
+    assert_eq!(
+        field(&out, "restarting", "attempt"),
+        Some(&FieldValue::Int(1))
+    );
+    assert_eq!((h.state(0), restarts(&h)), (State::Backoff, 2));
+    // Restarted by hand: counts.
+    h.now = secs(60);
+    h.send(Event::Timer(Timer::RestartDue {
+        daemon: 0,
+        instance: 3,
+    }));
+    assert_eq!(h.state(0), State::Running);
+    h.sup.control("w", Control::Restart, h.now);
+    h.exit(0, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(restarts(&h), 3);
+}
+
+#[test]
+fn a_manual_start_waits_for_the_old_group_and_leaves_no_stale_timer() {
+    let mut h = Harness::new(vec![rules("w"), rules("keep")]);
+    h.send(Event::Boot);
+    let pid = h.pid(0);
+    h.send(Event::Exited {
+        pid,
+        status: ExitStatus::Code(0),
+    });
+    let (_, out) = h.sup.control("w", Control::Start, h.now);
+    assert!(!out.contains(&Action::Spawn(0)), "old group still there");
+    assert_eq!(h.state(0), State::Pending);
+    let out = h.send(Event::GroupGone { daemon: 0 });
+    assert!(out.contains(&Action::CancelTimer(Timer::StopDeadline {
+        daemon: 0,
+        instance: 1
+    })));
+    assert!(out.contains(&Action::Spawn(0)));
+    assert_eq!(h.state(0), State::Running);
 }

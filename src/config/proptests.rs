@@ -1,0 +1,224 @@
+//! Properties of the validator over generated documents of roughly the right
+//! shape: it never panics, and every problem it reports can be found (a
+//! position inside the file, the file's name, and what it is about).
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+
+use super::{parse_daemons, parse_settings, ConfigError};
+
+/// Keys a daemon object may have, a few mistyped ones, and health's keys.
+const DAEMON_KEYS: &[&str] = &[
+    "name",
+    "command",
+    "comments",
+    "vital",
+    "environment",
+    "restart",
+    "restart_delay",
+    "max_restarts",
+    "working_dir",
+    "user",
+    "stop_signal",
+    "stop_timeout",
+    "output",
+    "depends_on",
+    "health",
+    "vitall",
+    "cmd",
+    "",
+    "NAME",
+];
+const HEALTH_KEYS: &[&str] = &[
+    "command",
+    "http",
+    "tcp",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+    "intervall",
+];
+const SETTINGS_KEYS: &[&str] = &["log", "api", "shutdown_timeout", "logg"];
+const LOG_KEYS: &[&str] = &[
+    "json",
+    "format",
+    "file_path",
+    "log_to_file",
+    "log_to_stdout",
+    "max_file_size",
+    "max_files",
+    "max_line_bytes",
+    "formatt",
+];
+const API_KEYS: &[&str] = &["listen", "token", "socket", "port"];
+
+/// Strings that mean something to some field, and some that are odd anywhere.
+const WORDS: &[&str] = &[
+    "",
+    " ",
+    "a",
+    "web",
+    "main",
+    "pidzero",
+    "true",
+    "/bin/true",
+    "sh -c 'exit 1'",
+    "echo $HOME",
+    "always",
+    "on-failure",
+    "never",
+    "log",
+    "inherit",
+    "discard",
+    "TERM",
+    "SIGKILL",
+    "HUP",
+    "KILL9",
+    "0",
+    "-1",
+    "root",
+    "0:0",
+    "nobody:nogroup",
+    "http://127.0.0.1:1/",
+    "https://x/",
+    "h:1",
+    "127.0.0.1:9090",
+    "json",
+    "text",
+    "logfmt",
+    "map",
+    "K=v",
+    "=v",
+    "K",
+    "a\u{0}b",
+    "é✓",
+    "\u{feff}",
+    "../x",
+];
+
+fn leaf() -> BoxedStrategy<Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        (-3i64..100).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+            .prop_map(Value::from),
+        prop::sample::select(WORDS).prop_map(Value::from),
+    ]
+    .boxed()
+}
+
+/// Any JSON value, a few levels deep.
+fn value() -> BoxedStrategy<Value> {
+    leaf()
+        .prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(WORDS), inner), 0..4).prop_map(
+                    |members| object(members.into_iter().map(|(k, v)| (k.to_string(), v)))
+                ),
+            ]
+        })
+        .boxed()
+}
+
+fn object(members: impl IntoIterator<Item = (String, Value)>) -> Value {
+    Value::Object(members.into_iter().collect::<Map<String, Value>>())
+}
+
+/// An object whose keys come mostly from `keys`, with any values, and
+/// `special` values for some keys (health inside a daemon, log inside settings).
+fn object_of(keys: &'static [&'static str], special: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
+    prop::collection::vec(
+        (
+            prop::sample::select(keys),
+            prop_oneof![3 => value(), 2 => special],
+        ),
+        0..8,
+    )
+    .prop_map(|members| object(members.into_iter().map(|(k, v)| (k.to_string(), v))))
+    .boxed()
+}
+
+fn daemons_document() -> impl Strategy<Value = Value> {
+    let health = object_of(HEALTH_KEYS, leaf());
+    let daemon = object_of(DAEMON_KEYS, health);
+    let element = prop_oneof![6 => daemon, 1 => value()];
+    prop_oneof![
+        8 => prop::collection::vec(element, 0..5).prop_map(Value::Array),
+        1 => value(),
+    ]
+}
+
+fn settings_document() -> impl Strategy<Value = Value> {
+    let inner = prop_oneof![object_of(LOG_KEYS, leaf()), object_of(API_KEYS, leaf())].boxed();
+    prop_oneof![8 => object_of(SETTINGS_KEYS, inner), 1 => value()]
+}
+
+/// The file's text: pretty (so errors sit on many lines) or compact.
+fn text_of(doc: &Value, pretty: bool) -> String {
+    let text = if pretty {
+        serde_json::to_string_pretty(doc)
+    } else {
+        serde_json::to_string(doc)
+    };
+    text.unwrap_or_default()
+}
+
+/// Every problem names the file, points inside it, and says what it is about:
+/// a field, a daemon, or (for the document as a whole) the top level.
+fn assert_findable(errors: &[ConfigError], file: &Path, text: &str) -> Result<(), TestCaseError> {
+    let lines = text.lines().count().max(1);
+    for err in errors {
+        prop_assert_eq!(&err.file, file);
+        prop_assert!(
+            err.line >= 1 && err.line <= lines,
+            "line out of the file: {}",
+            err
+        );
+        prop_assert!(err.column >= 1, "no column: {}", err);
+        let whole_document = err.line == 1 && err.column == 1;
+        prop_assert!(
+            err.field.is_some() || err.daemon.is_some() || whole_document,
+            "says nothing of where: {}",
+            err
+        );
+        prop_assert!(!err.message.is_empty(), "no message: {:?}", err);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn daemons_validation_never_panics_and_every_error_is_findable(
+        doc in daemons_document(),
+        pretty in any::<bool>(),
+    ) {
+        let file = Path::new("/cfg/daemons.json");
+        let text = text_of(&doc, pretty);
+        if let Err(errors) = parse_daemons(file, &text) {
+            prop_assert!(!errors.is_empty());
+            assert_findable(&errors, file, &text)?;
+        }
+    }
+
+    #[test]
+    fn settings_validation_never_panics_and_every_error_is_findable(
+        doc in settings_document(),
+        pretty in any::<bool>(),
+    ) {
+        let file = Path::new("/cfg/config.json");
+        let text = text_of(&doc, pretty);
+        if let Err(errors) = parse_settings(file, &text, Path::new("/cfg"), None) {
+            prop_assert!(!errors.is_empty());
+            assert_findable(&errors, file, &text)?;
+        }
+    }
+}
