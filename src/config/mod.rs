@@ -349,17 +349,26 @@ fn defaults_with_override(
 fn read_file(path: &Path) -> Result<Option<String>, ConfigError> {
     match std::fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|err| {
-            file_error(
-                path,
-                &format!(
-                    "not valid UTF-8 (at byte {})",
-                    err.utf8_error().valid_up_to()
-                ),
-            )
+            let at = err.utf8_error().valid_up_to();
+            let (line, column) = line_column(&err.as_bytes()[..at]);
+            ConfigError {
+                line,
+                column,
+                ..file_error(path, &format!("not valid UTF-8 (at byte {at})"))
+            }
         }),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(file_error(path, &format!("cannot read: {err}"))),
     }
+}
+
+/// The 1-based line and column (in characters) just after `before`, which
+/// is valid UTF-8: where an editor puts the cursor on the first bad byte.
+fn line_column(before: &[u8]) -> (usize, usize) {
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
 }
 
 /// A problem with a file as a whole, which has no line:column.
@@ -477,6 +486,14 @@ mod tests {
         );
         assert_eq!(errors[1].file, config);
         assert_eq!(errors[1].message, "not valid UTF-8 (at byte 8)");
+        assert_eq!((errors[1].line, errors[1].column), (1, 9));
+    }
+
+    #[test]
+    fn invalid_utf8_is_placed_by_line_and_column() {
+        assert_eq!(line_column(b""), (1, 1));
+        assert_eq!(line_column(b"{\n  \"a\": \"\xe2\x82\xac"), (2, 10));
+        assert_eq!(line_column(b"[\n\n"), (3, 1));
     }
 
     #[test]
