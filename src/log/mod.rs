@@ -5,6 +5,7 @@
 //! - [`reader::pump`]: one task per daemon pipe; one timestamp per read.
 //! - [`framer::Framer`]: bytes → lines, cut at `max_line_bytes`.
 //! - [`handle`]: [`LogHandle`] formats records and sends them on.
+//! - [`channel`]: the messages from the senders to the writer thread.
 //! - [`writer`]: the thread owning the sinks; one `writev` per sink a round.
 //! - [`format`](mod@format): one record → one line of JSON, map, logfmt or text.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
@@ -18,7 +19,7 @@
 //! loop. Event records from pidzero itself take no permit: they are few, and
 //! the control loop must never wait for a sink.
 //!
-//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (4), `R` =
+//! Memory bound, with `P` = [`channel::BATCHES_IN_FLIGHT`] (4), `R` =
 //! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by
 //! default), `L` = [`reader::BATCH_LINES`] (1,024: a read with more lines is
 //! sent as several batches) and `F` = the formatted size of one batch: its
@@ -49,6 +50,7 @@
 //! 2.6 MiB of spare buffers, 96 KiB per pipe (about 1.6 MiB, once, for a
 //! pipe that turns to empty lines) and 384 KiB per daemon.
 
+pub mod channel;
 pub mod format;
 pub mod framer;
 pub mod handle;
