@@ -22,6 +22,7 @@
 //!   `json` or `logfmt` when a machine reads the logs.
 
 use super::record::{EventRecord, FieldValue, LineBatch, LineSpan, Stream, Timestamp};
+use super::scan;
 use crate::config::LogFormat;
 
 /// One daemon line, borrowed from a [`LineBatch`].
@@ -390,12 +391,12 @@ fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// JSON-escaped lossy UTF-8, without the quotes.
 fn json_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    escape_lossy(out, bytes, &JSON_ESCAPES, json_plain_prefix);
+    escape_lossy(out, bytes, &JSON_ESCAPES, scan::json_plain_prefix);
 }
 
 /// Lossy UTF-8 with the map/text escaping described in the module docs.
 fn human_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    escape_lossy(out, bytes, &HUMAN_ESCAPES, human_plain_prefix);
+    escape_lossy(out, bytes, &HUMAN_ESCAPES, scan::text_plain_prefix);
 }
 
 /// For each byte: 0 when it is copied as is, [`NON_ASCII`] for bytes of 0x80
@@ -478,67 +479,6 @@ fn push_escape(out: &mut Vec<u8>, byte: u8, letter: u8) {
     }
 }
 
-/// Length of the leading run of bytes JSON copies as is: ASCII other than
-/// controls, `"` and `\\`. 16 bytes per step with SSE2 (every x86-64 has it),
-/// else 8 per step with SWAR bit tricks; the table finishes the last bytes.
-fn json_plain_prefix(bytes: &[u8]) -> usize {
-    let start = json_plain_blocks(bytes);
-    start + table_plain_prefix(&bytes[start..], &JSON_ESCAPES)
-}
-
-/// The plain prefix, in whole 16-byte blocks (it may stop short of it).
-#[cfg(target_arch = "x86_64")]
-fn json_plain_blocks(bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    let mut start = 0;
-    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes
-    // inside `bytes` (an unaligned load, allowed by `_mm_loadu_si128`).
-    unsafe {
-        let space = _mm_set1_epi8(0x20);
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        while start + 16 <= bytes.len() {
-            let v = _mm_loadu_si128(bytes.as_ptr().add(start).cast::<__m128i>());
-            // Signed compare: bytes >= 0x80 are negative, so below 0x20 too.
-            let special = _mm_or_si128(
-                _mm_cmplt_epi8(v, space),
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            );
-            let mask = _mm_movemask_epi8(special);
-            if mask != 0 {
-                return start + mask.trailing_zeros() as usize;
-            }
-            start += 16;
-        }
-    }
-    start
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn json_plain_blocks(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    let mut start = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let special = w & HIGHS != 0
-            || w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0
-            || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')));
-        if special {
-            break;
-        }
-        start += 8;
-    }
-    start
-}
-
 /// The JSON records of `spans`, none of whose lines needs escaping (the
 /// usual case): each line is copied as is between the head and the tail.
 ///
@@ -584,111 +524,7 @@ fn json_plain_lines(batch: &LineBatch, spans: &[LineSpan]) -> bool {
     let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
         return true;
     };
-    let bytes = &batch.data[first.start as usize..last.end as usize];
-    let start = json_plain_text_blocks(bytes);
-    bytes[start..]
-        .iter()
-        .all(|&b| b == b'\n' || JSON_ESCAPES[usize::from(b)] == 0)
-}
-
-/// How far `bytes` holds only JSON-plain bytes and `\n`, in whole blocks of
-/// 16 bytes (it may stop short of it): with AVX2 when the CPU has it (twice
-/// the bytes per step; this scan is a third of the time spent formatting a
-/// line), else with SSE2, which every x86-64 CPU has.
-#[cfg(target_arch = "x86_64")]
-fn json_plain_text_blocks(bytes: &[u8]) -> usize {
-    let mut start = 0;
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        start = unsafe { json_plain_blocks_avx2(bytes) };
-    }
-    start + json_plain_blocks_sse2(&bytes[start..])
-}
-
-/// [`json_plain_text_blocks`] in blocks of 16 bytes.
-#[cfg(target_arch = "x86_64")]
-fn json_plain_blocks_sse2(bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    let mut start = 0;
-    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes
-    // inside `bytes` (an unaligned load, allowed by `_mm_loadu_si128`).
-    unsafe {
-        let space = _mm_set1_epi8(0x20);
-        let newline = _mm_set1_epi8(b'\n' as i8);
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        while start + 16 <= bytes.len() {
-            let v = _mm_loadu_si128(bytes.as_ptr().add(start).cast::<__m128i>());
-            // Signed compare: bytes >= 0x80 are negative, so below 0x20 too.
-            let control = _mm_andnot_si128(_mm_cmpeq_epi8(v, newline), _mm_cmplt_epi8(v, space));
-            let special = _mm_or_si128(
-                control,
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            );
-            if _mm_movemask_epi8(special) != 0 {
-                return start;
-            }
-            start += 16;
-        }
-    }
-    start
-}
-
-/// [`json_plain_text_blocks`] in blocks of 32 bytes, with the same test as
-/// [`json_plain_blocks_sse2`].
-///
-/// # Safety
-///
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn json_plain_blocks_avx2(bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m256i, _mm256_andnot_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
-        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
-    };
-    let mut start = 0;
-    // SAFETY: the caller guarantees AVX2; every load reads 32 bytes inside
-    // `bytes` (an unaligned load, allowed by `_mm256_loadu_si256`).
-    unsafe {
-        let space = _mm256_set1_epi8(0x20);
-        let newline = _mm256_set1_epi8(b'\n' as i8);
-        let quote = _mm256_set1_epi8(b'"' as i8);
-        let backslash = _mm256_set1_epi8(b'\\' as i8);
-        while start + 32 <= bytes.len() {
-            let v = _mm256_loadu_si256(bytes.as_ptr().add(start).cast::<__m256i>());
-            let control =
-                _mm256_andnot_si256(_mm256_cmpeq_epi8(v, newline), _mm256_cmpgt_epi8(space, v));
-            let special = _mm256_or_si256(
-                control,
-                _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
-            );
-            if _mm256_movemask_epi8(special) != 0 {
-                return start;
-            }
-            start += 32;
-        }
-    }
-    start
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn json_plain_text_blocks(_bytes: &[u8]) -> usize {
-    0
-}
-
-fn human_plain_prefix(bytes: &[u8]) -> usize {
-    table_plain_prefix(bytes, &HUMAN_ESCAPES)
-}
-
-fn table_plain_prefix(bytes: &[u8], table: &EscapeTable) -> usize {
-    bytes
-        .iter()
-        .position(|&b| table[usize::from(b)] != 0)
-        .unwrap_or(bytes.len())
+    scan::is_json_plain_text(&batch.data[first.start as usize..last.end as usize])
 }
 
 #[cfg(test)]
@@ -729,6 +565,19 @@ mod tests {
         let mut out = Vec::new();
         format_event(&mut out, format, &vital_exit());
         String::from_utf8(out).unwrap()
+    }
+
+    /// The escaping loop copies what the scans call plain and looks up
+    /// every other byte in the tables: both must agree on every byte.
+    #[test]
+    fn escape_tables_agree_with_the_scans() {
+        for b in 0..=255u8 {
+            let i = usize::from(b);
+            assert_eq!(JSON_ESCAPES[i] == 0, scan::is_json_plain(b), "{b:#x}");
+            assert_eq!(HUMAN_ESCAPES[i] == 0, scan::is_text_plain(b), "{b:#x}");
+            assert_eq!(JSON_ESCAPES[i] == NON_ASCII, b >= 0x80, "{b:#x}");
+            assert_eq!(HUMAN_ESCAPES[i] == NON_ASCII, b >= 0x80, "{b:#x}");
+        }
     }
 
     #[test]

@@ -14,9 +14,8 @@
 //! the unfinished line at the end of a read is copied, to the carry and then
 //! to the front of the next batch.
 
-use memchr::memchr_iter;
-
 use super::record::{LineBatch, LineSpan};
+use super::scan::for_each_newline;
 
 /// Splits one stream into lines; see the module docs.
 #[derive(Debug)]
@@ -144,61 +143,6 @@ impl Framer {
         self.carry.extend_from_slice(&batch.data[at..]);
         batch.data.truncate(at);
     }
-}
-
-/// Calls `f` with the offset of every `\n` in `bytes`, in order.
-///
-/// On lines of 100 bytes, a `memchr` call per line spends more on the call
-/// than on the search; with AVX2 (checked at run time) one bit mask per 64
-/// bytes gives every newline in them: framing a line went from about 10.5
-/// to 7 ns (`bench/micro`, which counts the copy of the read too).
-/// Elsewhere, and for the last bytes, `memchr_iter`.
-fn for_each_newline(bytes: &[u8], mut f: impl FnMut(usize)) {
-    #[cfg(target_arch = "x86_64")]
-    let done = if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { newline_blocks_avx2(bytes, &mut f) }
-    } else {
-        0
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
-    for i in memchr_iter(b'\n', &bytes[done..]) {
-        f(done + i);
-    }
-}
-
-/// [`for_each_newline`] over the whole blocks of 64 bytes of `bytes`;
-/// returns how many bytes it covered.
-///
-/// # Safety
-///
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn newline_blocks_avx2(bytes: &[u8], f: &mut impl FnMut(usize)) -> usize {
-    use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
-    };
-    let mut at = 0;
-    // SAFETY: the caller guarantees AVX2; both loads read 32 bytes inside
-    // `bytes` (unaligned loads, allowed by `_mm256_loadu_si256`).
-    unsafe {
-        let newline = _mm256_set1_epi8(b'\n' as i8);
-        while at + 64 <= bytes.len() {
-            let low = _mm256_loadu_si256(bytes.as_ptr().add(at).cast::<__m256i>());
-            let high = _mm256_loadu_si256(bytes.as_ptr().add(at + 32).cast::<__m256i>());
-            // movemask gives one bit per byte; as u32 first, so no sign spreads.
-            let mut mask = u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, newline)) as u32)
-                | u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(high, newline)) as u32) << 32;
-            while mask != 0 {
-                f(at + mask.trailing_zeros() as usize);
-                mask &= mask - 1;
-            }
-            at += 64;
-        }
-    }
-    at
 }
 
 fn push_span(lines: &mut Vec<LineSpan>, start: usize, end: usize, partial: bool) {
@@ -342,33 +286,6 @@ mod tests {
             for cut2 in cut..bytes.len() {
                 let chunks = [&bytes[..cut], &bytes[cut..cut2], &bytes[cut2..]];
                 assert_eq!(frame(5, &chunks), reference, "cuts {cut} {cut2}");
-            }
-        }
-    }
-
-    /// Every newline is found, in order, whatever the length and the
-    /// density: across the 64-byte blocks (AVX2) and in the bytes after them.
-    #[test]
-    fn every_newline_is_found_in_order() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for len in (0..300).chain([4096, 65536]) {
-            for density in [1, 3, 40, 1000] {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| match next() % density {
-                        0 => b'\n',
-                        r => [b'a', b'\r', 0x8a, 0x0b][r as usize % 4],
-                    })
-                    .collect();
-                let expected: Vec<usize> = (0..len).filter(|&i| bytes[i] == b'\n').collect();
-                let mut found = Vec::new();
-                for_each_newline(&bytes, |i| found.push(i));
-                assert_eq!(found, expected, "len {len} density {density}");
             }
         }
     }

@@ -8,6 +8,7 @@
 //! - [`channel`]: the messages from the senders to the writer thread.
 //! - [`writer`]: the thread owning the sinks; one `writev` per sink a round.
 //! - [`format`](mod@format): one record → one line of JSON, map, logfmt or text.
+//! - [`scan`]: the byte scans (newlines, bytes to escape), scalar and SIMD.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
 //! - [`recent`]: counters and the last records of each source, for the API.
 //! - [`pool`]: read and output buffers handed back for reuse.
@@ -58,6 +59,7 @@ pub mod pool;
 pub mod reader;
 pub mod recent;
 pub mod record;
+pub mod scan;
 pub mod sink;
 pub mod writer;
 
