@@ -2,8 +2,11 @@
 //!
 //! A [`Framer`] is fed the chunks read from one pipe and appends the complete
 //! lines to a [`LineBatch`]: the `\n` and a `\r` just before it are removed,
-//! and a line longer than `max_line_bytes` is cut into pieces of exactly
-//! `max_line_bytes` where all but the last are marked `partial`. What follows
+//! and a line longer than `max_line_bytes` is cut into pieces of at most
+//! `max_line_bytes` where all but the last are marked `partial`. A cut falls
+//! between two UTF-8 characters: up to 3 bytes before the limit when a
+//! character straddles it (see [`piece_end`]), so the pieces of a valid line
+//! are valid and join back to it. What follows
 //! the last newline of a chunk is carried to the next one; the carry never
 //! holds more than `max_line_bytes` (plus one held `\r`), so memory per pipe
 //! is bounded whatever a daemon writes.
@@ -106,7 +109,10 @@ impl Framer {
     /// is cut off the batch.
     ///
     /// One pass ([`for_each_newline`]) finds every newline; a line longer
-    /// than `max` is cut into pieces of `max` between two newlines.
+    /// than `max` is cut into pieces of at most `max` between two newlines.
+    /// A cut needs only the bytes up to the limit, which are all here
+    /// whenever more than `max` bytes are, so it does not depend on how the
+    /// stream was split into reads.
     fn frame(&mut self, batch: &mut LineBatch, start: usize) {
         debug_assert!(batch.data.len() <= u32::MAX as usize);
         let max = self.max_line_bytes;
@@ -121,8 +127,9 @@ impl Framer {
                 if data[at + max] == b'\r' && at + max + 1 == newline {
                     break;
                 }
-                push_span(lines, at, at + max, true);
-                at += max;
+                let cut = piece_end(data, at, max);
+                push_span(lines, at, cut, true);
+                at = cut;
             }
             let end = if newline > at && data[newline - 1] == b'\r' {
                 newline - 1
@@ -137,11 +144,45 @@ impl Framer {
             if data[at + max] == b'\r' && at + max + 1 == len {
                 break; // decided by the next byte
             }
-            push_span(lines, at, at + max, true);
-            at += max;
+            let cut = piece_end(data, at, max);
+            push_span(lines, at, cut, true);
+            at = cut;
         }
         self.carry.extend_from_slice(&batch.data[at..]);
         batch.data.truncate(at);
+    }
+}
+
+/// Where the piece of a too long line that starts at `at` ends: at the
+/// limit `at + max`, unless a UTF-8 character straddles it; then at the start
+/// of that character, at most 3 bytes earlier. `data` must hold the byte at
+/// the limit.
+///
+/// Invalid data keeps the cut at the limit: continuation bytes with no lead
+/// byte within 3 bytes (nothing there is a character), a lead byte whose
+/// character ends before the limit, or a lead byte at `at` itself (a piece
+/// is never empty; only a `max` under 4 makes that possible, and the
+/// configuration asks for at least 64).
+fn piece_end(data: &[u8], at: usize, max: usize) -> usize {
+    let limit = at + max;
+    let is_continuation = |b: u8| b & 0xc0 == 0x80;
+    if !is_continuation(data[limit]) {
+        return limit;
+    }
+    let earliest = limit.saturating_sub(3).max(at + 1);
+    let Some(lead) = (earliest..limit).rev().find(|&i| !is_continuation(data[i])) else {
+        return limit;
+    };
+    let char_len = match data[lead] {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => 1,
+    };
+    if lead + char_len > limit {
+        lead
+    } else {
+        limit
     }
 }
 
@@ -158,6 +199,7 @@ fn push_span(lines: &mut Vec<LineSpan>, start: usize, end: usize, partial: bool)
 mod tests {
     use super::*;
     use crate::log::record::Stream;
+    use proptest::prelude::*;
 
     fn batch() -> LineBatch {
         LineBatch::new("t".into(), Stream::Stdout, *b"2026-11-28T14:09:00.123Z")
@@ -270,6 +312,69 @@ mod tests {
         assert_eq!(lines.last().unwrap(), &("z".repeat(50_000 % 64), false));
     }
 
+    /// 21,000 bytes of `€` (3 bytes each) at the default limit: the cut
+    /// falls one byte before 16,384, between two characters, so both
+    /// pieces are whole UTF-8 (not ending and starting with U+FFFD).
+    #[test]
+    fn long_line_is_cut_between_characters() {
+        let line = "\u{20ac}".repeat(7000);
+        let text = format!("{line}\n");
+        let got = frame(16384, &[text.as_bytes()]);
+        assert_eq!(
+            got,
+            vec![
+                ("\u{20ac}".repeat(5461), true),
+                ("\u{20ac}".repeat(1539), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn cut_moves_back_to_the_start_of_a_character() {
+        // 2, 3 and 4-byte characters straddling a cut at 4 bytes.
+        assert_eq!(
+            frame(4, &["ab\u{e9}\u{e9}\n".as_bytes()]),
+            vec![("ab\u{e9}".into(), true), ("\u{e9}".into(), false)]
+        );
+        assert_eq!(
+            frame(4, &["ab\u{20ac}x\n".as_bytes()]),
+            vec![("ab".into(), true), ("\u{20ac}x".into(), false)]
+        );
+        assert_eq!(
+            frame(4, &["a\u{1f600}b\n".as_bytes()]),
+            vec![
+                ("a".into(), true),
+                ("\u{1f600}".into(), true),
+                ("b".into(), false)
+            ]
+        );
+        // Unterminated, cut while the rest is carried.
+        assert_eq!(
+            frame(4, &["abc".as_bytes(), "\u{20ac}".as_bytes()]),
+            vec![("abc".into(), true), ("\u{20ac}".into(), false)]
+        );
+    }
+
+    /// Bytes that are no character: no boundary within 3 bytes of the
+    /// limit, so the cut stays at the limit; continuation bytes left over
+    /// from a character that ended before the limit do not move it either.
+    #[test]
+    fn invalid_utf8_is_cut_at_the_limit() {
+        let mut framer = Framer::new(4);
+        let mut b = batch();
+        framer.push(b"a\x80\x80\x80\x80\x80\nb\xc3\xa9\x80\x80\n", &mut b);
+        let pieces: Vec<(&[u8], bool)> = b.lines.iter().map(|&s| (b.line(s), s.partial)).collect();
+        assert_eq!(
+            pieces,
+            vec![
+                (&b"a\x80\x80\x80"[..], true),
+                (b"\x80\x80", false),
+                (b"b\xc3\xa9\x80", true),
+                (b"\x80", false),
+            ]
+        );
+    }
+
     #[test]
     fn held_cr_at_eof_is_kept() {
         assert_eq!(
@@ -287,6 +392,138 @@ mod tests {
                 let chunks = [&bytes[..cut], &bytes[cut..cut2], &bytes[cut2..]];
                 assert_eq!(frame(5, &chunks), reference, "cuts {cut} {cut2}");
             }
+        }
+    }
+
+    /// A stream of letters, line ends (`\n`, `\r\n`, a lone `\r`), 2, 3 and
+    /// 4-byte characters and, unless `valid`, arbitrary bytes.
+    fn stream(valid: bool) -> impl Strategy<Value = Vec<u8>> {
+        const TOKENS: &[&str] = &[
+            "a",
+            "bc",
+            "\n",
+            "\r\n",
+            "\r",
+            "\u{e9}",
+            "\u{20ac}",
+            "\u{1f600}",
+        ];
+        let tokens = prop::collection::vec((0..TOKENS.len() + 1, any::<u8>()), 0..120);
+        tokens.prop_map(move |picks| {
+            let mut bytes = Vec::new();
+            for (pick, byte) in picks {
+                match TOKENS.get(pick) {
+                    Some(token) => bytes.extend_from_slice(token.as_bytes()),
+                    None if valid => bytes.push(b'z'),
+                    None => bytes.push(byte),
+                }
+            }
+            bytes
+        })
+    }
+
+    /// The pieces (bytes, partial) the framer gives for `bytes` read in
+    /// chunks cut at `cuts`, each framed as the reader does (straight into
+    /// the batch's buffer) or through [`Framer::push`], as `direct` says.
+    fn pieces(max: usize, bytes: &[u8], cuts: &[usize], direct: &[bool]) -> Vec<(Vec<u8>, bool)> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| c % (bytes.len() + 1)).collect();
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let mut framer = Framer::new(max);
+        let mut out = Vec::new();
+        let mut collect = |b: &LineBatch| {
+            out.extend(b.lines.iter().map(|&s| (b.line(s).to_vec(), s.partial)));
+        };
+        let mut from = 0;
+        for (i, &to) in cuts.iter().enumerate() {
+            let chunk = &bytes[from..to];
+            from = to;
+            let mut b = batch();
+            if direct.get(i).copied().unwrap_or(false) {
+                let room = framer.carry_len();
+                b.data.reserve(room + chunk.len());
+                let spare = &mut b.data.spare_capacity_mut()[room..room + chunk.len()];
+                for (slot, &byte) in spare.iter_mut().zip(chunk) {
+                    slot.write(byte);
+                }
+                // SAFETY: the `chunk.len()` bytes after the room for the
+                // carry were just written.
+                unsafe { framer.frame_read(&mut b, chunk.len()) };
+            } else {
+                framer.push(chunk, &mut b);
+            }
+            collect(&b);
+        }
+        let mut b = batch();
+        framer.finish(&mut b);
+        collect(&b);
+        out
+    }
+
+    /// SPEC §7: every `\n` ends a line, without the `\n` and one `\r`
+    /// before it; a last line without `\n` is emitted as it is, unless empty.
+    fn spec_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut parts: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut lines: Vec<Vec<u8>> = parts
+            .into_iter()
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .collect();
+        if !last.is_empty() {
+            lines.push(last.to_vec());
+        }
+        lines
+    }
+
+    /// The pieces joined into lines: each line is its partial pieces and
+    /// the whole one that ends it.
+    fn joined(pieces: &[(Vec<u8>, bool)]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        let mut line = Vec::new();
+        for (bytes, partial) in pieces {
+            line.extend_from_slice(bytes);
+            if !partial {
+                lines.push(std::mem::take(&mut line));
+            }
+        }
+        assert!(line.is_empty(), "a partial piece ends the stream");
+        lines
+    }
+
+    proptest! {
+        /// Any bytes, read in any chunks: the records are those of one read,
+        /// no piece is over the limit, and the pieces join into the lines
+        /// of SPEC §7 (`\r\n`, a last line without `\n`).
+        #[test]
+        fn any_chunking_gives_the_lines_of_one_read(
+            max in 1usize..24,
+            bytes in stream(false),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            direct in prop::collection::vec(any::<bool>(), 0..9),
+        ) {
+            let whole = pieces(max, &bytes, &[], &[]);
+            let split = pieces(max, &bytes, &cuts, &direct);
+            prop_assert_eq!(&split, &whole);
+            for (piece, _) in &whole {
+                prop_assert!(piece.len() <= max, "{} > {max}", piece.len());
+            }
+            prop_assert_eq!(joined(&whole), spec_lines(&bytes));
+        }
+
+        /// Valid UTF-8 with a limit of at least one character: every piece
+        /// is valid UTF-8 and the pieces join back to the line exactly.
+        #[test]
+        fn pieces_of_valid_utf8_are_valid(
+            max in 4usize..24,
+            bytes in stream(true),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let got = pieces(max, &bytes, &cuts, &[]);
+            for (piece, _) in &got {
+                prop_assert!(std::str::from_utf8(piece).is_ok(), "{:?}", piece);
+                prop_assert!(piece.len() <= max);
+            }
+            prop_assert_eq!(joined(&got), spec_lines(&bytes));
         }
     }
 }
