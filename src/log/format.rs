@@ -531,6 +531,7 @@ fn json_plain_lines(batch: &LineBatch, spans: &[LineSpan]) -> bool {
 mod tests {
     use super::*;
     use crate::log::record::Level;
+    use proptest::prelude::*;
 
     const TS: &Timestamp = b"2026-11-28T14:09:00.123Z";
 
@@ -920,5 +921,278 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "2026-11-28T14:09:00.123Z db stderr partial: one\n2026-11-28T14:09:00.123Z db stderr: two\n"
         );
+    }
+
+    /// Line text of arbitrary bytes, with plenty of what formats must get
+    /// right: quotes, backslashes, `=`, spaces, every C0 control, DEL,
+    /// U+2028, multi-byte characters, invalid UTF-8 (a lone continuation
+    /// byte, a cut sequence, 0xff) and long plain runs (the SIMD blocks).
+    fn line_text() -> impl Strategy<Value = Vec<u8>> {
+        const TOKENS: &[&[u8]] = &[
+            b"a",
+            b"plain run of text past one block of 32 bytes",
+            b" ",
+            b"\"",
+            b"\\",
+            b"=",
+            b"\t",
+            b"\r",
+            b"\n",
+            b"\x7f",
+            "\u{2028}".as_bytes(),
+            "\u{e9}".as_bytes(),
+            "\u{20ac}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            b"\x80",
+            b"\xe2\x82",
+            b"\xff",
+        ];
+        let picks = prop::collection::vec((0..TOKENS.len() + 2, any::<u8>()), 0..40);
+        picks.prop_map(|picks| {
+            let mut text = Vec::new();
+            for (pick, byte) in picks {
+                match TOKENS.get(pick) {
+                    Some(token) => text.extend_from_slice(token),
+                    None if pick == TOKENS.len() => text.push(byte % 0x20),
+                    None => text.push(byte),
+                }
+            }
+            text
+        })
+    }
+
+    /// A small logfmt reader: `key=value` pairs separated by one space; a
+    /// value is bare (no space, `=`, `"`, `\` or control) or quoted with
+    /// JSON escapes (no raw control inside).
+    fn parse_logfmt(record: &str) -> Result<Vec<(String, String)>, String> {
+        let mut pairs = Vec::new();
+        let mut rest = record;
+        while !rest.is_empty() {
+            let eq = rest.find('=').ok_or(format!("no `=` in {rest:?}"))?;
+            let key = &rest[..eq];
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("bad key {key:?}"));
+            }
+            rest = &rest[eq + 1..];
+            let value = if let Some(quoted) = rest.strip_prefix('"') {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                loop {
+                    match chars.next() {
+                        None => return Err(format!("unterminated value in {record:?}")),
+                        Some((i, '"')) => {
+                            rest = &quoted[i + 1..];
+                            break;
+                        }
+                        Some((_, '\\')) => {
+                            let escaped = match chars.next().map(|(_, c)| c) {
+                                Some(c @ ('"' | '\\' | '/')) => c,
+                                Some('n') => '\n',
+                                Some('r') => '\r',
+                                Some('t') => '\t',
+                                Some('b') => '\u{8}',
+                                Some('f') => '\u{c}',
+                                Some('u') => {
+                                    let hex: String = (0..4)
+                                        .filter_map(|_| chars.next())
+                                        .map(|(_, c)| c)
+                                        .collect();
+                                    u32::from_str_radix(&hex, 16)
+                                        .ok()
+                                        .and_then(char::from_u32)
+                                        .ok_or(format!("bad \\u{hex}"))?
+                                }
+                                other => return Err(format!("bad escape {other:?}")),
+                            };
+                            value.push(escaped);
+                        }
+                        Some((_, c)) if c < ' ' => return Err(format!("raw control {c:?}")),
+                        Some((_, c)) => value.push(c),
+                    }
+                }
+                value
+            } else {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                let value = &rest[..end];
+                if value.is_empty() || value.chars().any(|c| c <= ' ' || "=\"\\".contains(c)) {
+                    return Err(format!("bad bare value {value:?}"));
+                }
+                rest = &rest[end..];
+                value.to_string()
+            };
+            pairs.push((key.to_string(), value));
+            if let Some(next) = rest.strip_prefix(' ') {
+                if next.is_empty() {
+                    return Err("trailing space".into());
+                }
+                rest = next;
+            } else if !rest.is_empty() {
+                return Err(format!("junk after a value: {rest:?}"));
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// What map and text show of `text`: its lossy UTF-8 with C0 controls
+    /// but tab, and DEL, escaped; everything else as it is.
+    fn human(text: &[u8]) -> String {
+        String::from_utf8_lossy(text)
+            .chars()
+            .map(|c| match c {
+                '\n' => "\\n".to_string(),
+                '\r' => "\\r".to_string(),
+                '\u{8}' => "\\b".to_string(),
+                '\u{c}' => "\\f".to_string(),
+                '\t' => "\t".to_string(),
+                c if c < ' ' || c == '\u{7f}' => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    /// Checks one record of a daemon line in `format` against `text`.
+    fn check_record(
+        format: LogFormat,
+        record: &str,
+        text: &[u8],
+        partial: bool,
+    ) -> Result<(), TestCaseError> {
+        let lossy = String::from_utf8_lossy(text);
+        prop_assert!(!record.contains(['\n', '\r']), "{:?}", record);
+        match format {
+            LogFormat::Json => {
+                prop_assert!(record.starts_with("{\"timestamp\":\""), "{}", record);
+                let value: serde_json::Value = serde_json::from_str(record)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {record}")))?;
+                prop_assert_eq!(value["line"].as_str(), Some(lossy.as_ref()));
+                prop_assert_eq!(value["source"].as_str(), Some("web"));
+                prop_assert_eq!(value["stream"].as_str(), Some("stdout"));
+                prop_assert_eq!(value.get("partial").is_some(), partial);
+            }
+            LogFormat::Logfmt => {
+                let pairs = parse_logfmt(record).map_err(TestCaseError::fail)?;
+                let mut expected = vec![
+                    (
+                        "timestamp".to_string(),
+                        "2026-11-28T14:09:00.123Z".to_string(),
+                    ),
+                    ("source".into(), "web".into()),
+                    ("stream".into(), "stdout".into()),
+                    ("line".into(), lossy.into_owned()),
+                ];
+                if partial {
+                    expected.push(("partial".into(), "true".into()));
+                }
+                prop_assert_eq!(pairs, expected);
+            }
+            LogFormat::Map => {
+                let tail = if partial { ", partial => true}" } else { "}" };
+                let expected = format!(
+                    "{{timestamp => 2026-11-28T14:09:00.123Z, source => web, stream => stdout, line => {}{tail}",
+                    human(text)
+                );
+                prop_assert_eq!(record, expected.as_str());
+            }
+            LogFormat::Text => {
+                let marker = if partial { " partial" } else { "" };
+                let expected = format!(
+                    "2026-11-28T14:09:00.123Z web stdout{marker}: {}",
+                    human(text)
+                );
+                prop_assert_eq!(record, expected.as_str());
+            }
+        }
+        Ok(())
+    }
+
+    const FORMATS: [LogFormat; 4] = [
+        LogFormat::Json,
+        LogFormat::Map,
+        LogFormat::Logfmt,
+        LogFormat::Text,
+    ];
+
+    proptest! {
+        /// Any line text in every format: one record on one line that reads
+        /// back to the text (JSON with serde_json, logfmt with the reader
+        /// above; map and text show exactly the escaped lossy text).
+        #[test]
+        fn every_format_reads_back_any_line(text in line_text(), partial in any::<bool>()) {
+            for format in FORMATS {
+                let record = line(format, &text, partial);
+                let body = record.strip_suffix('\n');
+                prop_assert!(body.is_some(), "{:?}", record);
+                check_record(format, body.unwrap_or_default(), &text, partial)?;
+            }
+        }
+
+        /// A batch of framed lines (the bytes between them included, as the
+        /// JSON fast path scans them) gives byte for byte the records of
+        /// the lines formatted one by one.
+        #[test]
+        fn batches_match_single_records(
+            texts in prop::collection::vec((line_text(), any::<bool>()), 1..5),
+            crlf in any::<bool>(),
+        ) {
+            for format in FORMATS {
+                let mut batch = LineBatch::new("web".into(), Stream::Stdout, *TS);
+                let mut expected = Vec::new();
+                for (text, partial) in &texts {
+                    let start = batch.data.len() as u32;
+                    batch.data.extend_from_slice(text);
+                    batch.lines.push(LineSpan { start, end: batch.data.len() as u32, partial: *partial });
+                    batch.data.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+                    expected.extend_from_slice(line(format, text, *partial).as_bytes());
+                }
+                let mut got = Vec::new();
+                prop_assert_eq!(format_batch(&mut got, format, &batch), texts.len());
+                prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
+            }
+        }
+
+        /// Events with any text in their line and a string field: JSON and
+        /// logfmt read back to the same values, every format on one line.
+        #[test]
+        fn events_read_back_in_every_format(text in line_text()) {
+            let lossy = String::from_utf8_lossy(&text).into_owned();
+            let mut record = vital_exit();
+            record.fields = vec![("error", FieldValue::Str(lossy.clone())), ("status", FieldValue::Int(-3))];
+            record.line = lossy.clone();
+            for format in FORMATS {
+                let mut out = Vec::new();
+                format_event(&mut out, format, &record);
+                let got = String::from_utf8(out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let body = got.strip_suffix('\n').unwrap_or_default();
+                prop_assert!(!body.is_empty() && !body.contains(['\n', '\r']), "{:?}", got);
+                match format {
+                    LogFormat::Json => {
+                        let value: serde_json::Value = serde_json::from_str(body)
+                            .map_err(|e| TestCaseError::fail(format!("{e}: {body}")))?;
+                        prop_assert_eq!(value["line"].as_str(), Some(lossy.as_str()));
+                        prop_assert_eq!(value["error"].as_str(), Some(lossy.as_str()));
+                        prop_assert_eq!(value["status"].as_i64(), Some(-3));
+                    }
+                    LogFormat::Logfmt => {
+                        let pairs = parse_logfmt(body).map_err(TestCaseError::fail)?;
+                        let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+                        prop_assert_eq!(
+                            keys,
+                            ["timestamp", "source", "stream", "level", "event", "error", "status", "line"]
+                        );
+                        prop_assert_eq!(&pairs[5].1, &lossy);
+                        prop_assert_eq!(&pairs[6].1, "-3");
+                        prop_assert_eq!(&pairs[7].1, &lossy);
+                    }
+                    LogFormat::Map => {
+                        let tail = format!(", line => {}}}", human(&text));
+                        prop_assert!(body.ends_with(&tail), "{}", body);
+                    }
+                    LogFormat::Text => {
+                        let tail = format!(": {}", human(&text));
+                        prop_assert!(body.ends_with(&tail), "{}", body);
+                    }
+                }
+            }
+        }
     }
 }
