@@ -5,11 +5,11 @@
 //! and a line longer than `max_line_bytes` is cut into pieces of at most
 //! `max_line_bytes` where all but the last are marked `partial`. A cut falls
 //! between two UTF-8 characters: up to 3 bytes before the limit when a
-//! character straddles it (see [`piece_end`]), so the pieces of a valid line
-//! are valid and join back to it. What follows
-//! the last newline of a chunk is carried to the next one; the carry never
-//! holds more than `max_line_bytes` (plus one held `\r`), so memory per pipe
-//! is bounded whatever a daemon writes.
+//! character straddles it (see `piece_end`), so the pieces of a valid line
+//! are valid and join back to it. What follows the last newline of a chunk
+//! is carried to the next one; the carry never holds more than
+//! `max_line_bytes` (plus one held `\r`), so memory per pipe is bounded
+//! whatever a daemon writes.
 //!
 //! Copies: the reader reads straight into a batch's buffer (see
 //! [`Framer::frame_read`]), so the bytes of a line that ends within the read
