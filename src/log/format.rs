@@ -22,6 +22,7 @@
 //!   `json` or `logfmt` when a machine reads the logs.
 
 use super::record::{EventRecord, FieldValue, LineBatch, LineSpan, Stream, Timestamp};
+use super::scan;
 use crate::config::LogFormat;
 
 /// One daemon line, borrowed from a [`LineBatch`].
@@ -390,12 +391,12 @@ fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// JSON-escaped lossy UTF-8, without the quotes.
 fn json_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    escape_lossy(out, bytes, &JSON_ESCAPES, json_plain_prefix);
+    escape_lossy(out, bytes, &JSON_ESCAPES, scan::json_plain_prefix);
 }
 
 /// Lossy UTF-8 with the map/text escaping described in the module docs.
 fn human_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    escape_lossy(out, bytes, &HUMAN_ESCAPES, human_plain_prefix);
+    escape_lossy(out, bytes, &HUMAN_ESCAPES, scan::text_plain_prefix);
 }
 
 /// For each byte: 0 when it is copied as is, [`NON_ASCII`] for bytes of 0x80
@@ -478,67 +479,6 @@ fn push_escape(out: &mut Vec<u8>, byte: u8, letter: u8) {
     }
 }
 
-/// Length of the leading run of bytes JSON copies as is: ASCII other than
-/// controls, `"` and `\\`. 16 bytes per step with SSE2 (every x86-64 has it),
-/// else 8 per step with SWAR bit tricks; the table finishes the last bytes.
-fn json_plain_prefix(bytes: &[u8]) -> usize {
-    let start = json_plain_blocks(bytes);
-    start + table_plain_prefix(&bytes[start..], &JSON_ESCAPES)
-}
-
-/// The plain prefix, in whole 16-byte blocks (it may stop short of it).
-#[cfg(target_arch = "x86_64")]
-fn json_plain_blocks(bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    let mut start = 0;
-    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes
-    // inside `bytes` (an unaligned load, allowed by `_mm_loadu_si128`).
-    unsafe {
-        let space = _mm_set1_epi8(0x20);
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        while start + 16 <= bytes.len() {
-            let v = _mm_loadu_si128(bytes.as_ptr().add(start).cast::<__m128i>());
-            // Signed compare: bytes >= 0x80 are negative, so below 0x20 too.
-            let special = _mm_or_si128(
-                _mm_cmplt_epi8(v, space),
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            );
-            let mask = _mm_movemask_epi8(special);
-            if mask != 0 {
-                return start + mask.trailing_zeros() as usize;
-            }
-            start += 16;
-        }
-    }
-    start
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn json_plain_blocks(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    let mut start = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let special = w & HIGHS != 0
-            || w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0
-            || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')));
-        if special {
-            break;
-        }
-        start += 8;
-    }
-    start
-}
-
 /// The JSON records of `spans`, none of whose lines needs escaping (the
 /// usual case): each line is copied as is between the head and the tail.
 ///
@@ -584,117 +524,14 @@ fn json_plain_lines(batch: &LineBatch, spans: &[LineSpan]) -> bool {
     let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
         return true;
     };
-    let bytes = &batch.data[first.start as usize..last.end as usize];
-    let start = json_plain_text_blocks(bytes);
-    bytes[start..]
-        .iter()
-        .all(|&b| b == b'\n' || JSON_ESCAPES[usize::from(b)] == 0)
-}
-
-/// How far `bytes` holds only JSON-plain bytes and `\n`, in whole blocks of
-/// 16 bytes (it may stop short of it): with AVX2 when the CPU has it (twice
-/// the bytes per step; this scan is a third of the time spent formatting a
-/// line), else with SSE2, which every x86-64 CPU has.
-#[cfg(target_arch = "x86_64")]
-fn json_plain_text_blocks(bytes: &[u8]) -> usize {
-    let mut start = 0;
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        start = unsafe { json_plain_blocks_avx2(bytes) };
-    }
-    start + json_plain_blocks_sse2(&bytes[start..])
-}
-
-/// [`json_plain_text_blocks`] in blocks of 16 bytes.
-#[cfg(target_arch = "x86_64")]
-fn json_plain_blocks_sse2(bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    let mut start = 0;
-    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes
-    // inside `bytes` (an unaligned load, allowed by `_mm_loadu_si128`).
-    unsafe {
-        let space = _mm_set1_epi8(0x20);
-        let newline = _mm_set1_epi8(b'\n' as i8);
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        while start + 16 <= bytes.len() {
-            let v = _mm_loadu_si128(bytes.as_ptr().add(start).cast::<__m128i>());
-            // Signed compare: bytes >= 0x80 are negative, so below 0x20 too.
-            let control = _mm_andnot_si128(_mm_cmpeq_epi8(v, newline), _mm_cmplt_epi8(v, space));
-            let special = _mm_or_si128(
-                control,
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            );
-            if _mm_movemask_epi8(special) != 0 {
-                return start;
-            }
-            start += 16;
-        }
-    }
-    start
-}
-
-/// [`json_plain_text_blocks`] in blocks of 32 bytes, with the same test as
-/// [`json_plain_blocks_sse2`].
-///
-/// # Safety
-///
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn json_plain_blocks_avx2(bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m256i, _mm256_andnot_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
-        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
-    };
-    let mut start = 0;
-    // SAFETY: the caller guarantees AVX2; every load reads 32 bytes inside
-    // `bytes` (an unaligned load, allowed by `_mm256_loadu_si256`).
-    unsafe {
-        let space = _mm256_set1_epi8(0x20);
-        let newline = _mm256_set1_epi8(b'\n' as i8);
-        let quote = _mm256_set1_epi8(b'"' as i8);
-        let backslash = _mm256_set1_epi8(b'\\' as i8);
-        while start + 32 <= bytes.len() {
-            let v = _mm256_loadu_si256(bytes.as_ptr().add(start).cast::<__m256i>());
-            let control =
-                _mm256_andnot_si256(_mm256_cmpeq_epi8(v, newline), _mm256_cmpgt_epi8(space, v));
-            let special = _mm256_or_si256(
-                control,
-                _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
-            );
-            if _mm256_movemask_epi8(special) != 0 {
-                return start;
-            }
-            start += 32;
-        }
-    }
-    start
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn json_plain_text_blocks(_bytes: &[u8]) -> usize {
-    0
-}
-
-fn human_plain_prefix(bytes: &[u8]) -> usize {
-    table_plain_prefix(bytes, &HUMAN_ESCAPES)
-}
-
-fn table_plain_prefix(bytes: &[u8], table: &EscapeTable) -> usize {
-    bytes
-        .iter()
-        .position(|&b| table[usize::from(b)] != 0)
-        .unwrap_or(bytes.len())
+    scan::is_json_plain_text(&batch.data[first.start as usize..last.end as usize])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::record::Level;
+    use proptest::prelude::*;
 
     const TS: &Timestamp = b"2026-11-28T14:09:00.123Z";
 
@@ -729,6 +566,19 @@ mod tests {
         let mut out = Vec::new();
         format_event(&mut out, format, &vital_exit());
         String::from_utf8(out).unwrap()
+    }
+
+    /// The escaping loop copies what the scans call plain and looks up
+    /// every other byte in the tables: both must agree on every byte.
+    #[test]
+    fn escape_tables_agree_with_the_scans() {
+        for b in 0..=255u8 {
+            let i = usize::from(b);
+            assert_eq!(JSON_ESCAPES[i] == 0, scan::is_json_plain(b), "{b:#x}");
+            assert_eq!(HUMAN_ESCAPES[i] == 0, scan::is_text_plain(b), "{b:#x}");
+            assert_eq!(JSON_ESCAPES[i] == NON_ASCII, b >= 0x80, "{b:#x}");
+            assert_eq!(HUMAN_ESCAPES[i] == NON_ASCII, b >= 0x80, "{b:#x}");
+        }
     }
 
     #[test]
@@ -1071,5 +921,278 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "2026-11-28T14:09:00.123Z db stderr partial: one\n2026-11-28T14:09:00.123Z db stderr: two\n"
         );
+    }
+
+    /// Line text of arbitrary bytes, with plenty of what formats must get
+    /// right: quotes, backslashes, `=`, spaces, every C0 control, DEL,
+    /// U+2028, multi-byte characters, invalid UTF-8 (a lone continuation
+    /// byte, a cut sequence, 0xff) and long plain runs (the SIMD blocks).
+    fn line_text() -> impl Strategy<Value = Vec<u8>> {
+        const TOKENS: &[&[u8]] = &[
+            b"a",
+            b"plain run of text past one block of 32 bytes",
+            b" ",
+            b"\"",
+            b"\\",
+            b"=",
+            b"\t",
+            b"\r",
+            b"\n",
+            b"\x7f",
+            "\u{2028}".as_bytes(),
+            "\u{e9}".as_bytes(),
+            "\u{20ac}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            b"\x80",
+            b"\xe2\x82",
+            b"\xff",
+        ];
+        let picks = prop::collection::vec((0..TOKENS.len() + 2, any::<u8>()), 0..40);
+        picks.prop_map(|picks| {
+            let mut text = Vec::new();
+            for (pick, byte) in picks {
+                match TOKENS.get(pick) {
+                    Some(token) => text.extend_from_slice(token),
+                    None if pick == TOKENS.len() => text.push(byte % 0x20),
+                    None => text.push(byte),
+                }
+            }
+            text
+        })
+    }
+
+    /// A small logfmt reader: `key=value` pairs separated by one space; a
+    /// value is bare (no space, `=`, `"`, `\` or control) or quoted with
+    /// JSON escapes (no raw control inside).
+    fn parse_logfmt(record: &str) -> Result<Vec<(String, String)>, String> {
+        let mut pairs = Vec::new();
+        let mut rest = record;
+        while !rest.is_empty() {
+            let eq = rest.find('=').ok_or(format!("no `=` in {rest:?}"))?;
+            let key = &rest[..eq];
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("bad key {key:?}"));
+            }
+            rest = &rest[eq + 1..];
+            let value = if let Some(quoted) = rest.strip_prefix('"') {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                loop {
+                    match chars.next() {
+                        None => return Err(format!("unterminated value in {record:?}")),
+                        Some((i, '"')) => {
+                            rest = &quoted[i + 1..];
+                            break;
+                        }
+                        Some((_, '\\')) => {
+                            let escaped = match chars.next().map(|(_, c)| c) {
+                                Some(c @ ('"' | '\\' | '/')) => c,
+                                Some('n') => '\n',
+                                Some('r') => '\r',
+                                Some('t') => '\t',
+                                Some('b') => '\u{8}',
+                                Some('f') => '\u{c}',
+                                Some('u') => {
+                                    let hex: String = (0..4)
+                                        .filter_map(|_| chars.next())
+                                        .map(|(_, c)| c)
+                                        .collect();
+                                    u32::from_str_radix(&hex, 16)
+                                        .ok()
+                                        .and_then(char::from_u32)
+                                        .ok_or(format!("bad \\u{hex}"))?
+                                }
+                                other => return Err(format!("bad escape {other:?}")),
+                            };
+                            value.push(escaped);
+                        }
+                        Some((_, c)) if c < ' ' => return Err(format!("raw control {c:?}")),
+                        Some((_, c)) => value.push(c),
+                    }
+                }
+                value
+            } else {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                let value = &rest[..end];
+                if value.is_empty() || value.chars().any(|c| c <= ' ' || "=\"\\".contains(c)) {
+                    return Err(format!("bad bare value {value:?}"));
+                }
+                rest = &rest[end..];
+                value.to_string()
+            };
+            pairs.push((key.to_string(), value));
+            if let Some(next) = rest.strip_prefix(' ') {
+                if next.is_empty() {
+                    return Err("trailing space".into());
+                }
+                rest = next;
+            } else if !rest.is_empty() {
+                return Err(format!("junk after a value: {rest:?}"));
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// What map and text show of `text`: its lossy UTF-8 with C0 controls
+    /// but tab, and DEL, escaped; everything else as it is.
+    fn human(text: &[u8]) -> String {
+        String::from_utf8_lossy(text)
+            .chars()
+            .map(|c| match c {
+                '\n' => "\\n".to_string(),
+                '\r' => "\\r".to_string(),
+                '\u{8}' => "\\b".to_string(),
+                '\u{c}' => "\\f".to_string(),
+                '\t' => "\t".to_string(),
+                c if c < ' ' || c == '\u{7f}' => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    /// Checks one record of a daemon line in `format` against `text`.
+    fn check_record(
+        format: LogFormat,
+        record: &str,
+        text: &[u8],
+        partial: bool,
+    ) -> Result<(), TestCaseError> {
+        let lossy = String::from_utf8_lossy(text);
+        prop_assert!(!record.contains(['\n', '\r']), "{:?}", record);
+        match format {
+            LogFormat::Json => {
+                prop_assert!(record.starts_with("{\"timestamp\":\""), "{}", record);
+                let value: serde_json::Value = serde_json::from_str(record)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {record}")))?;
+                prop_assert_eq!(value["line"].as_str(), Some(lossy.as_ref()));
+                prop_assert_eq!(value["source"].as_str(), Some("web"));
+                prop_assert_eq!(value["stream"].as_str(), Some("stdout"));
+                prop_assert_eq!(value.get("partial").is_some(), partial);
+            }
+            LogFormat::Logfmt => {
+                let pairs = parse_logfmt(record).map_err(TestCaseError::fail)?;
+                let mut expected = vec![
+                    (
+                        "timestamp".to_string(),
+                        "2026-11-28T14:09:00.123Z".to_string(),
+                    ),
+                    ("source".into(), "web".into()),
+                    ("stream".into(), "stdout".into()),
+                    ("line".into(), lossy.into_owned()),
+                ];
+                if partial {
+                    expected.push(("partial".into(), "true".into()));
+                }
+                prop_assert_eq!(pairs, expected);
+            }
+            LogFormat::Map => {
+                let tail = if partial { ", partial => true}" } else { "}" };
+                let expected = format!(
+                    "{{timestamp => 2026-11-28T14:09:00.123Z, source => web, stream => stdout, line => {}{tail}",
+                    human(text)
+                );
+                prop_assert_eq!(record, expected.as_str());
+            }
+            LogFormat::Text => {
+                let marker = if partial { " partial" } else { "" };
+                let expected = format!(
+                    "2026-11-28T14:09:00.123Z web stdout{marker}: {}",
+                    human(text)
+                );
+                prop_assert_eq!(record, expected.as_str());
+            }
+        }
+        Ok(())
+    }
+
+    const FORMATS: [LogFormat; 4] = [
+        LogFormat::Json,
+        LogFormat::Map,
+        LogFormat::Logfmt,
+        LogFormat::Text,
+    ];
+
+    proptest! {
+        /// Any line text in every format: one record on one line that reads
+        /// back to the text (JSON with serde_json, logfmt with the reader
+        /// above; map and text show exactly the escaped lossy text).
+        #[test]
+        fn every_format_reads_back_any_line(text in line_text(), partial in any::<bool>()) {
+            for format in FORMATS {
+                let record = line(format, &text, partial);
+                let body = record.strip_suffix('\n');
+                prop_assert!(body.is_some(), "{:?}", record);
+                check_record(format, body.unwrap_or_default(), &text, partial)?;
+            }
+        }
+
+        /// A batch of framed lines (the bytes between them included, as the
+        /// JSON fast path scans them) gives byte for byte the records of
+        /// the lines formatted one by one.
+        #[test]
+        fn batches_match_single_records(
+            texts in prop::collection::vec((line_text(), any::<bool>()), 1..5),
+            crlf in any::<bool>(),
+        ) {
+            for format in FORMATS {
+                let mut batch = LineBatch::new("web".into(), Stream::Stdout, *TS);
+                let mut expected = Vec::new();
+                for (text, partial) in &texts {
+                    let start = batch.data.len() as u32;
+                    batch.data.extend_from_slice(text);
+                    batch.lines.push(LineSpan { start, end: batch.data.len() as u32, partial: *partial });
+                    batch.data.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+                    expected.extend_from_slice(line(format, text, *partial).as_bytes());
+                }
+                let mut got = Vec::new();
+                prop_assert_eq!(format_batch(&mut got, format, &batch), texts.len());
+                prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
+            }
+        }
+
+        /// Events with any text in their line and a string field: JSON and
+        /// logfmt read back to the same values, every format on one line.
+        #[test]
+        fn events_read_back_in_every_format(text in line_text()) {
+            let lossy = String::from_utf8_lossy(&text).into_owned();
+            let mut record = vital_exit();
+            record.fields = vec![("error", FieldValue::Str(lossy.clone())), ("status", FieldValue::Int(-3))];
+            record.line = lossy.clone();
+            for format in FORMATS {
+                let mut out = Vec::new();
+                format_event(&mut out, format, &record);
+                let got = String::from_utf8(out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let body = got.strip_suffix('\n').unwrap_or_default();
+                prop_assert!(!body.is_empty() && !body.contains(['\n', '\r']), "{:?}", got);
+                match format {
+                    LogFormat::Json => {
+                        let value: serde_json::Value = serde_json::from_str(body)
+                            .map_err(|e| TestCaseError::fail(format!("{e}: {body}")))?;
+                        prop_assert_eq!(value["line"].as_str(), Some(lossy.as_str()));
+                        prop_assert_eq!(value["error"].as_str(), Some(lossy.as_str()));
+                        prop_assert_eq!(value["status"].as_i64(), Some(-3));
+                    }
+                    LogFormat::Logfmt => {
+                        let pairs = parse_logfmt(body).map_err(TestCaseError::fail)?;
+                        let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+                        prop_assert_eq!(
+                            keys,
+                            ["timestamp", "source", "stream", "level", "event", "error", "status", "line"]
+                        );
+                        prop_assert_eq!(&pairs[5].1, &lossy);
+                        prop_assert_eq!(&pairs[6].1, "-3");
+                        prop_assert_eq!(&pairs[7].1, &lossy);
+                    }
+                    LogFormat::Map => {
+                        let tail = format!(", line => {}}}", human(&text));
+                        prop_assert!(body.ends_with(&tail), "{}", body);
+                    }
+                    LogFormat::Text => {
+                        let tail = format!(": {}", human(&text));
+                        prop_assert!(body.ends_with(&tail), "{}", body);
+                    }
+                }
+            }
+        }
     }
 }

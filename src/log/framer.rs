@@ -2,11 +2,14 @@
 //!
 //! A [`Framer`] is fed the chunks read from one pipe and appends the complete
 //! lines to a [`LineBatch`]: the `\n` and a `\r` just before it are removed,
-//! and a line longer than `max_line_bytes` is cut into pieces of exactly
-//! `max_line_bytes` where all but the last are marked `partial`. What follows
-//! the last newline of a chunk is carried to the next one; the carry never
-//! holds more than `max_line_bytes` (plus one held `\r`), so memory per pipe
-//! is bounded whatever a daemon writes.
+//! and a line longer than `max_line_bytes` is cut into pieces of at most
+//! `max_line_bytes` where all but the last are marked `partial`. A cut falls
+//! between two UTF-8 characters: up to 3 bytes before the limit when a
+//! character straddles it (see `piece_end`), so the pieces of a valid line
+//! are valid and join back to it. What follows the last newline of a chunk
+//! is carried to the next one; the carry never holds more than
+//! `max_line_bytes` (plus one held `\r`), so memory per pipe is bounded
+//! whatever a daemon writes.
 //!
 //! Copies: the reader reads straight into a batch's buffer (see
 //! [`Framer::frame_read`]), so the bytes of a line that ends within the read
@@ -14,9 +17,8 @@
 //! the unfinished line at the end of a read is copied, to the carry and then
 //! to the front of the next batch.
 
-use memchr::memchr_iter;
-
 use super::record::{LineBatch, LineSpan};
+use super::scan::for_each_newline;
 
 /// Splits one stream into lines; see the module docs.
 #[derive(Debug)]
@@ -107,7 +109,10 @@ impl Framer {
     /// is cut off the batch.
     ///
     /// One pass ([`for_each_newline`]) finds every newline; a line longer
-    /// than `max` is cut into pieces of `max` between two newlines.
+    /// than `max` is cut into pieces of at most `max` between two newlines.
+    /// A cut needs only the bytes up to the limit, which are all here
+    /// whenever more than `max` bytes are, so it does not depend on how the
+    /// stream was split into reads.
     fn frame(&mut self, batch: &mut LineBatch, start: usize) {
         debug_assert!(batch.data.len() <= u32::MAX as usize);
         let max = self.max_line_bytes;
@@ -116,14 +121,8 @@ impl Framer {
         let mut at = start;
         for_each_newline(&data[start..], |i| {
             let newline = start + i;
-            // A line too long ends in pieces of `max`; one of exactly `max`
-            // bytes and then `\r\n` is whole.
-            while newline - at > max {
-                if data[at + max] == b'\r' && at + max + 1 == newline {
-                    break;
-                }
-                push_span(lines, at, at + max, true);
-                at += max;
+            if newline - at > max {
+                at = cut_pieces(lines, data, at, newline, max);
             }
             let end = if newline > at && data[newline - 1] == b'\r' {
                 newline - 1
@@ -134,71 +133,75 @@ impl Framer {
             at = newline + 1;
         });
         // After the last newline: whole pieces go now, the rest is carried.
-        while len - at > max {
-            if data[at + max] == b'\r' && at + max + 1 == len {
-                break; // decided by the next byte
-            }
-            push_span(lines, at, at + max, true);
-            at += max;
+        if len - at > max {
+            at = cut_pieces(lines, data, at, len, max);
         }
         self.carry.extend_from_slice(&batch.data[at..]);
         batch.data.truncate(at);
     }
 }
 
-/// Calls `f` with the offset of every `\n` in `bytes`, in order.
+/// Pushes the partial pieces of the too long line that starts at `at` and
+/// runs to `until` (its `\n`, or the end of the bytes read so far) until at
+/// most `max` bytes are left; returns where the rest starts. A piece of
+/// exactly `max` bytes followed by a `\r` just before `until` is left whole:
+/// at a `\n` the line is then whole, at the end of a read the next byte
+/// decides.
 ///
-/// On lines of 100 bytes, a `memchr` call per line spends more on the call
-/// than on the search; with AVX2 (checked at run time) one bit mask per 64
-/// bytes gives every newline in them: framing a line went from about 10.5
-/// to 7 ns (`bench/micro`, which counts the copy of the read too).
-/// Elsewhere, and for the last bytes, `memchr_iter`.
-fn for_each_newline(bytes: &[u8], mut f: impl FnMut(usize)) {
-    #[cfg(target_arch = "x86_64")]
-    let done = if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { newline_blocks_avx2(bytes, &mut f) }
-    } else {
-        0
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
-    for i in memchr_iter(b'\n', &bytes[done..]) {
-        f(done + i);
-    }
-}
-
-/// [`for_each_newline`] over the whole blocks of 64 bytes of `bytes`;
-/// returns how many bytes it covered.
-///
-/// # Safety
-///
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn newline_blocks_avx2(bytes: &[u8], f: &mut impl FnMut(usize)) -> usize {
-    use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
-    };
-    let mut at = 0;
-    // SAFETY: the caller guarantees AVX2; both loads read 32 bytes inside
-    // `bytes` (unaligned loads, allowed by `_mm256_loadu_si256`).
-    unsafe {
-        let newline = _mm256_set1_epi8(b'\n' as i8);
-        while at + 64 <= bytes.len() {
-            let low = _mm256_loadu_si256(bytes.as_ptr().add(at).cast::<__m256i>());
-            let high = _mm256_loadu_si256(bytes.as_ptr().add(at + 32).cast::<__m256i>());
-            // movemask gives one bit per byte; as u32 first, so no sign spreads.
-            let mut mask = u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, newline)) as u32)
-                | u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(high, newline)) as u32) << 32;
-            while mask != 0 {
-                f(at + mask.trailing_zeros() as usize);
-                mask &= mask - 1;
-            }
-            at += 64;
+/// Out of line and cold: long lines are rare, and a smaller per-line
+/// closure in [`Framer::frame`] stays inlined in the newline scan (framing
+/// a line took about 20 instructions more when it did not).
+#[cold]
+#[inline(never)]
+fn cut_pieces(
+    lines: &mut Vec<LineSpan>,
+    data: &[u8],
+    mut at: usize,
+    until: usize,
+    max: usize,
+) -> usize {
+    while until - at > max {
+        if data[at + max] == b'\r' && at + max + 1 == until {
+            break;
         }
+        let cut = piece_end(data, at, max);
+        push_span(lines, at, cut, true);
+        at = cut;
     }
     at
+}
+
+/// Where the piece of a too long line that starts at `at` ends: at the
+/// limit `at + max`, unless a UTF-8 character straddles it; then at the start
+/// of that character, at most 3 bytes earlier. `data` must hold the byte at
+/// the limit.
+///
+/// Invalid data keeps the cut at the limit: continuation bytes with no lead
+/// byte within 3 bytes (nothing there is a character), a lead byte whose
+/// character ends before the limit, or a lead byte at `at` itself (a piece
+/// is never empty; only a `max` under 4 makes that possible, and the
+/// configuration asks for at least 64).
+fn piece_end(data: &[u8], at: usize, max: usize) -> usize {
+    let limit = at + max;
+    let is_continuation = |b: u8| b & 0xc0 == 0x80;
+    if !is_continuation(data[limit]) {
+        return limit;
+    }
+    let earliest = limit.saturating_sub(3).max(at + 1);
+    let Some(lead) = (earliest..limit).rev().find(|&i| !is_continuation(data[i])) else {
+        return limit;
+    };
+    let char_len = match data[lead] {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => 1,
+    };
+    if lead + char_len > limit {
+        lead
+    } else {
+        limit
+    }
 }
 
 fn push_span(lines: &mut Vec<LineSpan>, start: usize, end: usize, partial: bool) {
@@ -214,6 +217,7 @@ fn push_span(lines: &mut Vec<LineSpan>, start: usize, end: usize, partial: bool)
 mod tests {
     use super::*;
     use crate::log::record::Stream;
+    use proptest::prelude::*;
 
     fn batch() -> LineBatch {
         LineBatch::new("t".into(), Stream::Stdout, *b"2026-11-28T14:09:00.123Z")
@@ -326,6 +330,69 @@ mod tests {
         assert_eq!(lines.last().unwrap(), &("z".repeat(50_000 % 64), false));
     }
 
+    /// 21,000 bytes of `€` (3 bytes each) at the default limit: the cut
+    /// falls one byte before 16,384, between two characters, so both
+    /// pieces are whole UTF-8 (not ending and starting with U+FFFD).
+    #[test]
+    fn long_line_is_cut_between_characters() {
+        let line = "\u{20ac}".repeat(7000);
+        let text = format!("{line}\n");
+        let got = frame(16384, &[text.as_bytes()]);
+        assert_eq!(
+            got,
+            vec![
+                ("\u{20ac}".repeat(5461), true),
+                ("\u{20ac}".repeat(1539), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn cut_moves_back_to_the_start_of_a_character() {
+        // 2, 3 and 4-byte characters straddling a cut at 4 bytes.
+        assert_eq!(
+            frame(4, &["ab\u{e9}\u{e9}\n".as_bytes()]),
+            vec![("ab\u{e9}".into(), true), ("\u{e9}".into(), false)]
+        );
+        assert_eq!(
+            frame(4, &["ab\u{20ac}x\n".as_bytes()]),
+            vec![("ab".into(), true), ("\u{20ac}x".into(), false)]
+        );
+        assert_eq!(
+            frame(4, &["a\u{1f600}b\n".as_bytes()]),
+            vec![
+                ("a".into(), true),
+                ("\u{1f600}".into(), true),
+                ("b".into(), false)
+            ]
+        );
+        // Unterminated, cut while the rest is carried.
+        assert_eq!(
+            frame(4, &["abc".as_bytes(), "\u{20ac}".as_bytes()]),
+            vec![("abc".into(), true), ("\u{20ac}".into(), false)]
+        );
+    }
+
+    /// Bytes that are no character: no boundary within 3 bytes of the
+    /// limit, so the cut stays at the limit; continuation bytes left over
+    /// from a character that ended before the limit do not move it either.
+    #[test]
+    fn invalid_utf8_is_cut_at_the_limit() {
+        let mut framer = Framer::new(4);
+        let mut b = batch();
+        framer.push(b"a\x80\x80\x80\x80\x80\nb\xc3\xa9\x80\x80\n", &mut b);
+        let pieces: Vec<(&[u8], bool)> = b.lines.iter().map(|&s| (b.line(s), s.partial)).collect();
+        assert_eq!(
+            pieces,
+            vec![
+                (&b"a\x80\x80\x80"[..], true),
+                (b"\x80\x80", false),
+                (b"b\xc3\xa9\x80", true),
+                (b"\x80", false),
+            ]
+        );
+    }
+
     #[test]
     fn held_cr_at_eof_is_kept() {
         assert_eq!(
@@ -346,30 +413,135 @@ mod tests {
         }
     }
 
-    /// Every newline is found, in order, whatever the length and the
-    /// density: across the 64-byte blocks (AVX2) and in the bytes after them.
-    #[test]
-    fn every_newline_is_found_in_order() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for len in (0..300).chain([4096, 65536]) {
-            for density in [1, 3, 40, 1000] {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| match next() % density {
-                        0 => b'\n',
-                        r => [b'a', b'\r', 0x8a, 0x0b][r as usize % 4],
-                    })
-                    .collect();
-                let expected: Vec<usize> = (0..len).filter(|&i| bytes[i] == b'\n').collect();
-                let mut found = Vec::new();
-                for_each_newline(&bytes, |i| found.push(i));
-                assert_eq!(found, expected, "len {len} density {density}");
+    /// A stream of letters, line ends (`\n`, `\r\n`, a lone `\r`), 2, 3 and
+    /// 4-byte characters and, unless `valid`, arbitrary bytes.
+    fn stream(valid: bool) -> impl Strategy<Value = Vec<u8>> {
+        const TOKENS: &[&str] = &[
+            "a",
+            "bc",
+            "\n",
+            "\r\n",
+            "\r",
+            "\u{e9}",
+            "\u{20ac}",
+            "\u{1f600}",
+        ];
+        let tokens = prop::collection::vec((0..TOKENS.len() + 1, any::<u8>()), 0..120);
+        tokens.prop_map(move |picks| {
+            let mut bytes = Vec::new();
+            for (pick, byte) in picks {
+                match TOKENS.get(pick) {
+                    Some(token) => bytes.extend_from_slice(token.as_bytes()),
+                    None if valid => bytes.push(b'z'),
+                    None => bytes.push(byte),
+                }
             }
+            bytes
+        })
+    }
+
+    /// The pieces (bytes, partial) the framer gives for `bytes` read in
+    /// chunks cut at `cuts`, each framed as the reader does (straight into
+    /// the batch's buffer) or through [`Framer::push`], as `direct` says.
+    fn pieces(max: usize, bytes: &[u8], cuts: &[usize], direct: &[bool]) -> Vec<(Vec<u8>, bool)> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| c % (bytes.len() + 1)).collect();
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let mut framer = Framer::new(max);
+        let mut out = Vec::new();
+        let mut collect = |b: &LineBatch| {
+            out.extend(b.lines.iter().map(|&s| (b.line(s).to_vec(), s.partial)));
+        };
+        let mut from = 0;
+        for (i, &to) in cuts.iter().enumerate() {
+            let chunk = &bytes[from..to];
+            from = to;
+            let mut b = batch();
+            if direct.get(i).copied().unwrap_or(false) {
+                let room = framer.carry_len();
+                b.data.reserve(room + chunk.len());
+                let spare = &mut b.data.spare_capacity_mut()[room..room + chunk.len()];
+                for (slot, &byte) in spare.iter_mut().zip(chunk) {
+                    slot.write(byte);
+                }
+                // SAFETY: the `chunk.len()` bytes after the room for the
+                // carry were just written.
+                unsafe { framer.frame_read(&mut b, chunk.len()) };
+            } else {
+                framer.push(chunk, &mut b);
+            }
+            collect(&b);
+        }
+        let mut b = batch();
+        framer.finish(&mut b);
+        collect(&b);
+        out
+    }
+
+    /// SPEC §7: every `\n` ends a line, without the `\n` and one `\r`
+    /// before it; a last line without `\n` is emitted as it is, unless empty.
+    fn spec_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut parts: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut lines: Vec<Vec<u8>> = parts
+            .into_iter()
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .collect();
+        if !last.is_empty() {
+            lines.push(last.to_vec());
+        }
+        lines
+    }
+
+    /// The pieces joined into lines: each line is its partial pieces and
+    /// the whole one that ends it.
+    fn joined(pieces: &[(Vec<u8>, bool)]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        let mut line = Vec::new();
+        for (bytes, partial) in pieces {
+            line.extend_from_slice(bytes);
+            if !partial {
+                lines.push(std::mem::take(&mut line));
+            }
+        }
+        assert!(line.is_empty(), "a partial piece ends the stream");
+        lines
+    }
+
+    proptest! {
+        /// Any bytes, read in any chunks: the records are those of one read,
+        /// no piece is over the limit, and the pieces join into the lines
+        /// of SPEC §7 (`\r\n`, a last line without `\n`).
+        #[test]
+        fn any_chunking_gives_the_lines_of_one_read(
+            max in 1usize..24,
+            bytes in stream(false),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            direct in prop::collection::vec(any::<bool>(), 0..9),
+        ) {
+            let whole = pieces(max, &bytes, &[], &[]);
+            let split = pieces(max, &bytes, &cuts, &direct);
+            prop_assert_eq!(&split, &whole);
+            for (piece, _) in &whole {
+                prop_assert!(piece.len() <= max, "{} > {max}", piece.len());
+            }
+            prop_assert_eq!(joined(&whole), spec_lines(&bytes));
+        }
+
+        /// Valid UTF-8 with a limit of at least one character: every piece
+        /// is valid UTF-8 and the pieces join back to the line exactly.
+        #[test]
+        fn pieces_of_valid_utf8_are_valid(
+            max in 4usize..24,
+            bytes in stream(true),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let got = pieces(max, &bytes, &cuts, &[]);
+            for (piece, _) in &got {
+                prop_assert!(std::str::from_utf8(piece).is_ok(), "{:?}", piece);
+                prop_assert!(piece.len() <= max);
+            }
+            prop_assert_eq!(joined(&got), spec_lines(&bytes));
         }
     }
 }

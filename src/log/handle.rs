@@ -23,11 +23,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Semaphore};
 
+use super::channel::{Chunk, Message, BATCHES_IN_FLIGHT};
 use super::format::{format_event, format_spans};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{EventRecord, Level, LineBatch};
-use super::writer::{Chunk, Message, BATCHES_IN_FLIGHT};
 use crate::config::LogFormat;
 
 /// Formats records and sends them to the writer thread; cheap to clone, one

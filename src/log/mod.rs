@@ -5,8 +5,10 @@
 //! - [`reader::pump`]: one task per daemon pipe; one timestamp per read.
 //! - [`framer::Framer`]: bytes → lines, cut at `max_line_bytes`.
 //! - [`handle`]: [`LogHandle`] formats records and sends them on.
+//! - [`channel`]: the messages from the senders to the writer thread.
 //! - [`writer`]: the thread owning the sinks; one `writev` per sink a round.
 //! - [`format`](mod@format): one record → one line of JSON, map, logfmt or text.
+//! - [`scan`]: the byte scans (newlines, bytes to escape), scalar and SIMD.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
 //! - [`recent`]: counters and the last records of each source, for the API.
 //! - [`pool`]: read and output buffers handed back for reuse.
@@ -18,7 +20,7 @@
 //! loop. Event records from pidzero itself take no permit: they are few, and
 //! the control loop must never wait for a sink.
 //!
-//! Memory bound, with `P` = [`writer::BATCHES_IN_FLIGHT`] (4), `R` =
+//! Memory bound, with `P` = [`channel::BATCHES_IN_FLIGHT`] (4), `R` =
 //! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by
 //! default), `L` = [`reader::BATCH_LINES`] (1,024: a read with more lines is
 //! sent as several batches) and `F` = the formatted size of one batch: its
@@ -49,6 +51,7 @@
 //! 2.6 MiB of spare buffers, 96 KiB per pipe (about 1.6 MiB, once, for a
 //! pipe that turns to empty lines) and 384 KiB per daemon.
 
+pub mod channel;
 pub mod format;
 pub mod framer;
 pub mod handle;
@@ -56,6 +59,7 @@ pub mod pool;
 pub mod reader;
 pub mod recent;
 pub mod record;
+pub mod scan;
 pub mod sink;
 pub mod writer;
 

@@ -31,16 +31,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
+use super::channel::{Chunk, Message, BATCHES_IN_FLIGHT};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::pool::BufferPool;
 use super::recent::Recent;
-use super::record::{timestamp_now, EventRecord, FieldValue, Level, LineBatch};
+use super::record::{timestamp_now, EventRecord, FieldValue, Level};
 use super::sink::{self as sinks, FileSink, GiveUpFlag, StdoutSink};
 use crate::config::{LogFormat, LogSettings};
-
-/// Line batches allowed in flight (queued or being written) at once.
-pub const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Bytes taken before one round of writes (a soft limit: a round stops
 /// taking from the channel once it holds this much).
@@ -51,30 +49,6 @@ pub const DRAIN_BYTES: usize = 256 * 1024;
 /// failed write is cut back, freeing room for a smaller one), and that must
 /// not become a stream of events.
 pub const RECOVERY: Duration = Duration::from_secs(10);
-
-pub(super) enum Message {
-    Records(Chunk),
-    /// A batch of daemon lines holding a permit, sent unformatted for the
-    /// writer to format itself (see [`LogHandle::send_lines`]).
-    Lines {
-        batch: LineBatch,
-        to_stream: bool,
-    },
-    Finish,
-}
-
-/// Formatted records for the sinks: whole lines, each ending in `\n`.
-pub(super) struct Chunk {
-    pub bytes: Vec<u8>,
-    /// Also for the stream sink (every chunk goes to the file).
-    pub to_stream: bool,
-    /// A batch of daemon lines holding a permit (events hold none).
-    pub permit: bool,
-    /// The batch the records were formatted from, for [`Recent`]: the writer
-    /// hands every batch to it as it takes them, so that they are kept in
-    /// the order sent whoever formatted them.
-    pub batch: Option<LineBatch>,
-}
 
 pub struct WriterOptions {
     pub settings: LogSettings,
@@ -703,7 +677,7 @@ mod tests {
     use super::*;
     use crate::log::framer::Framer;
     use crate::log::recent::RECENT_RECORDS;
-    use crate::log::record::Stream;
+    use crate::log::record::{LineBatch, Stream};
     use crate::test_support::block_on;
     use crate::test_support::Dir;
     use std::os::fd::AsRawFd;
