@@ -365,9 +365,15 @@ fn read_file(path: &Path) -> Result<Option<String>, ConfigError> {
 /// The 1-based line and column (in characters) just after `before`, which
 /// is valid UTF-8: where an editor puts the cursor on the first bad byte.
 fn line_column(before: &[u8]) -> (usize, usize) {
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
