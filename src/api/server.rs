@@ -5,11 +5,11 @@
 //! - request head ≤ 8 KiB (hyper answers 431), body ≤ 64 KiB (413);
 //! - a request must arrive within 10 s, a connection lives at most 60 s, and it is
 //!   closed gracefully so that an early answer reaches its client: see
-//!   [`super::connection`];
+//!   the `connection` module;
 //! - at most 64 connections at once **per listener**, so a flood on TCP never touches
 //!   the local socket (or the other way round). A newcomer is never kept waiting: at
 //!   the limit it takes the slot of the connection that has waited on its client the
-//!   longest (see [`super::slots`]), so slow or idle clients cannot keep a probe's
+//!   longest (see the `slots` module), so slow or idle clients cannot keep a probe's
 //!   `GET /health` from being answered.
 
 use std::fmt;
