@@ -15,7 +15,7 @@
 //! `O_NONBLOCK` (a FIFO without a reader then fails with `ENXIO` instead of
 //! waiting for one, and is opened again with a backoff, see [`Backoff`]); a
 //! write that waits for room (a stdout pipe nobody reads) is given up once
-//! the writer is told to give up (see [`write_all`]).
+//! the writer is told to give up (see `write_all`).
 
 use std::fs::{File, OpenOptions};
 use std::io;
