@@ -66,7 +66,7 @@ impl Backoff {
 }
 
 /// Set when pidzero gives up the pending writes at exit: a write that would
-/// wait for room fails from then on instead (see [`write_all`]). Shared by
+/// wait for room fails from then on instead (see `write_all`). Shared by
 /// the sinks of one writer and whoever tells it to give up.
 pub type GiveUpFlag = Arc<AtomicBool>;
 

@@ -146,7 +146,7 @@ pub fn build(
 /// Appends the main command (`pidzero -- CMD ARGS`) as the last daemon to start.
 ///
 /// Output and stdin inherited, argv used as given (no shell: it is already
-/// split); its rules are [`DaemonRules::main_command`].
+/// split); its rules are `DaemonRules::main_command`.
 /// Started after the sidecars and therefore stopped first.
 pub fn add_main_command(
     plan: &mut Plan,

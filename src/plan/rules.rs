@@ -2,7 +2,7 @@
 //! would have to execute (no argv, no environment, no user ids).
 //!
 //! The supervisor imports these types from here, so a new policy field is read
-//! in `config`, copied once in [`DaemonRules::of`], and used where it matters.
+//! in `config`, copied once in `DaemonRules::of`, and used where it matters.
 
 use std::time::Duration;
 
