@@ -353,7 +353,6 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
     process::become_subreaper();
     // A main command without daemons.json is a drop-in for tini: no output of our own.
     let quiet = !main_command.is_empty() && config.daemons.is_empty();
-    let max_line_bytes = config.settings.log.max_line_bytes;
     let options = WriterOptions {
         settings: config.settings.log.clone(),
         quiet,
@@ -373,14 +372,7 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
         give_up: log_writer.give_up_handle(),
         shutdown_timeout: config.settings.shutdown_timeout,
     };
-    let status = runtime::run(
-        plan,
-        log.clone(),
-        max_line_bytes,
-        inherited_mask,
-        api,
-        log_exit,
-    );
+    let status = runtime::run(plan, log.clone(), inherited_mask, api, log_exit);
     let losses = log_writer.finish(&log);
     if let Some(line) = writer::describe_losses(&losses) {
         writer::tell_stderr(&line);

@@ -42,6 +42,10 @@ pub struct LogHandle {
     /// Buffers for formatted batches, given back by the writer.
     pool: Arc<BufferPool>,
     routing: Routing,
+    /// `log.max_line_bytes`: where the pipe readers cut long lines. It
+    /// travels with the handle every reader gets, so nothing between the
+    /// settings and the readers carries it.
+    max_line_bytes: usize,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
 }
@@ -65,6 +69,7 @@ impl LogHandle {
         read_buffers: Arc<BufferPool>,
         pool: Arc<BufferPool>,
         routing: Routing,
+        max_line_bytes: usize,
     ) -> Self {
         LogHandle {
             tx,
@@ -73,8 +78,14 @@ impl LogHandle {
             read_buffers,
             pool,
             routing,
+            max_line_bytes,
             pidzero: "pidzero".into(),
         }
+    }
+
+    /// Where the pipe readers cut long lines (`log.max_line_bytes`).
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
     }
 
     /// Formats and queues one read's lines (the writer then keeps the batch

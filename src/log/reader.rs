@@ -41,10 +41,10 @@ pub async fn pump(
     fd: OwnedFd,
     source: Arc<str>,
     stream: Stream,
-    max_line_bytes: usize,
     log: LogHandle,
     mut drain: watch::Receiver<bool>,
 ) {
+    let max_line_bytes = log.max_line_bytes();
     if set_nonblocking(fd.as_raw_fd()).is_err() {
         return;
     }
@@ -292,7 +292,6 @@ mod tests {
             read_end,
             "d".into(),
             Stream::Stderr,
-            8,
             log.clone(),
             drain,
         ));
@@ -344,7 +343,6 @@ mod tests {
             read_end,
             "d".into(),
             Stream::Stdout,
-            8,
             log.clone(),
             drain,
         ));
@@ -369,7 +367,6 @@ mod tests {
                 read_end,
                 "d".into(),
                 Stream::Stdout,
-                64,
                 log.clone(),
                 drain,
             ));

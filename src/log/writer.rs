@@ -355,7 +355,15 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         quiet: options.quiet,
         lines_have_sink: settings.log_to_file || (stream_fd.is_some() && !options.quiet),
     };
-    let handle = LogHandle::new(tx, permits, recent, read_buffers, pool, routing);
+    let handle = LogHandle::new(
+        tx,
+        permits,
+        recent,
+        read_buffers,
+        pool,
+        routing,
+        settings.max_line_bytes,
+    );
     Ok((
         handle,
         LogWriter {
@@ -824,6 +832,7 @@ mod tests {
             read_buffers,
             pool,
             routing,
+            16384,
         );
         block_on(async {
             log.send_lines(batch_of("a", "first\n")).await;

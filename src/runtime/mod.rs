@@ -62,7 +62,6 @@ fn is_stop_signal(sig: i32) -> bool {
 pub fn run(
     plan: Plan,
     log: LogHandle,
-    max_line_bytes: usize,
     inherited: signals::Inherited,
     api: ApiSetup,
     log_exit: LogExit,
@@ -80,7 +79,7 @@ pub fn run(
     };
     rt.block_on(async move {
         let (reports_tx, reports) = mpsc::unbounded_channel();
-        let mut runtime = Runtime::new(plan, log, max_line_bytes, inherited, reports_tx);
+        let mut runtime = Runtime::new(plan, log, inherited, reports_tx);
         runtime.log_exit = Some(log_exit);
         match runtime.run(reports, api).await {
             Ok(status) => status,
@@ -143,7 +142,6 @@ struct Runtime {
     /// What to start for each daemon (the supervisor holds their rules).
     launches: Vec<Launch>,
     log: LogHandle,
-    max_line_bytes: usize,
     spawn_context: SpawnContext,
     started: Instant,
     /// Pending timers by deadline; the sequence number keeps equal deadlines apart.
@@ -172,7 +170,6 @@ impl Runtime {
     fn new(
         plan: Plan,
         log: LogHandle,
-        max_line_bytes: usize,
         inherited: signals::Inherited,
         probe_reports: mpsc::UnboundedSender<ProbeReport>,
     ) -> Self {
@@ -190,7 +187,6 @@ impl Runtime {
             supervisor: Supervisor::new(rules, plan.start_order),
             launches,
             log,
-            max_line_bytes,
             spawn_context: SpawnContext::detect(inherited),
             started: Instant::now(),
             timers: BTreeMap::new(),
@@ -444,7 +440,6 @@ impl Runtime {
                             fd,
                             self.sources[i].clone(),
                             stream,
-                            self.max_line_bytes,
                             self.log.clone(),
                             self.drain.subscribe(),
                         )));
