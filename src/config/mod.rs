@@ -37,12 +37,30 @@ impl fmt::Display for ConfigError {
         }
         f.write_str(":")?;
         if let Some(d) = &self.daemon {
-            write!(f, " daemon {d}:")?;
+            write!(f, " daemon {}:", OneLine(d))?;
         }
         if let Some(field) = &self.field {
-            write!(f, " field {field}:")?;
+            write!(f, " field {}:", OneLine(field))?;
         }
-        write!(f, " {}", self.message)
+        write!(f, " {}", OneLine(&self.message))
+    }
+}
+
+/// Text from a config file shown in an error, with control characters
+/// escaped (`\n`, `\u{7}`): a key or value may hold a newline (`"a\nb"` in
+/// JSON), and each problem must stay one line for people and for tools.
+struct OneLine<'a>(&'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -493,6 +511,18 @@ mod tests {
         assert_eq!(errors[1].file, config);
         assert_eq!(errors[1].message, "not valid UTF-8 (at byte 8)");
         assert_eq!((errors[1].line, errors[1].column), (1, 9));
+    }
+
+    #[test]
+    fn a_problem_is_one_line_whatever_the_file_holds() {
+        let errors = parse_daemons(
+            Path::new("/cfg/daemons.json"),
+            "[{\"name\": \"a\", \"command\": \"x\", \"com\\nmand\": 1}]",
+        )
+        .expect_err("unknown field");
+        let shown = errors[0].to_string();
+        assert!(!shown.contains('\n'), "{shown}");
+        assert!(shown.contains("com\\nmand"), "{shown}");
     }
 
     #[test]
