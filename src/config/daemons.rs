@@ -504,6 +504,10 @@ fn read_depends_on(report: &mut Report, raw: &RawValue) -> Option<Vec<(String, P
     Some(names)
 }
 
+/// The shortest health-check `interval` and `timeout`: probing more often
+/// than ten times a second would cost PID 1 a noticeable share of a core.
+const MIN_PROBE_TIME: Duration = Duration::from_millis(100);
+
 /// `health`: exactly one probe, and its timing.
 fn read_health(report: &mut Report, raw: &RawValue) -> Option<HealthSpec> {
     let errors_before = report.count();
@@ -520,8 +524,18 @@ fn read_health(report: &mut Report, raw: &RawValue) -> Option<HealthSpec> {
     let timeout = duration("timeout", 5);
     let start_period = duration("start_period", 0);
     for (field, value) in [("interval", interval), ("timeout", timeout)] {
-        if let Some(raw) = fields.get(field).filter(|_| value.is_zero()) {
+        let Some(raw) = fields.get(field) else {
+            continue;
+        };
+        if value.is_zero() {
             report.at(raw, &format!("health.{field}"), "must be greater than 0");
+        } else if value < MIN_PROBE_TIME {
+            // A probe every few microseconds is a busy loop in PID 1.
+            report.at(
+                raw,
+                &format!("health.{field}"),
+                &format!("must be at least 0.1 s, found {} s", value.as_secs_f64()),
+            );
         }
     }
     let retries = match fields.get("retries") {
@@ -1244,7 +1258,8 @@ mod tests {
         let text = r#"[{"name": "a", "command": "x", "health": {"interval": 1}},
  {"name": "b", "command": "x", "health": {"command": "c", "tcp": "h:1"}},
  {"name": "c", "command": "x", "health": {"tcp": "nohost", "retries": 0, "interval": 0, "timout": 1}},
- {"name": "d", "command": "x", "health": {"http": "https://x/"}}]"#;
+ {"name": "d", "command": "x", "health": {"http": "https://x/"}},
+ {"name": "e", "command": "x", "health": {"tcp": "h:1", "interval": 0.0000001}}]"#;
         let errors = parse_err(text);
         let expect = [
             (
@@ -1288,6 +1303,12 @@ mod tests {
                 "d",
                 "health.http",
                 "expected a URL such as \"http://127.0.0.1:8080/healthz\", found \"https://x/\"",
+            ),
+            (
+                "0.0000001",
+                "e",
+                "health.interval",
+                "must be at least 0.1 s, found 0.0000001 s",
             ),
         ];
         assert_eq!(errors.len(), expect.len(), "{errors:#?}");
