@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api_support::*;
+use common::fuzz::Rng;
 use pidzero::api::{self, Limits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -30,39 +31,6 @@ const DEFAULT_SEED: u64 = 0x5eed_1d0e;
 const PER_REQUEST: Duration = Duration::from_secs(5);
 
 /// splitmix64: small, fast, and the same sequence on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// 0..n (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    match value.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => value.parse().ok(),
-    }
-}
-
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/http")
 }
@@ -337,8 +305,8 @@ fn escaped(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn random_and_mutated_requests_get_answers_or_clean_closes() {
     count_panics();
-    let iters = env_u64("PIDZERO_FUZZ_ITERS").unwrap_or(DEFAULT_ITERS);
-    let seed = env_u64("PIDZERO_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
+    let iters = common::fuzz::env_u64("PIDZERO_FUZZ_ITERS").unwrap_or(DEFAULT_ITERS);
+    let seed = common::fuzz::env_u64("PIDZERO_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
     let dir = Dir::new("fuzz");
     let socket = dir.p("api.sock");
     let (_fake, ctx) = FakeRuntime::start(Some("s3cret"));

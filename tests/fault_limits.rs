@@ -11,16 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// pidzero's user+system CPU time so far.
-fn cpu_time(pid: i32) -> Duration {
-    let stat = proc_stat(pid).expect("pidzero's /proc stat");
-    // Fields from the state on: utime and stime are indexes 11 and 12.
-    let ticks: u64 = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
 fn health(socket: &str) -> Option<String> {
     let mut s = UnixStream::connect(socket).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -29,12 +19,6 @@ fn health(socket: &str) -> Option<String> {
     let mut answer = String::new();
     s.read_to_string(&mut answer).ok()?;
     Some(answer)
-}
-
-fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|rd| rd.count())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -42,23 +42,6 @@ fn vital_on_fifo(fifo: &str) -> Value {
     })
 }
 
-fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|rd| rd.count())
-        .unwrap_or(0)
-}
-
-/// pidzero's user+system CPU time so far.
-fn cpu_time(pid: i32) -> Duration {
-    let stat = proc_stat(pid).expect("pidzero's /proc stat");
-    // proc_stat's fields start at the state (field 3 of stat): utime and
-    // stime are fields 14 and 15, so indexes 11 and 12 here.
-    let ticks: u64 = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
 /// Makes the vital daemon exit and asserts pidzero names it in a
 /// `vital_exit` event within [`VITAL_EXIT_BOUND`], then exits 7.
 fn assert_vital_exit_prompt(r: &mut Running, fifo: &str) {

@@ -12,29 +12,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::fuzz::{self, Rng};
 use common::*;
-
-/// A small, seedable xorshift generator: the same seed gives the same inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Values and fragments a hand-written config gets wrong.
 const TOKENS: &[&str] = &[
@@ -225,15 +204,9 @@ fn check_dir(dir: &Path) -> (Option<i32>, String, String) {
 
 #[test]
 fn check_survives_mutated_configs() {
-    let iters: usize = std::env::var("PIDZERO_FUZZ_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    let seed: u64 = std::env::var("PIDZERO_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_c0ff_ee15_0001);
-    let mut rng = Rng(seed | 1);
+    let iters = fuzz::iterations(300);
+    let seed = fuzz::seed(0x5eed_c0ff_ee15_0001);
+    let mut rng = Rng(seed);
     let daemons = corpus("daemons-");
     let configs = corpus("config-");
     let d = Dir::new("fuzz-config");

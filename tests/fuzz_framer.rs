@@ -9,27 +9,14 @@
 //! The normal test run is a smoke of a few thousand streams. A long run:
 //! `PIDZERO_FUZZ_ITERS=2000000 PIDZERO_FUZZ_SEED=3 cargo test --release --test fuzz_framer`.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::fuzz::{self, Rng};
 
 use pidzero::log::framer::Framer;
 use pidzero::log::record::{LineBatch, Stream};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Bytes that make framing interesting: line ends, UTF-8 lead and
 /// continuation bytes, invalid bytes.
@@ -181,15 +168,9 @@ fn verdict(rng: &mut Rng, bytes: &[u8]) -> Option<String> {
 
 #[test]
 fn framer_survives_mutated_streams() {
-    let iters: usize = std::env::var("PIDZERO_FUZZ_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3000);
-    let seed: u64 = std::env::var("PIDZERO_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_f4a3_e400_0001);
-    let mut rng = Rng(seed | 1);
+    let iters = fuzz::iterations(3000);
+    let seed = fuzz::seed(0x5eed_f4a3_e400_0001);
+    let mut rng = Rng(seed);
     let seeds = corpus();
     for i in 0..iters {
         let base = &seeds[rng.below(seeds.len())];

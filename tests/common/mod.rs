@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod dir;
+pub mod fuzz;
 pub mod http;
 pub mod metrics;
 mod wait;
@@ -94,6 +95,23 @@ pub fn proc_stat(pid: i32) -> Option<Vec<String>> {
             .map(String::from)
             .collect(),
     )
+}
+
+/// How many descriptors `pid` holds open (0 once it is gone).
+pub fn fd_count(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
+/// The user+system CPU time `pid` has used so far.
+pub fn cpu_time(pid: i32) -> Duration {
+    let stat = proc_stat(pid).expect("a /proc/PID/stat");
+    // Fields from the state on: utime and stime (fields 14, 15) are 11, 12 here.
+    let ticks: u64 = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
 }
 
 /// True while `pid` exists and is not a zombie.
