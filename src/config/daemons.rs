@@ -534,7 +534,7 @@ fn read_health(report: &mut Report, raw: &RawValue) -> Option<HealthSpec> {
             report.at(
                 raw,
                 &format!("health.{field}"),
-                &format!("must be at least 0.1 s, found {} s", value.as_secs_f64()),
+                format!("must be at least 0.1 s, found {} s", value.as_secs_f64()),
             );
         }
     }
