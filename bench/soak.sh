@@ -93,8 +93,9 @@ sample() {
     rss=$(awk '/VmRSS/ {print $2 " " $3}' /proc/"$PID"/status)
     # Zombies are the namespace's processes in state Z (pidzero's children).
     zombies=$(ps -o stat= --ppid "$PID" | grep -c '^Z' || true)
-    last=$(grep -o '"line":"storm [0-9]*"' "$W/pidzero.log" | tail -1 | grep -o '[0-9]*' || echo 0)
-    out=$(grep -c '"line":"storm [0-9]*"' "$W/pidzero.log" || true)
+    # One pass over the file, so both figures describe the same moment.
+    read -r out last < <(grep -o '"line":"storm [0-9]*"' "$W/pidzero.log" |
+        awk '{ n = $2 } END { gsub(/[^0-9]/, "", n); print NR, (n == "" ? 0 : n) }')
     printf '%-6s t=%4ss fds=%s rss=%s zombies=%s storm_last=%s storm_records=%s\n' \
         "$1" "$SECONDS" "$fds" "$rss" "$zombies" "$last" "$out"
 }
