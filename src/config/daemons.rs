@@ -14,7 +14,7 @@ use super::{
 };
 
 /// Every field a daemon object may have.
-const FIELDS: &[&str] = &[
+pub(super) const FIELDS: &[&str] = &[
     "name",
     "command",
     "comments",
@@ -45,7 +45,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("restart_policy", "restart"),
 ];
 
-const HEALTH_FIELDS: &[&str] = &[
+pub(super) const HEALTH_FIELDS: &[&str] = &[
     "command",
     "http",
     "tcp",

@@ -7,53 +7,13 @@ use std::path::Path;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use super::{parse_daemons, parse_settings, ConfigError};
+use super::{daemons, parse_daemons, parse_settings, settings, ConfigError};
 
-/// Keys a daemon object may have, a few mistyped ones, and health's keys.
-const DAEMON_KEYS: &[&str] = &[
-    "name",
-    "command",
-    "comments",
-    "vital",
-    "environment",
-    "restart",
-    "restart_delay",
-    "max_restarts",
-    "working_dir",
-    "user",
-    "stop_signal",
-    "stop_timeout",
-    "output",
-    "depends_on",
-    "health",
-    "vitall",
-    "cmd",
-    "",
-    "NAME",
-];
-const HEALTH_KEYS: &[&str] = &[
-    "command",
-    "http",
-    "tcp",
-    "interval",
-    "timeout",
-    "retries",
-    "start_period",
-    "intervall",
-];
-const SETTINGS_KEYS: &[&str] = &["log", "api", "shutdown_timeout", "logg"];
-const LOG_KEYS: &[&str] = &[
-    "json",
-    "format",
-    "file_path",
-    "log_to_file",
-    "log_to_stdout",
-    "max_file_size",
-    "max_files",
-    "max_line_bytes",
-    "formatt",
-];
-const API_KEYS: &[&str] = &["listen", "token", "socket", "port"];
+/// The keys each object may have, as the validator knows them, plus a few
+/// mistyped or foreign ones.
+fn keys(known: &[&'static str], odd: &[&'static str]) -> Vec<&'static str> {
+    known.iter().chain(odd).copied().collect()
+}
 
 /// Strings that mean something to some field, and some that are odd anywhere.
 const WORDS: &[&str] = &[
@@ -133,7 +93,7 @@ fn object(members: impl IntoIterator<Item = (String, Value)>) -> Value {
 
 /// An object whose keys come mostly from `keys`, with any values, and
 /// `special` values for some keys (health inside a daemon, log inside settings).
-fn object_of(keys: &'static [&'static str], special: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
+fn object_of(keys: Vec<&'static str>, special: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
     prop::collection::vec(
         (
             prop::sample::select(keys),
@@ -146,8 +106,11 @@ fn object_of(keys: &'static [&'static str], special: BoxedStrategy<Value>) -> Bo
 }
 
 fn daemons_document() -> impl Strategy<Value = Value> {
-    let health = object_of(HEALTH_KEYS, leaf());
-    let daemon = object_of(DAEMON_KEYS, health);
+    let health = object_of(keys(daemons::HEALTH_FIELDS, &["intervall"]), leaf());
+    let daemon = object_of(
+        keys(daemons::FIELDS, &["vitall", "cmd", "", "NAME"]),
+        health,
+    );
     let element = prop_oneof![6 => daemon, 1 => value()];
     prop_oneof![
         8 => prop::collection::vec(element, 0..5).prop_map(Value::Array),
@@ -156,8 +119,15 @@ fn daemons_document() -> impl Strategy<Value = Value> {
 }
 
 fn settings_document() -> impl Strategy<Value = Value> {
-    let inner = prop_oneof![object_of(LOG_KEYS, leaf()), object_of(API_KEYS, leaf())].boxed();
-    prop_oneof![8 => object_of(SETTINGS_KEYS, inner), 1 => value()]
+    let inner = prop_oneof![
+        object_of(keys(settings::LOG_FIELDS, &["formatt"]), leaf()),
+        object_of(keys(settings::API_FIELDS, &["port"]), leaf()),
+    ]
+    .boxed();
+    prop_oneof![
+        8 => object_of(keys(settings::TOP_FIELDS, &["logg"]), inner),
+        1 => value()
+    ]
 }
 
 /// The file's text: pretty (so errors sit on many lines) or compact.

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 use super::json::{self, Fields, Kind, Report};
 use super::{ApiSettings, ConfigError, LogFormat, LogSettings, Settings, SocketSetting};
 
-const TOP_FIELDS: &[&str] = &["log", "api", "shutdown_timeout"];
-const LOG_FIELDS: &[&str] = &[
+pub(super) const TOP_FIELDS: &[&str] = &["log", "api", "shutdown_timeout"];
+pub(super) const LOG_FIELDS: &[&str] = &[
     "json",
     "format",
     "file_path",
@@ -20,7 +20,7 @@ const LOG_FIELDS: &[&str] = &[
     "max_files",
     "max_line_bytes",
 ];
-const API_FIELDS: &[&str] = &["listen", "token", "socket"];
+pub(super) const API_FIELDS: &[&str] = &["listen", "token", "socket"];
 
 const FORMAT_CHOICES: &[(&str, LogFormat)] = &[
     ("json", LogFormat::Json),
