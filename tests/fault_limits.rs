@@ -141,3 +141,33 @@ fn log_directory_deleted_under_pidzero_leaves_stdout_whole() {
     r.signal(libc::SIGTERM);
     assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
 }
+
+/// A FIFO where a config file should be (nobody writing to it) is refused at
+/// once with exit 2, by the run and by `check`, instead of waiting forever
+/// for a writer with every signal blocked.
+#[test]
+fn a_fifo_as_a_config_file_is_refused_at_once() {
+    for file in ["daemons.json", "config.json"] {
+        let d = Dir::new("fifo-config");
+        d.daemons(r#"[{"name": "a", "command": "true"}]"#);
+        let path = std::ffi::CString::new(d.s(file)).unwrap();
+        let _ = std::fs::remove_file(d.p(file));
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        for check in [false, true] {
+            let mut p = pz().config_dir(&d);
+            if check {
+                p = p.arg("check");
+            }
+            let f = p.run(DEADLINE);
+            assert_eq!(f.status(), 2, "{file}, check {check}: {}", f.dump());
+            assert!(
+                f.stderr.contains(&format!(
+                    "{file}: cannot read: it is a FIFO, not a regular file"
+                )),
+                "{file}, check {check}: {}",
+                f.stderr
+            );
+        }
+    }
+}

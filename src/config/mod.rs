@@ -365,7 +365,7 @@ fn defaults_with_override(
 
 /// The file's text, `None` when it does not exist, or an error naming it.
 fn read_file(path: &Path) -> Result<Option<String>, ConfigError> {
-    match std::fs::read(path) {
+    match read_regular_file(path) {
         Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|err| {
             let at = err.utf8_error().valid_up_to();
             let (line, column) = line_column(&err.as_bytes()[..at]);
@@ -378,6 +378,39 @@ fn read_file(path: &Path) -> Result<Option<String>, ConfigError> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(file_error(path, &format!("cannot read: {err}"))),
     }
+}
+
+/// The bytes of `path` if it is a regular file (through a symbolic link too).
+///
+/// It is opened without blocking and refused unless regular: opening a FIFO
+/// for reading waits for a writer, and a pidzero that waits there starts
+/// nothing and, with every signal blocked, does not even hear SIGTERM.
+fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The 1-based line and column (in characters) just after `before`, which
@@ -511,6 +544,19 @@ mod tests {
         assert_eq!(errors[1].file, config);
         assert_eq!(errors[1].message, "not valid UTF-8 (at byte 8)");
         assert_eq!((errors[1].line, errors[1].column), (1, 9));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_not_waited_on() {
+        let dir = Dir::new("fifo-config");
+        let path = dir.p("daemons.json");
+        let c_path = std::ffi::CString::new(path.to_str().expect("utf-8 path")).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = read_file(&path).expect_err("a FIFO is no config file");
+        assert_eq!(err.message, "cannot read: it is a FIFO, not a regular file");
+        let err = read_file(&dir.path).expect_err("nor is a directory");
+        assert!(err.message.starts_with("cannot read: "), "{}", err.message);
     }
 
     #[test]
