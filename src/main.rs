@@ -31,6 +31,10 @@ struct Cli {
     files: FileOptions,
     #[command(flatten)]
     api: ApiOptions,
+    /// Say why the control socket could not be served even where pidzero is
+    /// otherwise silent (a main command without daemons.json), like tini's -v.
+    #[arg(short, long)]
+    verbose: bool,
     /// Run COMMAND as the vital main process (like tini), with daemons.json as sidecars.
     #[arg(last = true, value_name = "COMMAND")]
     main_command: Vec<OsString>,
@@ -134,7 +138,7 @@ fn main() -> ExitCode {
     };
     let client_command = match cli.command {
         Some(Command::Check { files }) => return check(&files.or(&cli.files)),
-        None => return run(&cli.files, &cli.api, cli.main_command),
+        None => return run(&cli.files, &cli.api, cli.verbose, cli.main_command),
         Some(Command::Status { json }) => client::Command::Status { json },
         Some(Command::Health) => client::Command::Health,
         Some(Command::Start { name }) => client::Command::Start(name),
@@ -317,6 +321,7 @@ fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSou
     ApiSetup {
         socket,
         socket_is_default,
+        warn_if_unavailable: true,
         // Validated by the config layer as an IP address and port.
         tcp: settings.api.listen.as_deref().and_then(|a| a.parse().ok()),
         token: pidzero::api::pick_token(api.token.clone(), settings.api.token.as_deref()),
@@ -324,7 +329,12 @@ fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSou
     }
 }
 
-fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> ExitCode {
+fn run(
+    files: &FileOptions,
+    api: &ApiOptions,
+    verbose: bool,
+    main_command: Vec<OsString>,
+) -> ExitCode {
     // Before anything opens a file (see there).
     sink::note_closed_standard_fds();
     // Before any thread exists, so every thread inherits the full mask.
@@ -367,7 +377,10 @@ fn run(files: &FileOptions, api: &ApiOptions, main_command: Vec<OsString>) -> Ex
             return usage_error();
         }
     };
-    let api = api_setup(api, &config.settings, Arc::new(log.clone()));
+    let mut api = api_setup(api, &config.settings, Arc::new(log.clone()));
+    // The default socket is a convenience: in the silent mode its absence
+    // (no writable /run in a non-root image) is no news unless asked for.
+    api.warn_if_unavailable = !quiet || verbose;
     let log_exit = runtime::LogExit {
         give_up: log_writer.give_up_handle(),
         shutdown_timeout: config.settings.shutdown_timeout,

@@ -41,6 +41,9 @@ pub struct ApiSetup {
     /// True when nobody chose the socket path: failing to bind it is then a
     /// warning (pidzero still runs its daemons), not a startup error.
     pub socket_is_default: bool,
+    /// Whether a default socket that cannot be bound is worth a warning
+    /// (not in the silent main-command mode, unless `-v`).
+    pub warn_if_unavailable: bool,
     pub tcp: Option<SocketAddr>,
     pub token: Option<String>,
     pub logs: Arc<dyn LogSource>,
@@ -306,7 +309,9 @@ impl Runtime {
             usage_error(&format!("cannot start the control API: {error}"));
             return Err(exit::USAGE_ERROR);
         }
-        config_warning(&self.log, &format!("control socket not available: {error}"));
+        if api.warn_if_unavailable {
+            config_warning(&self.log, &format!("control socket not available: {error}"));
+        }
         if api.tcp.is_none() {
             return Ok(None);
         }

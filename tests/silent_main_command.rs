@@ -1,0 +1,79 @@
+//! `pidzero -- CMD` without daemons.json is a drop-in for tini: it adds
+//! nothing to the container's output. In a non-root image the default
+//! control socket (`/run/pidzero.sock`) usually cannot be created; that is no
+//! news there, unless `-v` asks for it.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// The binary copied where the user `nobody` may run it, in a directory
+/// with no daemons.json (the default config dir is the binary's own).
+fn nobody_can_run(d: &Dir) -> String {
+    let copy = d.s("pidzero");
+    std::fs::copy(bin(), &copy).unwrap();
+    copy
+}
+
+fn as_nobody(program: &str, args: &[&str]) -> (Exit, String, String) {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "nobody", "--", program]).args(args);
+    for k in [
+        "PIDZERO_CONFIG_DIR",
+        "PIDZERO_DAEMONS",
+        "PIDZERO_CONFIG",
+        "PIDZERO_LOG_FORMAT",
+        "PIDZERO_SOCKET",
+    ] {
+        cmd.env_remove(k);
+    }
+    run_cmd(&mut cmd, DEADLINE)
+}
+
+fn can_switch_to_nobody(test: &str) -> bool {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    if !root && std::env::var("PIDZERO_REQUIRE_NS").as_deref() == Ok("1") {
+        panic!("{test}: needs root to run as nobody (PIDZERO_REQUIRE_NS=1)");
+    }
+    if !root {
+        eprintln!("\n*** SKIP {test}: needs root to run as nobody ***\n");
+    }
+    root
+}
+
+#[test]
+fn main_command_as_nobody_without_a_writable_run_prints_nothing() {
+    if !can_switch_to_nobody("silent_main_command") {
+        return;
+    }
+    let d = Dir::new("silent");
+    let program = nobody_can_run(&d);
+    let (exit, out, err) = as_nobody(&program, &["--", "true"]);
+    assert_eq!(exit.code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert_eq!(out, "", "nothing on stdout");
+    assert_eq!(err, "", "nothing on stderr");
+    // The main command's own output and status pass through untouched.
+    let (exit, out, err) = as_nobody(&program, &["--", "/bin/sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(exit.code, Some(3), "stderr: {err}");
+    assert_eq!(out, "hi");
+    assert_eq!(err, "");
+}
+
+#[test]
+fn verbose_says_why_the_control_socket_is_not_served() {
+    if !can_switch_to_nobody("silent_main_command_verbose") {
+        return;
+    }
+    let d = Dir::new("silent-v");
+    let program = nobody_can_run(&d);
+    let (exit, out, err) = as_nobody(&program, &["-v", "--", "true"]);
+    assert_eq!(exit.code, Some(0), "stderr: {err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("control socket not available") && err.contains("/run/pidzero.sock"),
+        "stderr: {err}"
+    );
+}
