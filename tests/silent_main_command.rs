@@ -77,3 +77,33 @@ fn verbose_says_why_the_control_socket_is_not_served() {
         "stderr: {err}"
     );
 }
+
+/// pidzero's own errors in the silent mode are one plain line each, as
+/// tini's are; a log format the user chose keeps them structured.
+#[test]
+fn its_own_errors_are_plain_lines_unless_a_format_was_chosen() {
+    let d = Dir::new("plain-errors");
+    let program = nobody_can_run(&d);
+    let mut plain = Command::new(&program);
+    plain
+        .args(["--socket", &d.s("pz.sock"), "--", "/nonexistent/program"])
+        .env_remove("PIDZERO_LOG_FORMAT")
+        .env_remove("PIDZERO_CONFIG_DIR");
+    let (exit, out, err) = run_cmd(&mut plain, DEADLINE);
+    assert_eq!(exit.code, Some(127), "stderr: {err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "pidzero: cannot start main: command not found: /nonexistent/program"
+    );
+
+    let mut chosen = Command::new(&program);
+    chosen
+        .args(["--socket", &d.s("pz.sock"), "--", "/nonexistent/program"])
+        .env("PIDZERO_LOG_FORMAT", "json")
+        .env_remove("PIDZERO_CONFIG_DIR");
+    let (exit, _, err) = run_cmd(&mut chosen, DEADLINE);
+    assert_eq!(exit.code, Some(127), "stderr: {err}");
+    let record = parse_record(err.as_bytes()).unwrap_or_else(|| panic!("not JSON: {err}"));
+    assert!(is_event(&record, "spawn_failed", Some("main")), "{record}");
+}

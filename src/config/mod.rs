@@ -148,6 +148,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     pub format: LogFormat,
+    /// The user chose the format (`log.format`, `log.json` or
+    /// `PIDZERO_LOG_FORMAT`): even the silent main-command mode then writes
+    /// its own warnings and errors as records of that format.
+    pub format_chosen: bool,
     /// Already resolved against the config dir when relative.
     pub file_path: PathBuf,
     pub log_to_file: bool,
@@ -356,7 +360,10 @@ fn defaults_with_override(
 ) -> Result<Settings, Vec<ConfigError>> {
     let mut settings = Settings::defaults_in(config_dir);
     match settings::override_format(format_override) {
-        Ok(Some(format)) => settings.log.format = format,
+        Ok(Some(format)) => {
+            settings.log.format = format;
+            settings.log.format_chosen = true;
+        }
         Ok(None) => {}
         Err(err) => return Err(vec![err]),
     }
@@ -474,6 +481,7 @@ mod tests {
         let loaded = load(&daemons, &config, &dir.path, false, Some("logfmt")).expect("valid");
         let mut expected = Settings::defaults_in(&dir.path);
         expected.log.format = LogFormat::Logfmt;
+        expected.log.format_chosen = true;
         assert_eq!(loaded.settings, expected);
         let errors =
             load(&daemons, &config, &dir.path, false, Some("yaml")).expect_err("bad override");

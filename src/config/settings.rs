@@ -50,6 +50,7 @@ impl Default for Settings {
         Settings {
             log: LogSettings {
                 format: LogFormat::Json,
+                format_chosen: false,
                 file_path: PathBuf::from("pidzero.log"),
                 log_to_file: false,
                 log_to_stdout: true,
@@ -88,7 +89,10 @@ pub(crate) fn parse(
     let mut errors = report.errors;
     super::sort_by_position(&mut errors);
     match override_format(format_override) {
-        Ok(Some(format)) => settings.log.format = format,
+        Ok(Some(format)) => {
+            settings.log.format = format;
+            settings.log.format_chosen = true;
+        }
         Ok(None) => {}
         Err(err) => errors.push(err),
     }
@@ -157,6 +161,7 @@ fn read_log(report: &mut Report, raw: &RawValue, config_dir: &Path, log: &mut Lo
     let format = fields
         .get("format")
         .and_then(|raw| json::choice(report, raw, "log.format", FORMAT_CHOICES));
+    log.format_chosen |= format.is_some() || json_switch.is_some();
     match (format, json_switch) {
         (Some(format), _) => log.format = format,
         (None, Some(true)) => log.format = LogFormat::Json,
@@ -380,7 +385,30 @@ mod tests {
   "api": { "listen": null, "token": null },
   "shutdown_timeout": 10
 }"#;
-        assert_eq!(parse_ok(text, None), Settings::defaults_in(Path::new(DIR)));
+        let mut expected = Settings::defaults_in(Path::new(DIR));
+        // `"json": true` is the default format, chosen all the same.
+        expected.log.format_chosen = true;
+        assert_eq!(parse_ok(text, None), expected);
+    }
+
+    #[test]
+    fn a_format_counts_as_chosen_only_when_written_or_set() {
+        assert!(
+            !parse_ok(r#"{"log": {"log_to_stdout": true}}"#, None)
+                .log
+                .format_chosen
+        );
+        assert!(
+            parse_ok(r#"{"log": {"format": "json"}}"#, None)
+                .log
+                .format_chosen
+        );
+        assert!(
+            parse_ok(r#"{"log": {"json": false}}"#, None)
+                .log
+                .format_chosen
+        );
+        assert!(parse_ok("{}", Some("text")).log.format_chosen);
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub(super) struct Routing {
     /// Main-command mode without daemons.json: daemon lines never go to the
     /// stream sink, and events only from warn up (see [`super::WriterOptions`]).
     pub quiet: bool,
+    /// Quiet, with no file and no format the user chose: pidzero's own
+    /// warnings and errors are plain `pidzero: ...` lines, as tini's are.
+    pub plain_events: bool,
     /// Some sink takes daemon lines (else they are only counted and kept).
     pub lines_have_sink: bool,
 }
@@ -134,8 +137,13 @@ impl LogHandle {
     /// Formats and queues an event record of pidzero's own; never blocks or
     /// waits: the control loop must never wait for a sink.
     pub fn event(&self, record: EventRecord) {
-        let bytes =
-            format_and_keep_event(&self.recent, &self.pidzero, self.routing.format, &record);
+        let bytes = format_and_keep_event(
+            &self.recent,
+            &self.pidzero,
+            self.routing.format,
+            self.routing.plain_events,
+            &record,
+        );
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
             to_stream: !self.routing.quiet || record.level != Level::Info,
@@ -171,6 +179,7 @@ pub(super) fn format_and_keep_event(
     recent: &Recent,
     pidzero: &Arc<str>,
     format: LogFormat,
+    plain: bool,
     event: &EventRecord,
 ) -> Vec<u8> {
     let mut formatted = Vec::new();
@@ -183,5 +192,24 @@ pub(super) fn format_and_keep_event(
         &json
     };
     recent.add_event(pidzero, event.line.len(), kept);
+    if plain {
+        return plain_line(&event.line);
+    }
     formatted
+}
+
+/// `pidzero: LINE` and a newline, the line kept on one line.
+fn plain_line(line: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 10);
+    out.extend_from_slice(b"pidzero: ");
+    for c in line.chars() {
+        if c.is_control() {
+            out.push(b' ');
+        } else {
+            let mut utf8 = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+    out.push(b'\n');
+    out
 }

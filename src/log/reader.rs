@@ -254,6 +254,7 @@ mod tests {
     fn start_file_writer(path: &Path) -> (LogHandle, crate::log::writer::LogWriter) {
         let settings = LogSettings {
             format: LogFormat::Text,
+            format_chosen: false,
             file_path: path.to_path_buf(),
             log_to_file: true,
             log_to_stdout: false,

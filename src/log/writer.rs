@@ -322,9 +322,12 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let pool = Arc::new(BufferPool::default());
     let (tx, rx) = mpsc::unbounded_channel();
+    // The silent main-command mode, unless the user asked for records.
+    let plain_events = options.quiet && !settings.format_chosen && !settings.log_to_file;
     let writer = Writer {
         pool: Arc::clone(&pool),
         format: settings.format,
+        plain_events,
         stream,
         file,
         recent: Arc::clone(&recent),
@@ -353,6 +356,7 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     let routing = Routing {
         format: settings.format,
         quiet: options.quiet,
+        plain_events,
         lines_have_sink: settings.log_to_file || (stream_fd.is_some() && !options.quiet),
     };
     let handle = LogHandle::new(
@@ -466,6 +470,8 @@ fn count_records(chunks: &[&[u8]]) -> u64 {
 
 struct Writer {
     format: LogFormat,
+    /// Its own events as `pidzero: ...` lines (see `Routing::plain_events`).
+    plain_events: bool,
     stream: Option<Target<StdoutSink>>,
     file: Option<Target<FileSink>>,
     recent: Arc<Recent>,
@@ -531,6 +537,7 @@ impl Writer {
                     &self.recent,
                     &self.pidzero,
                     self.format,
+                    self.plain_events,
                     &event,
                 ));
             }
@@ -586,7 +593,7 @@ impl Writer {
                 .collect();
             if let Some(error) = stream.write(&chunks, &self.recent) {
                 stream_report = Some(report(
-                    self.format,
+                    (self.format, self.plain_events),
                     &self.recent,
                     &self.pidzero,
                     stream.name,
@@ -598,7 +605,13 @@ impl Writer {
             let mut chunks: Vec<&[u8]> = self.pending.iter().map(|c| &c.bytes[..]).collect();
             chunks.extend(stream_report.as_deref());
             if let Some(error) = file.write(&chunks, &self.recent) {
-                let report = report(self.format, &self.recent, &self.pidzero, file.name, &error);
+                let report = report(
+                    (self.format, self.plain_events),
+                    &self.recent,
+                    &self.pidzero,
+                    file.name,
+                    &error,
+                );
                 // Written now rather than with the next round, which may be far off.
                 if let Some(stream) = self.stream.as_mut() {
                     stream.write(&[&report], &self.recent);
@@ -639,13 +652,13 @@ impl Drop for ClosePermits {
 
 /// The `sink_error` event for `sink`, formatted, counted and kept.
 fn report(
-    format: LogFormat,
+    (format, plain): (LogFormat, bool),
     recent: &Recent,
     pidzero: &Arc<str>,
     sink: &'static str,
     error: &io::Error,
 ) -> Vec<u8> {
-    format_and_keep_event(recent, pidzero, format, &sink_error(sink, error))
+    format_and_keep_event(recent, pidzero, format, plain, &sink_error(sink, error))
 }
 
 /// The `sink_error` event, at exit, for a sink whose writes were given up.
@@ -694,6 +707,7 @@ mod tests {
     fn settings(path: &Path, format: LogFormat) -> LogSettings {
         LogSettings {
             format,
+            format_chosen: true,
             file_path: path.to_path_buf(),
             log_to_file: true,
             log_to_stdout: false,
@@ -822,6 +836,7 @@ mod tests {
         let routing = Routing {
             format: LogFormat::Json,
             quiet: false,
+            plain_events: false,
             lines_have_sink: true,
         };
         let pool = Arc::new(BufferPool::default());

@@ -11,6 +11,7 @@ fn settings() -> Settings {
     Settings {
         log: LogSettings {
             format: LogFormat::Json,
+            format_chosen: false,
             file_path: PathBuf::from("pidzero.log"),
             log_to_file: false,
             log_to_stdout: true,
