@@ -198,14 +198,35 @@ fn resolve_paths(files: &FileOptions) -> Result<Paths, String> {
     })
 }
 
-/// The directory holding the running executable (via /proc/self/exe).
+/// The directory holding the running executable: via `/proc/self/exe`, or,
+/// where `/proc` is not mounted yet (a scratch image run by a runtime that
+/// mounts it later, a chroot), via `argv[0]`: a path, or a name on `PATH`.
 fn executable_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| {
-        format!(
-            "cannot find the pidzero executable to locate its config dir: {e}; use --config-dir"
-        )
-    })?;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => std::env::args_os()
+            .next()
+            .and_then(|argv0| executable_from_argv0(Path::new(&argv0)))
+            .ok_or_else(|| {
+                format!(
+                    "cannot find the pidzero executable to locate its config dir: {e}; use --config-dir"
+                )
+            })?,
+    };
     Ok(exe.parent().unwrap_or(Path::new("/")).to_path_buf())
+}
+
+/// `argv0` as a file: itself when it holds a `/`, else the first file of
+/// that name in a `PATH` directory (as the shell that started us found it).
+fn executable_from_argv0(argv0: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    if argv0.as_os_str().as_bytes().contains(&b'/') {
+        return argv0.is_file().then(|| argv0.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(argv0))
+        .find(|candidate| candidate.is_file())
 }
 
 fn log_format_override() -> Option<String> {

@@ -107,3 +107,37 @@ fn its_own_errors_are_plain_lines_unless_a_format_was_chosen() {
     let record = parse_record(err.as_bytes()).unwrap_or_else(|| panic!("not JSON: {err}"));
     assert!(is_event(&record, "spawn_failed", Some("main")), "{record}");
 }
+
+/// Without `/proc` (a scratch image whose runtime has not mounted it yet),
+/// pidzero finds its config dir from `argv[0]`: the sidecar next to it runs
+/// and the main command's status passes through.
+#[test]
+fn without_proc_the_config_dir_comes_from_argv0() {
+    if !can_switch_to_nobody("without_proc") {
+        return;
+    }
+    let d = Dir::new("no-proc");
+    let program = nobody_can_run(&d);
+    let mark = d.s("side-ran");
+    d.daemons(&format!(
+        r#"[{{"name": "side", "command": ["/bin/sh", "-c", "touch {mark}; sleep 100"]}}]"#
+    ));
+    // The main command ends once the sidecar has run (or after 5 s).
+    let main = format!(
+        "i=0; while [ ! -e {mark} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; exit 4"
+    );
+    let script = format!(
+        "umount -l /proc && exec {program} --socket {} -- /bin/sh -c '{main}'",
+        d.s("pz.sock")
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "/bin/sh", "-c", &script])
+        .env_remove("PIDZERO_CONFIG_DIR")
+        .env_remove("PIDZERO_LOG_FORMAT");
+    let (exit, out, err) = run_cmd(&mut cmd, DEADLINE);
+    assert_eq!(exit.code, Some(4), "stdout: {out}\nstderr: {err}");
+    assert!(
+        d.exists("side-ran"),
+        "the sidecar of daemons.json beside the binary did not run\nstdout: {out}\nstderr: {err}"
+    );
+}

@@ -806,7 +806,19 @@ pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> (Exit, String, String) {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
+    // A binary a test has just copied can be busy for a moment (ETXTBSY)
+    // while another test thread forks with it still open for writing.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(child) => break child,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot start {cmd:?}: {e}"),
+        }
+    };
     let out = Collector::start(child.stdout.take().unwrap());
     let err = Collector::start(child.stderr.take().unwrap());
     let mut exit = None;
