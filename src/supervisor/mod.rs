@@ -556,10 +556,19 @@ impl Supervisor {
                 self.begin_shutdown(code, Shutdown::Failure, now, out);
                 return;
             }
-            let line = format!(
-                "vital daemon {} exited with status {code}; shutting down",
-                d.rules.name
-            );
+            let line = if status.success() {
+                // Its own status is 0, pidzero's is not: say both, and why.
+                format!(
+                    "vital daemon {} exited with status 0; a vital daemon must not stop: \
+                     pidzero exits {code}; shutting down",
+                    d.rules.name
+                )
+            } else {
+                format!(
+                    "vital daemon {} exited with status {code}; shutting down",
+                    d.rules.name
+                )
+            };
             self.vital_failure(i, code, vec![], line, now, out);
             return;
         }

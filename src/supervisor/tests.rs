@@ -162,6 +162,32 @@ fn non_vital_preflight_failure_counts_as_exit_127_and_goes_on() {
 }
 
 #[test]
+fn a_vital_daemon_exiting_0_is_told_apart_from_pidzero_exiting_1() {
+    let mut h = Harness::new(vec![vital("web")]);
+    h.send(Event::Boot);
+    h.now = secs(5);
+    let out = h.send(Event::Exited {
+        pid: h.pid(0),
+        status: ExitStatus::Code(0),
+    });
+    let line = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Log(e) if e.event == "vital_exit" => Some(e.line.clone()),
+            _ => None,
+        })
+        .expect("a vital_exit event");
+    assert_eq!(
+        line,
+        "vital daemon web exited with status 0; a vital daemon must not stop: pidzero exits 1; shutting down"
+    );
+    assert_eq!(
+        field(&out, "vital_exit", "status"),
+        Some(&FieldValue::Int(1))
+    );
+}
+
+#[test]
 fn vital_exit_stops_others_in_reverse_order_and_passes_status() {
     let mut h = Harness::new(vec![rules("db"), rules("cache"), vital("web")]);
     h.send(Event::Boot);
