@@ -35,6 +35,13 @@ struct Cli {
     /// otherwise silent (a main command without daemons.json), like tini's -v.
     #[arg(short, long)]
     verbose: bool,
+    /// Exit 0 where pidzero would exit CODE (tini's -e); may be repeated.
+    #[arg(short = 'e', long = "remap-exit", value_name = "CODE")]
+    remap_exit: Vec<u8>,
+    /// Have the kernel send SIGNAL (a name such as KILL or TERM, or a number) to
+    /// pidzero when its parent dies (tini's -p), e.g. when not run as PID 1.
+    #[arg(short = 'p', long = "parent-death-signal", value_name = "SIGNAL")]
+    parent_death_signal: Option<String>,
     /// Run COMMAND as the vital main process (like tini), with daemons.json as sidecars.
     #[arg(last = true, value_name = "COMMAND")]
     main_command: Vec<OsString>,
@@ -138,7 +145,14 @@ fn main() -> ExitCode {
     };
     let client_command = match cli.command {
         Some(Command::Check { files }) => return check(&files.or(&cli.files)),
-        None => return run(&cli.files, &cli.api, cli.verbose, cli.main_command),
+        None => {
+            let tini = TiniOptions {
+                verbose: cli.verbose,
+                remap_exit: cli.remap_exit,
+                parent_death_signal: cli.parent_death_signal,
+            };
+            return run(&cli.files, &cli.api, &tini, cli.main_command);
+        }
         Some(Command::Status { json }) => client::Command::Status { json },
         Some(Command::Health) => client::Command::Health,
         Some(Command::Start { name }) => client::Command::Start(name),
@@ -350,14 +364,35 @@ fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSou
     }
 }
 
+/// The run mode's options that tini users know: `-v`, `-e CODE`, `-p SIGNAL`.
+struct TiniOptions {
+    verbose: bool,
+    remap_exit: Vec<u8>,
+    parent_death_signal: Option<String>,
+}
+
 fn run(
     files: &FileOptions,
     api: &ApiOptions,
-    verbose: bool,
+    tini: &TiniOptions,
     main_command: Vec<OsString>,
 ) -> ExitCode {
     // Before anything opens a file (see there).
     sink::note_closed_standard_fds();
+    if let Some(name) = &tini.parent_death_signal {
+        let Some(signal) = pidzero::config::signal::parse_signal(name)
+            .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
+        else {
+            eprintln!(
+                "pidzero: -p: unknown signal `{name}`; expected a name such as KILL or a number"
+            );
+            return usage_error();
+        };
+        if let Err(e) = nix::sys::prctl::set_pdeathsig(signal) {
+            eprintln!("pidzero: -p {name}: {e}");
+            return usage_error();
+        }
+    }
     // Before any thread exists, so every thread inherits the full mask.
     let inherited_mask = match signals::block_all() {
         Ok(mask) => mask,
@@ -401,7 +436,7 @@ fn run(
     let mut api = api_setup(api, &config.settings, Arc::new(log.clone()));
     // The default socket is a convenience: in the silent mode its absence
     // (no writable /run in a non-root image) is no news unless asked for.
-    api.warn_if_unavailable = !quiet || verbose;
+    api.warn_if_unavailable = !quiet || tini.verbose;
     let log_exit = runtime::LogExit {
         give_up: log_writer.give_up_handle(),
         shutdown_timeout: config.settings.shutdown_timeout,
@@ -411,5 +446,10 @@ fn run(
     if let Some(line) = writer::describe_losses(&losses) {
         writer::tell_stderr(&line);
     }
-    ExitCode::from(exit::process_code(status))
+    let code = exit::process_code(status);
+    ExitCode::from(if tini.remap_exit.contains(&code) {
+        0
+    } else {
+        code
+    })
 }
