@@ -23,7 +23,14 @@ use std::sync::Arc;
 /// into structured logs, forwards signals, reaps zombies and fails fast when a
 /// vital daemon stops.
 #[derive(Parser, Debug)]
-#[command(name = "pidzero", version)]
+#[command(
+    name = "pidzero",
+    version,
+    subcommand_value_name = "SUBCOMMAND",
+    subcommand_help_heading = "Subcommands",
+    after_help = "Environment: PIDZERO_LOG_FORMAT (json, map, logfmt, text) overrides log.format; \
+                  the options above name their own variables. Reference: docs/cli.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -63,15 +70,30 @@ enum Command {
     /// Exit 0 when the running pidzero is healthy, 1 when not, 2 when it does not answer.
     Health,
     /// Start a daemon that is not running.
-    Start { name: String },
+    Start {
+        /// The daemon's name, as in daemons.json.
+        name: String,
+    },
     /// Stop a daemon (its stop signal, then SIGKILL after its stop_timeout).
-    Stop { name: String },
+    Stop {
+        /// The daemon's name, as in daemons.json.
+        name: String,
+    },
     /// Stop a daemon and start it again.
-    Restart { name: String },
+    Restart {
+        /// The daemon's name, as in daemons.json.
+        name: String,
+    },
     /// Send a signal (HUP, SIGUSR1, 10, ...) to a daemon's process group.
-    Signal { name: String, signal: String },
+    Signal {
+        /// The daemon's name, as in daemons.json.
+        name: String,
+        /// A signal name (HUP, SIGUSR1) or number (10).
+        signal: String,
+    },
     /// Print the last records a daemon logged.
     Logs {
+        /// The daemon's name, as in daemons.json.
         name: String,
         /// How many records (at most 1000 are kept).
         #[arg(short = 'n', long = "lines", default_value_t = pidzero::api::DEFAULT_LOG_LINES)]
