@@ -76,3 +76,39 @@ fn an_unknown_parent_death_signal_is_a_usage_error() {
     assert_eq!(exit.code, Some(2));
     assert!(err.contains("-p: unknown signal `NOPE`"), "{err}");
 }
+
+/// A stop signal pidzero inherited as ignored stays ignored in its daemons
+/// (as with tini): pidzero says so at start, and SIGKILL after
+/// `stop_timeout` still ends the daemon.
+#[test]
+fn a_stop_signal_inherited_as_ignored_is_warned_about() {
+    let d = Dir::new("ignored-term");
+    d.daemons(
+        r#"[{"name": "web", "vital": true, "command": ["sleep", "100"], "stop_timeout": 0.5},
+            {"name": "quits", "command": ["sleep", "100"], "stop_signal": "USR1"}]"#,
+    );
+    let mut r = pz().config_dir(&d).shell_prefix("trap '' TERM").spawn();
+    let warning = r.wait_record("config_warning about web", DEADLINE, |x| {
+        is_event(x, "config_warning", None)
+            && x["line"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("daemon web: its stop_signal SIGTERM"))
+    });
+    assert!(
+        warning["line"]
+            .as_str()
+            .unwrap()
+            .contains("SIGKILL after its stop_timeout"),
+        "{warning}"
+    );
+    r.wait_event("started", Some("web"));
+    r.signal(libc::SIGTERM);
+    r.wait_event("killed", Some("web"));
+    assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
+    let warned_about_quits = r.records().iter().any(|x| {
+        x["line"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("daemon quits:"))
+    });
+    assert!(!warned_about_quits, "USR1 was not ignored");
+}

@@ -60,6 +60,24 @@ fn is_stop_signal(sig: i32) -> bool {
     matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
 }
 
+/// One warning per daemon whose `stop_signal` pidzero inherited as ignored:
+/// its daemons inherit the ignore too (as with tini), so that signal will not
+/// stop them and only the SIGKILL after `stop_timeout` will.
+fn ignored_stop_signals(plan: &Plan, ignored: &signals::SignalBits) -> Vec<String> {
+    plan.daemons
+        .iter()
+        .filter(|d| ignored.contains(d.rules.stop_signal))
+        .map(|d| {
+            format!(
+                "daemon {}: its stop_signal {} was ignored when pidzero started and stays \
+                 ignored in the daemon, so it will be stopped by SIGKILL after its stop_timeout",
+                d.rules.name,
+                crate::config::signal::signal_name(d.rules.stop_signal)
+            )
+        })
+        .collect()
+}
+
 /// Runs the plan until the supervisor says to exit; returns the exit status.
 /// Signals must already be blocked (see [`signals::block_all`]).
 pub fn run(
@@ -80,6 +98,9 @@ pub fn run(
             return 1;
         }
     };
+    for warning in ignored_stop_signals(&plan, &inherited.ignored) {
+        config_warning(&log, &warning);
+    }
     rt.block_on(async move {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let mut runtime = Runtime::new(plan, log, inherited, reports_tx);
