@@ -20,15 +20,7 @@ fn nobody_can_run(d: &Dir) -> String {
 fn as_nobody(program: &str, args: &[&str]) -> (Exit, String, String) {
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", "nobody", "--", program]).args(args);
-    for k in [
-        "PIDZERO_CONFIG_DIR",
-        "PIDZERO_DAEMONS",
-        "PIDZERO_CONFIG",
-        "PIDZERO_LOG_FORMAT",
-        "PIDZERO_SOCKET",
-    ] {
-        cmd.env_remove(k);
-    }
+    without_pidzero_env(&mut cmd);
     run_cmd(&mut cmd, DEADLINE)
 }
 

@@ -386,6 +386,23 @@ pub struct Pz {
     shell_prefix: Option<String>,
 }
 
+/// Removes every `PIDZERO_*` variable the test runner may have, so a test
+/// sees pidzero's own defaults unless it sets one.
+pub fn without_pidzero_env(cmd: &mut Command) -> &mut Command {
+    for k in [
+        "PIDZERO_CONFIG_DIR",
+        "PIDZERO_DAEMONS",
+        "PIDZERO_CONFIG",
+        "PIDZERO_LOG_FORMAT",
+        "PIDZERO_SOCKET",
+        "PIDZERO_URL",
+        "PIDZERO_API_TOKEN",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
 /// A control socket path no other test uses (short: socket paths are limited to 107 bytes).
 pub fn unique_socket_path() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -474,17 +491,7 @@ impl Pz {
         argv.extend(self.args.iter().cloned());
         let mut c = Command::new(&argv[0]);
         c.args(&argv[1..]);
-        for k in [
-            "PIDZERO_CONFIG_DIR",
-            "PIDZERO_DAEMONS",
-            "PIDZERO_CONFIG",
-            "PIDZERO_LOG_FORMAT",
-            "PIDZERO_SOCKET",
-            "PIDZERO_URL",
-            "PIDZERO_API_TOKEN",
-        ] {
-            c.env_remove(k);
-        }
+        without_pidzero_env(&mut c);
         // Tests run side by side: each pidzero gets its own control socket
         // unless the test chose one.
         if !self.envs.iter().any(|(k, _)| k == "PIDZERO_SOCKET") {
