@@ -368,7 +368,14 @@ fn check(files: &FileOptions) -> ExitCode {
 
 /// Where the run mode's control API listens: `api.socket: null` turns the
 /// socket off; else `--socket`/`PIDZERO_SOCKET`, then `api.socket`, then the default.
-fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSource>) -> ApiSetup {
+/// `warn_if_unavailable`: whether a default socket that cannot be bound is
+/// worth a warning (not in the silent main-command mode, unless `-v`).
+fn api_setup(
+    api: &ApiOptions,
+    settings: &config::Settings,
+    logs: Arc<dyn LogSource>,
+    warn_if_unavailable: bool,
+) -> ApiSetup {
     let (socket, socket_is_default) = match (&settings.api.socket, &api.socket) {
         (SocketSetting::Off, _) => (None, false),
         (_, Some(cli)) => (Some(cli.clone()), false),
@@ -378,7 +385,7 @@ fn api_setup(api: &ApiOptions, settings: &config::Settings, logs: Arc<dyn LogSou
     ApiSetup {
         socket,
         socket_is_default,
-        warn_if_unavailable: true,
+        warn_if_unavailable,
         // Validated by the config layer as an IP address and port.
         tcp: settings.api.listen.as_deref().and_then(|a| a.parse().ok()),
         token: pidzero::api::pick_token(api.token.clone(), settings.api.token.as_deref()),
@@ -416,7 +423,7 @@ fn run(
         }
     }
     // Before any thread exists, so every thread inherits the full mask.
-    let inherited_mask = match signals::block_all() {
+    let inherited = match signals::block_all() {
         Ok(mask) => mask,
         Err(e) => {
             eprintln!("pidzero: cannot block signals: {e}");
@@ -455,15 +462,19 @@ fn run(
             return usage_error();
         }
     };
-    let mut api = api_setup(api, &config.settings, Arc::new(log.clone()));
     // The default socket is a convenience: in the silent mode its absence
     // (no writable /run in a non-root image) is no news unless asked for.
-    api.warn_if_unavailable = !quiet || tini.verbose;
+    let api = api_setup(
+        api,
+        &config.settings,
+        Arc::new(log.clone()),
+        !quiet || tini.verbose,
+    );
     let log_exit = runtime::LogExit {
         give_up: log_writer.give_up_handle(),
         shutdown_timeout: config.settings.shutdown_timeout,
     };
-    let status = runtime::run(plan, log.clone(), inherited_mask, api, log_exit);
+    let status = runtime::run(plan, log.clone(), inherited, api, log_exit);
     let losses = log_writer.finish(&log);
     if let Some(line) = writer::describe_losses(&losses) {
         writer::tell_stderr(&line);
