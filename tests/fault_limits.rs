@@ -31,9 +31,7 @@ fn out_of_descriptors_pidzero_waits_without_spinning_and_recovers() {
             {{"name": "ticker", "command": ["/bin/sh", "-c", "while :; do echo tick; sleep 0.2; done"]}}]"#,
         d.s("keeper.fifo")
     ));
-    let fifo = std::ffi::CString::new(d.s("keeper.fifo")).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    mkfifo(&d.p("keeper.fifo"));
     let Some(p) = pz()
         .config_dir(&d)
         .env("PIDZERO_SOCKET", &socket)
@@ -111,15 +109,18 @@ fn log_directory_deleted_under_pidzero_leaves_stdout_whole() {
              "i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo line $i; done; read x < {fifo}; while [ $i -lt 400 ]; do i=$((i+1)); echo line $i; done; sleep 100000"]}}]"#,
         fifo = d.s("go.fifo")
     ));
-    let fifo = std::ffi::CString::new(d.s("go.fifo")).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    mkfifo(&d.p("go.fifo"));
     let Some(p) = pz().config_dir(&d).ns("deleted_sink") else {
         return;
     };
     let mut r = p.spawn();
     r.wait_line("counter", "line 20");
-    std::fs::remove_dir_all(&logs).unwrap();
+    // pidzero may rotate into the directory while it is being removed
+    // (ENOTEMPTY): try until it is gone.
+    wait_until(DEADLINE, || {
+        std::fs::remove_dir_all(&logs).is_ok() || !logs.exists()
+    })
+    .expect("the log directory removed");
     let mut w = std::fs::OpenOptions::new()
         .write(true)
         .open(d.p("go.fifo"))
@@ -150,10 +151,8 @@ fn a_fifo_as_a_config_file_is_refused_at_once() {
     for file in ["daemons.json", "config.json"] {
         let d = Dir::new("fifo-config");
         d.daemons(r#"[{"name": "a", "command": "true"}]"#);
-        let path = std::ffi::CString::new(d.s(file)).unwrap();
         let _ = std::fs::remove_file(d.p(file));
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        mkfifo(&d.p(file));
         for check in [false, true] {
             let mut p = pz().config_dir(&d);
             if check {

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,15 +19,8 @@ const VITAL_EXIT_BOUND: Duration = Duration::from_millis(100);
 /// A FIFO the vital daemon blocks on: writing a line to it makes the daemon
 /// exit 7 at once, so the test decides the instant of the vital exit.
 fn make_fifo(d: &Dir, name: &str) -> String {
-    let path = d.s(name);
-    let c = CString::new(path.clone()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(
-        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
-        0,
-        "mkfifo {path}"
-    );
-    path
+    mkfifo(&d.p(name));
+    d.s(name)
 }
 
 /// The vital daemon's entry: prints `ready`, then exits 7 when the FIFO gets

@@ -304,18 +304,6 @@ fn closed_stdout_never_kills_pidzero_and_the_file_goes_on() {
     assert!(!events(&all, "exited").is_empty());
 }
 
-/// True when pidzero's writer thread (`pidzero-log`) sleeps in a write to a
-/// full pipe.
-fn writer_blocked_on_pipe_write(pidzero: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pidzero}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|task| {
-        let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
-        read("comm").trim() == "pidzero-log" && read("wchan").contains("pipe_write")
-    })
-}
-
 /// Kills the processes left when a test fails half-way: a pidzero still
 /// running would hold the test's output open, and its daemons would run on.
 struct KillOnDrop(Vec<i32>);
@@ -385,7 +373,7 @@ fn blocked_stdout_keeps_memory_bounded_and_shutdown_working() {
     // the daemon on its own pipe, at every poll for 40 ms in a row.
     let mut backed_up_since: Option<Instant> = None;
     wait_until(DEADLINE, || {
-        if !(writer_blocked_on_pipe_write(child.id()) && blocked_on_pipe_write(flood)) {
+        if !(common::writer_blocked_on_pipe_write(child.id()) && blocked_on_pipe_write(flood)) {
             backed_up_since = None;
             return false;
         }

@@ -25,12 +25,6 @@ use common::*;
 /// A daemon that logs `tick N` every 50 ms until stopped.
 const TICKER: &str = r#"{"name":"tick","command":["/bin/sh","-c","i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"]}"#;
 
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-}
-
 /// GET /metrics over the control socket.
 fn metrics(socket: &str) -> String {
     let mut stream = UnixStream::connect(socket).expect("connect to the control socket");
@@ -159,18 +153,6 @@ impl Drop for BlockedStdout {
 
 fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// True when pidzero's log writer thread (`pidzero-log`) sleeps in a write
-/// to a full pipe.
-fn writer_blocked_on_pipe_write(pidzero: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pidzero}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|task| {
-        let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
-        read("comm").trim() == "pidzero-log" && read("wchan").contains("pipe_write")
-    })
 }
 
 /// Starts pidzero (a daemon flooding its output) with stdout a pipe nobody

@@ -114,6 +114,30 @@ pub fn cpu_time(pid: i32) -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
+/// Makes a FIFO at `path` (mode 0600).
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+}
+
+/// True when pidzero's log writer thread (`pidzero-log`) sleeps in a write
+/// to a full pipe (its `wchan` names `pipe_write` or `anon_pipe_write`).
+pub fn writer_blocked_on_pipe_write(pidzero: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pidzero}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let read = |name: &str| fs::read_to_string(task.path().join(name)).unwrap_or_default();
+        read("comm").trim() == "pidzero-log" && read("wchan").contains("pipe_write")
+    })
+}
+
 /// True while `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     match proc_stat(pid) {
