@@ -133,3 +133,29 @@ fn without_proc_the_config_dir_comes_from_argv0() {
         "the sidecar of daemons.json beside the binary did not run\nstdout: {out}\nstderr: {err}"
     );
 }
+
+/// Where the silent mode ran without its socket, the client is where the
+/// user learns why: the socket's directory is not writable for them.
+#[test]
+fn client_says_why_the_default_socket_is_missing() {
+    if !can_switch_to_nobody("silent_main_command_client_hint") {
+        return;
+    }
+    let d = Dir::new("silent-client");
+    let program = nobody_can_run(&d);
+    let locked = d.s("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let socket = format!("{locked}/pidzero.sock");
+    let (exit, out, err) = as_nobody(&program, &["--socket", &socket, "status"]);
+    assert_eq!(exit.code, Some(2), "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(&format!(
+            "no pidzero is listening on {socket} (no such socket; {locked} is not writable for this user"
+        )),
+        "{err}"
+    );
+    let gone = d.s("gone/pidzero.sock");
+    let (exit, _, err) = as_nobody(&program, &["--socket", &gone, "health"]);
+    assert_eq!(exit.code, Some(2), "{err}");
+    assert!(err.contains("gone does not exist"), "{err}");
+}

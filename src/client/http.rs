@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -175,12 +175,67 @@ fn connect_error(endpoint: &Endpoint, e: &io::Error) -> String {
             format!("no pidzero is listening on {endpoint} (connection refused)")
         }
         io::ErrorKind::NotFound => {
-            format!("no pidzero is listening on {endpoint} (no such socket)")
+            let why = match endpoint {
+                Endpoint::Unix(path) => socket_dir_hint(path, probe_socket_dir(path)),
+                Endpoint::Tcp { .. } => None,
+            };
+            match why {
+                Some(why) => {
+                    format!("no pidzero is listening on {endpoint} (no such socket; {why})")
+                }
+                None => format!("no pidzero is listening on {endpoint} (no such socket)"),
+            }
         }
         io::ErrorKind::PermissionDenied => format!(
             "cannot connect to {endpoint}: permission denied (the control socket is for its owner only)"
         ),
         _ => format!("cannot connect to {endpoint}: {e}"),
+    }
+}
+
+/// What the client can see of the directory a missing socket should be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SocketDir {
+    Missing,
+    NotWritable,
+    Writable,
+}
+
+fn probe_socket_dir(socket: &Path) -> SocketDir {
+    let dir = match socket.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        SocketDir::Missing
+    } else if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        SocketDir::NotWritable
+    } else {
+        SocketDir::Writable
+    }
+}
+
+/// Why a socket may be missing although pidzero runs: in the silent main
+/// command mode (and as a non-root user) pidzero runs without a default
+/// socket it cannot create and says so only with `-v`, so the client is
+/// where the user learns it. A directory this user cannot write is the same
+/// one a pidzero running as this user could not create its socket in.
+fn socket_dir_hint(socket: &Path, dir: SocketDir) -> Option<String> {
+    let shown = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .display();
+    let remedy =
+        "give pidzero and this command the same --socket in a writable directory, or use --url";
+    match dir {
+        SocketDir::Missing => Some(format!(
+            "{shown} does not exist, so pidzero could not create its socket there: {remedy}"
+        )),
+        SocketDir::NotWritable => Some(format!(
+            "{shown} is not writable for this user, so a pidzero running as this user could not create its socket there (`pidzero -v` says why at start): {remedy}"
+        )),
+        SocketDir::Writable => None,
     }
 }
 
@@ -257,6 +312,26 @@ mod tests {
             Endpoint::Unix("/run/pidzero.sock".into()).to_string(),
             "/run/pidzero.sock"
         );
+    }
+
+    #[test]
+    fn missing_socket_says_why_its_directory_could_not_hold_it() {
+        let socket = Path::new("/run/pidzero.sock");
+        let missing = socket_dir_hint(socket, SocketDir::Missing).unwrap();
+        assert!(missing.starts_with("/run does not exist"), "{missing}");
+        let locked = socket_dir_hint(socket, SocketDir::NotWritable).unwrap();
+        assert!(
+            locked.starts_with("/run is not writable for this user"),
+            "{locked}"
+        );
+        assert!(
+            locked.contains("--socket") && locked.contains("--url"),
+            "{locked}"
+        );
+        assert_eq!(socket_dir_hint(socket, SocketDir::Writable), None);
+        assert!(socket_dir_hint(Path::new("x.sock"), SocketDir::Missing)
+            .unwrap()
+            .starts_with(". does not exist"));
     }
 
     #[test]
