@@ -159,3 +159,18 @@ fn client_says_why_the_default_socket_is_missing() {
     assert_eq!(exit.code, Some(2), "{err}");
     assert!(err.contains("gone does not exist"), "{err}");
 }
+
+/// A main command needs no configuration: a config directory that does not
+/// exist (a scratch image holding only the binary) is no error and no noise.
+#[test]
+fn main_command_with_a_missing_config_directory_is_silent() {
+    let d = Dir::new("silent-no-dir");
+    let mut cmd = Command::new(bin());
+    cmd.args(["--config-dir", &d.s("absent"), "--socket", &d.s("pz.sock")])
+        .args(["--", "/bin/sh", "-c", "echo main; exit 4"]);
+    without_pidzero_env(&mut cmd);
+    let (exit, out, err) = run_cmd(&mut cmd, DEADLINE);
+    assert_eq!(exit.code, Some(4), "stderr: {err}");
+    assert_eq!(out, "main");
+    assert_eq!(err, "");
+}
