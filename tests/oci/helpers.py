@@ -4,7 +4,11 @@
 necessarily PyYAML or jq). Every subcommand exits non-zero with a message on stderr
 when it cannot do its job, so the calling script fails loudly.
 
-  spec CONFIG ARGS_JSON      edit a `runc spec` config.json for pidzero as PID 1
+  spec CONFIG ARGS_JSON [KEY=VALUE...]
+                             edit a `runc spec` config.json for pidzero as PID 1,
+                             adding KEY=VALUE to the process's environment
+  block FILE KEY             print the `KEY: |` block scalar of a YAML manifest (the
+                             ConfigMap's files, the Secret's value), dedented
   record FILE SOURCE STREAM TEXT
                              exit 0 when FILE (a container's stdout) has a JSON record
                              of SOURCE on STREAM whose line contains TEXT
@@ -48,7 +52,7 @@ def fail(msg):
     sys.exit(2)
 
 
-def spec(path, args_json):
+def spec(path, args_json, env):
     with open(path) as f:
         cfg = json.load(f)
     proc = cfg["process"]
@@ -56,6 +60,7 @@ def spec(path, args_json):
     # which the test redirects to files, as Docker does without -t.
     proc["terminal"] = False
     proc["args"] = json.loads(args_json)
+    proc["env"] = proc.get("env", []) + list(env)
     proc["user"] = {"uid": 0, "gid": 0}
     proc["noNewPrivileges"] = False
     proc["capabilities"] = {
@@ -70,6 +75,40 @@ def spec(path, args_json):
     # without clashing with the host or with a container of another case.
     with open(path, "w") as f:
         json.dump(cfg, f, indent=2)
+
+
+def block(path, key):
+    """The `KEY: |` block scalar of a YAML file, read line by line: the lines after
+    the header that are indented deeper than the key, less the first one's
+    indentation. No YAML library (CI need not have PyYAML); the manifests keep
+    their files in this form. Also reads a plain `KEY: value` (the Secret)."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    found = [i for i, l in enumerate(lines) if l.strip().startswith(key + ":")]
+    if len(found) != 1:
+        fail(f"{path}: expected one `{key}:`, found {len(found)}")
+    i = found[0]
+    head = lines[i].strip()[len(key) + 1 :].strip()
+    if head != "|":
+        print(head)
+        return 0
+    key_indent = len(lines[i]) - len(lines[i].lstrip())
+    body, indent = [], None
+    for line in lines[i + 1 :]:
+        if not line.strip():
+            body.append("")
+            continue
+        n = len(line) - len(line.lstrip())
+        if n <= key_indent:
+            break
+        indent = n if indent is None else indent
+        if n < indent:
+            fail(f"{path}: `{key}`: a line less indented than the block's first")
+        body.append(line[indent:])
+    while body and not body[-1]:
+        body.pop()
+    print("\n".join(body))
+    return 0
 
 
 def records(path):
@@ -198,9 +237,11 @@ def main(argv):
     if len(argv) < 2:
         fail("usage: helpers.py SUBCOMMAND ...")
     cmd, rest = argv[1], argv[2:]
-    if cmd == "spec" and len(rest) == 2:
-        spec(*rest)
+    if cmd == "spec" and len(rest) >= 2:
+        spec(rest[0], rest[1], rest[2:])
         return 0
+    if cmd == "block" and len(rest) == 2:
+        return block(*rest)
     if cmd == "record" and len(rest) == 4:
         return record(*rest)
     if cmd == "event" and len(rest) >= 3:

@@ -13,6 +13,8 @@
 #   5  orphans reparented to pidzero are reaped: no zombie is left
 #   6  `/pidzero -- CMD`: the main command's status (7), a signal death as 128+N
 #   7  scratch rootfs (Dockerfile.scratch layout, no shell): runs, stops on TERM
+#   8  examples/kubernetes/pod.yaml's ConfigMap and Secret: the probes' GET /health
+#      over TCP needs no token, a command needs the Secret's
 #
 # Needs root, runc, python3 and busybox-static. The binary comes from
 # PIDZERO_STATIC_BIN, else it is built (static glibc, release). Prints one line per
@@ -151,13 +153,14 @@ make_scratch_rootfs() {
 
 # ---- containers -------------------------------------------------------------
 
-# bundle TEMPLATE ARGS_JSON: the case's bundle, a copy of TEMPLATE as its rootfs and
-# `runc spec` edited for pidzero (see helpers.py spec).
+# bundle TEMPLATE ARGS_JSON [KEY=VALUE...]: the case's bundle, a copy of TEMPLATE as
+# its rootfs and `runc spec` edited for pidzero (see helpers.py spec).
 bundle() {
-    local b=$work/$case_name
-    cp -a "$1" "$b/rootfs"
+    local b=$work/$case_name template=$1 args=$2
+    shift 2
+    cp -a "$template" "$b/rootfs"
     runc spec --bundle "$b"
-    python3 "$helpers" spec "$b/config.json" "$2"
+    python3 "$helpers" spec "$b/config.json" "$args" "$@"
 }
 
 cid() { echo "pidzero-oci-$$-$case_name"; }
@@ -372,6 +375,35 @@ case_scratch() {
     has_event shutdown - signal=SIGTERM || fail "no shutdown event naming SIGTERM"
 }
 
+# The pod of examples/kubernetes/pod.yaml: its ConfigMap's files at /etc/pidzero and
+# the Secret's token in PIDZERO_API_TOKEN, as the kubelet would set them up.
+case_kubernetes() {
+    local pod=$repo/examples/kubernetes/pod.yaml token dir out
+    token=$(python3 "$helpers" block "$pod" token) || fail "no token in the Secret"
+    bundle "$work/busybox-rootfs" '["/pidzero", "--config-dir", "/etc/pidzero"]' \
+        "PIDZERO_API_TOKEN=$token"
+    dir=$work/$case_name/rootfs/etc/pidzero
+    mkdir -p "$dir"
+    python3 "$helpers" block "$pod" daemons.json >"$dir/daemons.json"
+    python3 "$helpers" block "$pod" config.json >"$dir/config.json"
+    start
+    # What the readiness and liveness probes ask: no Authorization header.
+    until_ok 20 "GET /health on the TCP listener to answer 200" \
+        cexec wget -q -O /dev/null http://127.0.0.1:9090/health
+    out=$(cexec wget -q -O - http://127.0.0.1:9090/health) || fail "GET /health failed"
+    [ "$out" = '{"status":"healthy"}' ] || fail "GET /health answered $out"
+    out=$(cexec wget -S -O /dev/null --post-data '' http://127.0.0.1:9090/shutdown 2>&1) &&
+        fail "POST /shutdown without the token was accepted"
+    [[ "$out" == *" 401 "* ]] || fail "POST /shutdown without the token: want 401, got: $out"
+    cexec wget -q -O /dev/null --post-data '' --header "Authorization: Bearer $token" \
+        http://127.0.0.1:9090/shutdown || fail "POST /shutdown with the Secret's token failed"
+    wait_exit 20
+    [ "$status" = 0 ] || fail "after POST /shutdown the container exited $status, want 0"
+    has_event shutdown - reason=request || fail "no shutdown event for the request"
+    ! grep -qF "$token" "$work/$case_name/stdout" "$work/$case_name/stderr" ||
+        fail "the token appears in the container's output"
+}
+
 # ---- driver -----------------------------------------------------------------
 
 passed=0
@@ -426,6 +458,8 @@ run_case 6 main case_main_command \
     "-- CMD passes the status through: 7, 128+N (case 6)"
 run_case 7 scratch case_scratch \
     "scratch rootfs (no shell): runs, healthy, runc kill TERM -> 0 (case 7)"
+run_case 8 kubernetes case_kubernetes \
+    "pod.yaml's ConfigMap and Secret: GET /health needs no token, POST /shutdown needs it (case 8)"
 
 echo "oci: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
