@@ -55,7 +55,11 @@ log "building pidzero $version (static, $triple)"
 # stays dynamic; it also keeps this build in target/$triple, apart from it.
 RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --locked --target "$triple"
-bin="target/$triple/release/pidzero"
+# Where cargo put it: CARGO_TARGET_DIR or build.target-dir may move target/.
+target_dir=$(cargo metadata --no-deps --format-version 1 |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$target_dir" ] || die "cannot find cargo's target directory"
+bin="$target_dir/$triple/release/pidzero"
 
 # Static: no program interpreter and no shared library. `file` says
 # "static-pie linked" (or "statically linked"); ldd says "statically linked"
