@@ -5,6 +5,7 @@
 #   dist/pidzero-VERSION-x86_64-linux-static.sha256   its checksum (`sha256sum -c` format)
 #   dist/pidzero.1                                    the man page
 #   dist/pidzero_VERSION_amd64.deb                    the Debian package
+#   dist/pidzero_VERSION_amd64.deb.sha256             its checksum
 #
 # The binary is linked statically against glibc (`+crt-static`) so that it runs in
 # any image, scratch and distroless included, and the .deb ships that same file as
@@ -81,7 +82,7 @@ env -i PATH=/usr/bin:/bin "$bin" --config-dir "$scratch" --socket "$scratch/pidz
     die "$bin -- true exited $?"
 
 mkdir -p "$dist"
-rm -f "$dist/$static_name" "$dist/$static_name.sha256" "$dist"/pidzero_*.deb "$dist/pidzero.1"
+rm -f "$dist/$static_name" "$dist/$static_name.sha256" "$dist"/pidzero_*.deb "$dist"/pidzero_*.deb.sha256 "$dist/pidzero.1"
 cp "$bin" "$dist/$static_name"
 (cd "$dist" && sha256sum "$static_name" >"$static_name.sha256")
 log "$dist/$static_name: $(stat -c %s "$dist/$static_name") bytes"
@@ -106,7 +107,8 @@ log "building the Debian package"
 cargo deb --no-build --target "$triple" --output "$dist/pidzero_${version}_amd64.deb"
 deb="$dist/pidzero_${version}_amd64.deb"
 [ -f "$deb" ] || die "cargo deb did not write $deb"
+(cd "$dist" && sha256sum "${deb##*/}" >"${deb##*/}.sha256")
 
 log "done:"
 ls -l "$dist"
-cat "$dist/$static_name.sha256"
+cat "$dist/$static_name.sha256" "$deb.sha256"

@@ -131,6 +131,8 @@ check "dpkg-deb -c: /usr/bin/pidzero is executable (755)" \
     grep -Eq '^-rwxr-xr-x .* \./usr/bin/pidzero$' "$work/contents.txt"
 check "dpkg-deb -c: nothing outside /usr" bash -c "! grep -Ev ' \./(usr/.*)?\$' '$work/contents.txt'"
 dpkg-deb --extract "$deb" "$work/deb"
+check "the .deb's checksum file verifies with sha256sum -c" \
+    bash -c "cd dist && sha256sum --check --strict '${deb##*/}.sha256'"
 check "the package's /usr/bin/pidzero is the published static binary" \
     cmp "$bin" "$work/deb/usr/bin/pidzero"
 
