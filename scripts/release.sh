@@ -47,11 +47,14 @@ for tool in file ldd gzip sha256sum man; do
 done
 if ! cargo deb --version >/dev/null 2>&1; then
     log "installing cargo-deb"
+    installing_since=$SECONDS
     cargo install cargo-deb --locked
+    log "cargo-deb installed in $((SECONDS - installing_since)) s"
 fi
 
 # --- the static binary -------------------------------------------------------
 log "building pidzero $version (static, $triple)"
+building_since=$SECONDS
 # The flag goes through RUSTFLAGS (not .cargo/config) so that the normal build
 # stays dynamic; it also keeps this build in target/$triple, apart from it.
 RUSTFLAGS="-C target-feature=+crt-static" \
@@ -61,6 +64,7 @@ target_dir=$(cargo metadata --no-deps --format-version 1 |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 [ -n "$target_dir" ] || die "cannot find cargo's target directory"
 bin="$target_dir/$triple/release/pidzero"
+log "built in $((SECONDS - building_since)) s"
 
 # Static: no program interpreter and no shared library. `file` says
 # "static-pie linked" (or "statically linked"); ldd says "statically linked"
@@ -109,6 +113,6 @@ deb="$dist/pidzero_${version}_amd64.deb"
 [ -f "$deb" ] || die "cargo deb did not write $deb"
 (cd "$dist" && sha256sum "${deb##*/}" >"${deb##*/}.sha256")
 
-log "done:"
+log "done in $SECONDS s:"
 ls -l "$dist"
 cat "$dist/$static_name.sha256" "$deb.sha256"
