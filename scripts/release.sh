@@ -86,7 +86,7 @@ env -i PATH=/usr/bin:/bin "$bin" --config-dir "$scratch" --socket "$scratch/pidz
     die "$bin -- true exited $?"
 
 mkdir -p "$dist"
-rm -f "$dist/$static_name" "$dist/$static_name.sha256" "$dist"/pidzero_*.deb "$dist"/pidzero_*.deb.sha256 "$dist/pidzero.1"
+rm -f "$dist/$static_name" "$dist/$static_name.sha256" "$dist"/pidzero_*.deb "$dist"/pidzero_*.deb.sha256 "$dist/pidzero.1" "$dist/changelog.gz"
 cp "$bin" "$dist/$static_name"
 (cd "$dist" && sha256sum "$static_name" >"$static_name.sha256")
 log "$dist/$static_name: $(stat -c %s "$dist/$static_name") bytes"
@@ -108,6 +108,21 @@ warnings=$(MANWIDTH=80 man --warnings -l "$dist/pidzero.1" 2>&1 >/dev/null)
 # --no-build: package the binary checked above (cargo-deb maps the asset
 # target/release/pidzero to target/$triple/release/pidzero with --target).
 log "building the Debian package"
+# Debian wants a changelog in every package. The project keeps its history in
+# git, so the package's changelog has one entry per release that says so. The
+# package is native (no Debian revision: pidzero_VERSION_amd64.deb), so the file
+# is changelog.gz: cargo-deb's `changelog` key would name it changelog.Debian.gz.
+maintainer=$(cargo metadata --no-deps --format-version 1 |
+    sed -n 's/.*"deb":{[^}]*"maintainer":"\([^"]*\)".*/\1/p')
+[ -n "$maintainer" ] || die "no [package.metadata.deb] maintainer in Cargo.toml"
+cat >"$dist/changelog" <<EOF
+pidzero ($version) unstable; urgency=medium
+
+  * Release $version. The changes are in the project's git history.
+
+ -- $maintainer  $(date -u -R -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")
+EOF
+gzip -9nf "$dist/changelog"
 cargo deb --no-build --target "$triple" --output "$dist/pidzero_${version}_amd64.deb"
 deb="$dist/pidzero_${version}_amd64.deb"
 [ -f "$deb" ] || die "cargo deb did not write $deb"
