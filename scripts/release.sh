@@ -12,7 +12,8 @@
 # /usr/bin/pidzero (see [package.metadata.deb] in Cargo.toml). The script refuses
 # to publish a binary that is not static or does not run.
 #
-# Installs what it lacks: help2man (apt) and cargo-deb (`cargo install --locked`).
+# Installs what it lacks: help2man, man-db and file (apt), and cargo-deb
+# (`cargo install cargo-deb --locked`).
 # Run from anywhere, on x86_64 Linux (Debian or Ubuntu for the apt step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,14 +38,15 @@ static_name="pidzero-$version-x86_64-linux-static"
 # --- tools -------------------------------------------------------------------
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-if ! command -v help2man >/dev/null 2>&1; then
-    log "installing help2man"
+apt_need=()
+command -v help2man >/dev/null 2>&1 || apt_need+=(help2man)
+command -v man >/dev/null 2>&1 || apt_need+=(man-db)
+command -v file >/dev/null 2>&1 || apt_need+=(file)
+if ((${#apt_need[@]})); then
+    log "installing ${apt_need[*]}"
     "${as_root[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq help2man
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${apt_need[@]}"
 fi
-for tool in file ldd gzip sha256sum man; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
-done
 if ! cargo deb --version >/dev/null 2>&1; then
     log "installing cargo-deb"
     installing_since=$SECONDS
