@@ -94,12 +94,14 @@ check "'pidzero -- sh -c \"exit 3\"' passes the status 3 through" \
 check "as PID 1 in a PID namespace, 'pidzero -- true' exits 0" \
     unshare --pid --fork --mount-proc env -i PATH=/usr/bin:/bin \
     "$bin" --config-dir "$work" --socket "$work/c.sock" -- true
-# An empty root with the binary alone, like a scratch image: no libc, no /proc,
-# no /bin. pidzero starts itself as the main command.
+# An empty root with the binary alone, like `FROM scratch`: no libc, no /proc,
+# no /run, no /bin, and no option given. pidzero starts itself as the main command.
 mkdir "$work/root"
 cp "$bin" "$work/root/pidzero"
-check "alone in an empty root, pidzero runs a main command and passes its output through" \
-    bash -c "[ \"\$(chroot '$work/root' /pidzero --config-dir / --socket /pidzero.sock -- /pidzero --version)\" = 'pidzero $version' ]"
+check "alone in an empty root, 'pidzero -- CMD' runs CMD with its output passed through" \
+    bash -c "[ \"\$(chroot '$work/root' /pidzero -- /pidzero --version)\" = 'pidzero $version' ]"
+check "alone in an empty root, 'pidzero -- CMD' exits with CMD's status" \
+    bash -c "chroot '$work/root' /pidzero -- /pidzero --no-such-option 2>/dev/null; [ \$? -eq 2 ]"
 
 # --- the man page ------------------------------------------------------------
 check "man renders dist/pidzero.1 without warnings" \
