@@ -126,7 +126,8 @@ check "dpkg-deb -I: Maintainer and Description are set" \
     bash -c "[ -n \"\$(dpkg-deb --field '$deb' Maintainer)\" ] && [ -n \"\$(dpkg-deb --field '$deb' Description)\" ]"
 dpkg-deb --contents "$deb" >"$work/contents.txt"
 for path in ./usr/bin/pidzero ./usr/share/man/man1/pidzero.1.gz ./usr/share/doc/pidzero/copyright \
-    ./usr/share/doc/pidzero/README.md ./usr/share/doc/pidzero/changelog.gz; do
+    ./usr/share/doc/pidzero/README.md ./usr/share/doc/pidzero/changelog.gz \
+    ./usr/share/doc/pidzero/LICENSE-MIT ./usr/share/doc/pidzero/LICENSE-APACHE; do
     check "dpkg-deb -c: the package holds $path" grep -Eq " ${path//./\\.}\$" "$work/contents.txt"
 done
 check "dpkg-deb -c: /usr/bin/pidzero is executable (755)" \
