@@ -183,6 +183,20 @@ pub struct Settings {
     pub log: LogSettings,
     pub api: ApiSettings,
     pub shutdown_timeout: Duration,
+    /// Where some keys sit in `config.json` (`log.file_path`, `log.log_to_file`,
+    /// `api.socket`, `api.listen`), so that `pidzero check` can point at the key
+    /// behind a problem it finds on the filesystem. Empty for defaults.
+    pub positions: Vec<(&'static str, Position)>,
+}
+
+impl Settings {
+    /// Where `key` (such as `log.file_path`) is in `config.json`, if it is there.
+    pub fn position_of(&self, key: &str) -> Option<Position> {
+        self.positions
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, position)| *position)
+    }
 }
 
 /// Everything read from the two files, with the paths they came from (for later

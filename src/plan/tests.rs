@@ -21,6 +21,7 @@ fn settings() -> Settings {
         },
         api: Default::default(),
         shutdown_timeout: Duration::from_secs(10),
+        positions: Vec::new(),
     }
 }
 
