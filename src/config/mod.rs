@@ -49,7 +49,7 @@ impl fmt::Display for ConfigError {
 /// Text from a config file shown in an error, with control characters
 /// escaped (`\n`, `\u{7}`): a key or value may hold a newline (`"a\nb"` in
 /// JSON), and each problem must stay one line for people and for tools.
-struct OneLine<'a>(&'a str);
+pub(crate) struct OneLine<'a>(pub(crate) &'a str);
 
 impl fmt::Display for OneLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -255,6 +255,12 @@ pub struct Checked {
     /// can run on them and be reported in the same run. `None` when no daemon
     /// is valid, or when `config` is valid.
     pub valid_parts: Option<(Vec<DaemonSpec>, Settings)>,
+    /// The settings of `config.json` when it has no problems of its own (its
+    /// defaults when it is absent), whatever `daemons.json` holds: what the
+    /// checks of the log file and the control socket go by.
+    pub settings: Option<Settings>,
+    /// Whether `config.json` exists: a missing one is worth a note, not an "OK".
+    pub config_found: bool,
 }
 
 /// Reads each file once and checks it as [`load`] does, keeping what is valid too.
@@ -267,9 +273,15 @@ pub fn check(
     let files = Files::read(daemons_file, config_file, config_dir, format_override);
     let config = files.load(false);
     let valid_parts = config.as_ref().err().and_then(|_| files.valid_parts());
+    let settings = match &files.config {
+        Ok(None) => defaults_with_override(config_dir, format_override).ok(),
+        _ => files.settings().ok(),
+    };
     Checked {
         config,
         valid_parts,
+        settings,
+        config_found: !matches!(files.config, Ok(None)),
     }
 }
 

@@ -139,7 +139,10 @@ fn read_settings(report: &mut Report, doc: &RawValue, config_dir: &Path, setting
     let fields = json::fields(report, members, TOP_FIELDS, &[], "");
     if let Some(raw) = fields.get("log") {
         read_log(report, raw, config_dir, &mut settings.log);
-        let keys = [("file_path", "log.file_path"), ("log_to_file", "log.log_to_file")];
+        let keys = [
+            ("file_path", "log.file_path"),
+            ("log_to_file", "log.log_to_file"),
+        ];
         note_positions(report, raw, &keys, settings);
     }
     if let Some(raw) = fields.get("api") {

@@ -98,7 +98,11 @@ pub fn build(
     let parts = plan_all(specs, settings, daemons_file, base_env, etc_dir);
     if parts.errors.is_empty() {
         Ok(Plan {
-            daemons: parts.daemons.into_iter().map(|(_, daemon)| daemon).collect(),
+            daemons: parts
+                .daemons
+                .into_iter()
+                .map(|(_, daemon)| daemon)
+                .collect(),
             start_order: parts.start_order,
         })
     } else {
@@ -142,7 +146,11 @@ pub fn check(
     // Each daemon's own problems in file order, then those across daemons.
     preflight_problems.append(&mut parts.errors);
     Checked {
-        daemons: parts.daemons.into_iter().map(|(_, daemon)| daemon).collect(),
+        daemons: parts
+            .daemons
+            .into_iter()
+            .map(|(_, daemon)| daemon)
+            .collect(),
         problems: preflight_problems,
     }
 }

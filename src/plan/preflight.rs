@@ -299,7 +299,13 @@ pub(crate) mod tests {
             format!("command not found: {} does not exist", missing.display())
         );
         assert_eq!(
-            explain("nope", Path::new("nope"), Some(&path), PathSource::Daemon, None),
+            explain(
+                "nope",
+                Path::new("nope"),
+                Some(&path),
+                PathSource::Daemon,
+                None
+            ),
             format!(
                 "command not found: nope is in no directory of the daemon's own PATH ({})",
                 root.path.display()
