@@ -65,33 +65,33 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
     /// Exit 0 when the running pidzero is healthy, 1 when not, 2 when it does not answer.
     Health {
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
     /// Start a daemon that is not running.
     Start {
         /// The daemon's name, as in daemons.json.
         name: String,
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
     /// Stop a daemon (its stop signal, then SIGKILL after its stop_timeout).
     Stop {
         /// The daemon's name, as in daemons.json.
         name: String,
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
     /// Stop a daemon and start it again.
     Restart {
         /// The daemon's name, as in daemons.json.
         name: String,
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
     /// Send a signal (HUP, SIGUSR1, 10, ...) to a daemon's process group.
     Signal {
@@ -100,7 +100,7 @@ enum Command {
         /// A signal name (HUP, SIGUSR1) or number (10).
         signal: String,
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
     /// Print the last records a daemon logged.
     Logs {
@@ -110,12 +110,12 @@ enum Command {
         #[arg(short = 'n', long = "lines", default_value_t = pidzero::api::DEFAULT_LOG_LINES)]
         lines: usize,
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
     /// Ask the running pidzero to stop every daemon and exit.
     Shutdown {
         #[command(flatten)]
-        api: ApiOptions,
+        api: ClientOptions,
     },
 }
 
@@ -125,8 +125,8 @@ enum Command {
 struct CheckOptions {
     #[command(flatten)]
     files: FileOptions,
-    /// The control socket a run would listen on [default: /run/pidzero.sock]
-    #[arg(long, env = "PIDZERO_SOCKET", value_name = "PATH")]
+    /// The control socket a run would listen on (else PIDZERO_SOCKET) [default: /run/pidzero.sock]
+    #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Print the findings on stdout as one JSON array, one object per line
     /// (file, line, column, daemon, field, message, severity); `[]` when none.
@@ -135,9 +135,9 @@ struct CheckOptions {
 }
 
 /// Where the control API is: the run mode listens there, the client commands
-/// connect. Accepted before the subcommand (`pidzero --url URL status`) and
-/// after a client subcommand's name (`pidzero status --url URL`); not global,
-/// so that `check`, which talks to no pidzero, does not offer them.
+/// connect. Given before the subcommand (`pidzero --url URL status`); client
+/// subcommands take them after their name too ([`ClientOptions`]). Not
+/// global, so that `check`, which talks to no pidzero, does not offer them.
 #[derive(Args, Debug, Clone)]
 struct ApiOptions {
     /// The control socket [default: /run/pidzero.sock]
@@ -148,17 +148,39 @@ struct ApiOptions {
     url: Option<String>,
     /// The API token for TCP: the one a client sends with --url, and the one the
     /// run mode requires (wins over api.token).
-    #[arg(long, env = "PIDZERO_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "PIDZERO_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     token: Option<String>,
 }
 
-impl ApiOptions {
-    /// These options, each falling back to `other`'s (`pidzero --url X status`).
-    fn or(&self, other: &ApiOptions) -> ApiOptions {
+/// [`ApiOptions`] given after a client subcommand's name. They read no
+/// environment variable here: the top level's do, so that an option given
+/// before the subcommand still wins over the variable.
+#[derive(Args, Debug, Clone)]
+struct ClientOptions {
+    /// The control socket (else PIDZERO_SOCKET) [default: /run/pidzero.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Connect to pidzero's TCP API (api.listen) instead of the socket (else PIDZERO_URL).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// The API token to send with --url (else PIDZERO_API_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+}
+
+impl ClientOptions {
+    /// These options, each falling back to the top level's (`pidzero --url X
+    /// status`), which fall back to the environment.
+    fn or(self, top: &ApiOptions) -> ApiOptions {
         ApiOptions {
-            socket: self.socket.clone().or_else(|| other.socket.clone()),
-            url: self.url.clone().or_else(|| other.url.clone()),
-            token: self.token.clone().or_else(|| other.token.clone()),
+            socket: self.socket.or_else(|| top.socket.clone()),
+            url: self.url.or_else(|| top.url.clone()),
+            token: self.token.or_else(|| top.token.clone()),
         }
     }
 }
@@ -219,9 +241,7 @@ fn main() -> ExitCode {
         Some(Command::Start { name, api }) => (client::Command::Start(name), api),
         Some(Command::Stop { name, api }) => (client::Command::Stop(name), api),
         Some(Command::Restart { name, api }) => (client::Command::Restart(name), api),
-        Some(Command::Signal { name, signal, api }) => {
-            (client::Command::Signal(name, signal), api)
-        }
+        Some(Command::Signal { name, signal, api }) => (client::Command::Signal(name, signal), api),
         Some(Command::Logs { name, lines, api }) => (client::Command::Logs(name, lines), api),
         Some(Command::Shutdown { api }) => (client::Command::Shutdown, api),
     };
