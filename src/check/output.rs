@@ -10,17 +10,10 @@ pub struct Rendered {
     pub stderr: String,
 }
 
-fn prefix(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Error => "",
-        Severity::Warning => "warning: ",
-        Severity::Note => "note: ",
-    }
-}
-
-/// Without errors: the summary line, then warnings and notes, on stdout.
-/// With errors: every finding (`pidzero: ` first, as configuration errors
-/// of a run are shown) and their count, on stderr.
+/// On stdout: the summary line when there is no error, then warnings and
+/// notes. On stderr: each error (`pidzero: ` first, as configuration errors
+/// of a run are shown) and their count. So stderr holds exactly what makes
+/// the exit status 2, each line with its file and position where it has one.
 pub fn human(report: &Report) -> Rendered {
     let mut out = Rendered::default();
     let errors = report.errors();
@@ -34,13 +27,15 @@ pub fn human(report: &Report) -> Rendered {
             out.stdout += &format!("; {}: OK", report.config_file.display());
         }
         out.stdout.push('\n');
-        for problem in &report.problems {
-            out.stdout += &format!("{}{problem}\n", prefix(problem.severity));
+    }
+    for problem in &report.problems {
+        match problem.severity {
+            Severity::Error => out.stderr += &format!("pidzero: {problem}\n"),
+            Severity::Warning => out.stdout += &format!("warning: {problem}\n"),
+            Severity::Note => out.stdout += &format!("note: {problem}\n"),
         }
-    } else {
-        for problem in &report.problems {
-            out.stderr += &format!("pidzero: {}{problem}\n", prefix(problem.severity));
-        }
+    }
+    if errors > 0 {
         out.stderr += &format!("pidzero: {errors} problem(s) found\n");
     }
     out

@@ -205,3 +205,33 @@ fn restart_delay_notes_name_their_daemon_once() {
     assert_eq!(note.daemon.as_deref(), Some("a"));
     assert!(!note.message.starts_with("daemon a:"), "{}", note.message);
 }
+
+#[test]
+fn stderr_holds_only_the_errors() {
+    let case = Case::new(
+        "streams",
+        r#"[{"name": "a", "command": "no-such-program-pz", "restart": "always", "restart_delay": 0.01}]"#,
+        None,
+    );
+    let report = case.run(&FakeFs::default());
+    let shown = human(&report);
+    let err: Vec<&str> = shown.stderr.lines().collect();
+    assert_eq!(err.len(), 2, "{}", shown.stderr);
+    assert!(
+        err[0].contains("daemons.json:1:27: daemon a: field command:"),
+        "{}",
+        err[0]
+    );
+    assert_eq!(err[1], "pidzero: 1 problem(s) found");
+    let out: Vec<&str> = shown.stdout.lines().collect();
+    assert_eq!(out.len(), 3, "{}", shown.stdout);
+    assert!(
+        out[0].starts_with("warning: the default control socket"),
+        "{}",
+        out[0]
+    );
+    assert!(
+        out[1].starts_with("note: ") && out[1].ends_with("config.json: not found: defaults used")
+    );
+    assert!(out[2].starts_with("note: ") && out[2].contains("field restart_delay:"));
+}
