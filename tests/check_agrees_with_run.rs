@@ -160,3 +160,62 @@ fn control_socket_both_ways() {
     assert_eq!(f.status(), 0, "{}", f.dump());
     assert!(d.exists("started"), "{}", f.dump());
 }
+
+/// `pidzero ARGS` as user `nobody` (root cannot be refused a write), or
+/// `None` with a loud skip when that is impossible here.
+fn as_nobody(args: &[&str]) -> Option<(Exit, String, String)> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !root || !setpriv.exists() {
+        eprintln!("SKIP: needs root and /usr/bin/setpriv to run pidzero as another user");
+        return None;
+    }
+    let mut cmd = std::process::Command::new(setpriv);
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(bin())
+        .args(args);
+    Some(run_cmd(without_pidzero_env(&mut cmd), DEADLINE))
+}
+
+#[test]
+fn directories_pidzero_may_not_write_both_ways() {
+    let d = Dir::new("agree-not-writable");
+    d.daemons(&marker_daemon(&d, ""));
+    // Readable by all, writable by root only.
+    for path in [d.path.clone(), d.p("daemons.json")] {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for (config, field, run_says) in [
+        (
+            r#"{"log": {"log_to_file": true}, "api": {"socket": null}}"#,
+            "log.log_to_file",
+            "cannot open the log file",
+        ),
+        (
+            r#"{"api": {"socket": "pz.sock"}}"#,
+            "api.socket",
+            "cannot start the control API",
+        ),
+    ] {
+        d.config(config);
+        fs::set_permissions(d.p("config.json"), fs::Permissions::from_mode(0o644)).unwrap();
+        let dir = d.s("");
+        let Some((exit, _, err)) = as_nobody(&["--config-dir", &dir]) else {
+            return;
+        };
+        assert_eq!(exit.code, Some(2), "run, {field}: {err}");
+        assert!(err.contains(run_says), "run, {field}: {err}");
+        assert!(!d.exists("started"), "the run started a daemon");
+        let Some((exit, _, err)) = as_nobody(&["check", "--config-dir", &dir]) else {
+            return;
+        };
+        assert_eq!(exit.code, Some(2), "check, {field}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("field {field}:")) && l.contains("is not writable")),
+            "check, {field}: {err}"
+        );
+    }
+}
