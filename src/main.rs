@@ -374,8 +374,14 @@ fn print_errors(errors: &[ConfigError]) {
 /// `pidzero check`: see `pidzero::check`. Options given before `check`
 /// (`pidzero --config-dir X --socket S check`) count too.
 fn check(options: &CheckOptions, files: &FileOptions, api: &ApiOptions) -> ExitCode {
+    use pidzero::check::{self as preflight, Problem, Severity};
     let paths = match resolve_paths(&options.files.or(files)) {
         Ok(p) => p,
+        Err(e) if options.json => {
+            // Still one JSON document on stdout, for the pipeline's `jq`.
+            let problem = Problem::detached(None).with(Severity::Error, e);
+            return print_check(&preflight::json(&[problem]), "", 1);
+        }
         Err(e) => {
             eprintln!("pidzero: {e}");
             return usage_error();
@@ -384,7 +390,7 @@ fn check(options: &CheckOptions, files: &FileOptions, api: &ApiOptions) -> ExitC
     let format = log_format_override();
     let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let socket = options.socket.clone().or_else(|| api.socket.clone());
-    let inputs = pidzero::check::Inputs {
+    let inputs = preflight::Inputs {
         daemons_file: &paths.daemons,
         config_file: &paths.config,
         config_dir: &paths.config_dir,
@@ -394,26 +400,33 @@ fn check(options: &CheckOptions, files: &FileOptions, api: &ApiOptions) -> ExitC
         base_env: &base_env,
         etc_dir: Path::new("/etc"),
     };
-    let report = pidzero::check::run(&inputs, &pidzero::check::System);
-    let shown = if options.json {
-        match pidzero::check::json(&report) {
-            Ok(stdout) => pidzero::check::Rendered {
-                stdout,
-                stderr: String::new(),
-            },
-            Err(e) => {
-                eprintln!("pidzero: cannot write the report as JSON: {e}");
-                return ExitCode::from(exit::process_code(exit::FAILURE));
-            }
-        }
+    let report = preflight::run(&inputs, &preflight::System);
+    if options.json {
+        print_check(&preflight::json(&report.problems), "", report.errors())
     } else {
-        pidzero::check::human(&report)
-    };
-    // Not print!: it panics on a closed stdout, and the exit status still
-    // says whether there were problems.
-    let _ = std::io::stdout().write_all(shown.stdout.as_bytes());
-    let _ = std::io::stderr().write_all(shown.stderr.as_bytes());
-    if report.errors() > 0 {
+        let shown = preflight::human(&report);
+        print_check(&Ok(shown.stdout), &shown.stderr, report.errors())
+    }
+}
+
+/// Writes what `check` found; exit 2 when there are `errors`. Not `print!`:
+/// it panics on a closed stdout, and the exit status still tells.
+fn print_check(
+    stdout: &Result<String, serde_json::Error>,
+    stderr: &str,
+    errors: usize,
+) -> ExitCode {
+    match stdout {
+        Ok(text) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+        }
+        Err(e) => {
+            eprintln!("pidzero: cannot write the report as JSON: {e}");
+            return ExitCode::from(exit::process_code(exit::FAILURE));
+        }
+    }
+    let _ = std::io::stderr().write_all(stderr.as_bytes());
+    if errors > 0 {
         usage_error()
     } else {
         ExitCode::SUCCESS

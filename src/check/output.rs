@@ -1,6 +1,6 @@
 //! What `check` prints: lines for people, or one JSON array for tools.
 
-use super::problem::Severity;
+use super::problem::{Problem, Severity};
 use super::Report;
 
 /// The text for each stream.
@@ -43,12 +43,11 @@ pub fn human(report: &Report) -> Rendered {
 
 /// One JSON array of every finding, one object per line (so `grep` works
 /// too), `[]` when there is none: always one document for `jq`.
-pub fn json(report: &Report) -> Result<String, serde_json::Error> {
-    if report.problems.is_empty() {
+pub fn json(problems: &[Problem]) -> Result<String, serde_json::Error> {
+    if problems.is_empty() {
         return Ok("[]\n".to_owned());
     }
-    let lines = report
-        .problems
+    let lines = problems
         .iter()
         .map(serde_json::to_string)
         .collect::<Result<Vec<_>, _>>()?;

@@ -77,7 +77,7 @@ fn clean_config_has_nothing_to_say() {
             case.dir.p("config.json").display()
         )
     );
-    assert_eq!(json(&report).unwrap(), "[]\n");
+    assert_eq!(json(&report.problems).unwrap(), "[]\n");
 }
 
 #[test]
