@@ -6,6 +6,7 @@
 //! that turns OS happenings into supervisor events and actions into syscalls.
 
 pub mod api;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod exit;

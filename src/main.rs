@@ -2,6 +2,7 @@
 //! or talk to a running pidzero over its control API (status, health, start, ...).
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,7 +17,6 @@ use pidzero::log::sink;
 use pidzero::log::writer::{self, WriterOptions};
 use pidzero::plan;
 use pidzero::runtime::{self, process, signals, ApiSetup};
-use pidzero::supervisor;
 use std::sync::Arc;
 
 /// A container's PID 1: runs the daemons of daemons.json, turns their output
@@ -56,33 +56,42 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Validate daemons.json and config.json, report every problem, start nothing (exit 0 or 2).
-    Check {
-        #[command(flatten)]
-        files: FileOptions,
-    },
+    /// Report every problem a run would refuse to start on (files, programs,
+    /// users, directories, log file, control socket), start nothing (exit 0 or 2).
+    Check(CheckOptions),
     /// Show the daemons of a running pidzero as a table.
     Status {
         /// Print the API's JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        api: ClientOptions,
     },
     /// Exit 0 when the running pidzero is healthy, 1 when not, 2 when it does not answer.
-    Health,
+    Health {
+        #[command(flatten)]
+        api: ClientOptions,
+    },
     /// Start a daemon that is not running.
     Start {
         /// The daemon's name, as in daemons.json.
         name: String,
+        #[command(flatten)]
+        api: ClientOptions,
     },
     /// Stop a daemon (its stop signal, then SIGKILL after its stop_timeout).
     Stop {
         /// The daemon's name, as in daemons.json.
         name: String,
+        #[command(flatten)]
+        api: ClientOptions,
     },
     /// Stop a daemon and start it again.
     Restart {
         /// The daemon's name, as in daemons.json.
         name: String,
+        #[command(flatten)]
+        api: ClientOptions,
     },
     /// Send a signal (HUP, SIGUSR1, 10, ...) to a daemon's process group.
     Signal {
@@ -90,6 +99,8 @@ enum Command {
         name: String,
         /// A signal name (HUP, SIGUSR1) or number (10).
         signal: String,
+        #[command(flatten)]
+        api: ClientOptions,
     },
     /// Print the last records a daemon logged.
     Logs {
@@ -98,30 +109,80 @@ enum Command {
         /// How many records (at most 1000 are kept).
         #[arg(short = 'n', long = "lines", default_value_t = pidzero::api::DEFAULT_LOG_LINES)]
         lines: usize,
+        #[command(flatten)]
+        api: ClientOptions,
     },
     /// Ask the running pidzero to stop every daemon and exit.
-    Shutdown,
+    Shutdown {
+        #[command(flatten)]
+        api: ClientOptions,
+    },
 }
 
-/// Where the control API is: the run mode listens there, the client commands connect.
+/// `pidzero check`'s options: the files and the socket a run would use, and
+/// no client options (it talks to no running pidzero).
+#[derive(Args, Debug, Clone)]
+struct CheckOptions {
+    #[command(flatten)]
+    files: FileOptions,
+    /// The control socket a run would listen on (else PIDZERO_SOCKET) [default: /run/pidzero.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print the findings on stdout as one JSON array, one object per line
+    /// (file, line, column, daemon, field, message, severity); `[]` when none.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the control API is: the run mode listens there, the client commands
+/// connect. Given before the subcommand (`pidzero --url URL status`); client
+/// subcommands take them after their name too ([`ClientOptions`]). Not
+/// global, so that `check`, which talks to no pidzero, does not offer them.
 #[derive(Args, Debug, Clone)]
 struct ApiOptions {
     /// The control socket [default: /run/pidzero.sock]
-    #[arg(long, global = true, env = "PIDZERO_SOCKET", value_name = "PATH")]
+    #[arg(long, env = "PIDZERO_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Client commands: connect to pidzero's TCP API (api.listen) instead of the socket.
-    #[arg(long, global = true, env = "PIDZERO_URL", value_name = "URL")]
+    #[arg(long, env = "PIDZERO_URL", value_name = "URL")]
     url: Option<String>,
     /// The API token for TCP: the one a client sends with --url, and the one the
     /// run mode requires (wins over api.token).
     #[arg(
         long,
-        global = true,
         env = "PIDZERO_API_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN"
     )]
     token: Option<String>,
+}
+
+/// [`ApiOptions`] given after a client subcommand's name. They read no
+/// environment variable here: the top level's do, so that an option given
+/// before the subcommand still wins over the variable.
+#[derive(Args, Debug, Clone)]
+struct ClientOptions {
+    /// The control socket (else PIDZERO_SOCKET) [default: /run/pidzero.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Connect to pidzero's TCP API (api.listen) instead of the socket (else PIDZERO_URL).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// The API token to send with --url (else PIDZERO_API_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+}
+
+impl ClientOptions {
+    /// These options, each falling back to the top level's (`pidzero --url X
+    /// status`), which fall back to the environment.
+    fn or(self, top: &ApiOptions) -> ApiOptions {
+        ApiOptions {
+            socket: self.socket.or_else(|| top.socket.clone()),
+            url: self.url.or_else(|| top.url.clone()),
+            token: self.token.or_else(|| top.token.clone()),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -165,8 +226,8 @@ fn main() -> ExitCode {
             };
         }
     };
-    let client_command = match cli.command {
-        Some(Command::Check { files }) => return check(&files.or(&cli.files)),
+    let (client_command, api) = match cli.command {
+        Some(Command::Check(options)) => return check(&options, &cli.files, &cli.api),
         None => {
             let tini = TiniOptions {
                 verbose: cli.verbose,
@@ -175,16 +236,16 @@ fn main() -> ExitCode {
             };
             return run(&cli.files, &cli.api, &tini, cli.main_command);
         }
-        Some(Command::Status { json }) => client::Command::Status { json },
-        Some(Command::Health) => client::Command::Health,
-        Some(Command::Start { name }) => client::Command::Start(name),
-        Some(Command::Stop { name }) => client::Command::Stop(name),
-        Some(Command::Restart { name }) => client::Command::Restart(name),
-        Some(Command::Signal { name, signal }) => client::Command::Signal(name, signal),
-        Some(Command::Logs { name, lines }) => client::Command::Logs(name, lines),
-        Some(Command::Shutdown) => client::Command::Shutdown,
+        Some(Command::Status { json, api }) => (client::Command::Status { json }, api),
+        Some(Command::Health { api }) => (client::Command::Health, api),
+        Some(Command::Start { name, api }) => (client::Command::Start(name), api),
+        Some(Command::Stop { name, api }) => (client::Command::Stop(name), api),
+        Some(Command::Restart { name, api }) => (client::Command::Restart(name), api),
+        Some(Command::Signal { name, signal, api }) => (client::Command::Signal(name, signal), api),
+        Some(Command::Logs { name, lines, api }) => (client::Command::Logs(name, lines), api),
+        Some(Command::Shutdown { api }) => (client::Command::Shutdown, api),
     };
-    match client_options(&cli.api) {
+    match client_options(&api.or(&cli.api)) {
         Ok(options) => ExitCode::from(client::run(&options, &client_command)),
         Err(e) => {
             eprintln!("pidzero: {e}");
@@ -310,59 +371,65 @@ fn print_errors(errors: &[ConfigError]) {
     }
 }
 
-/// `pidzero check`: reads each file once; when they have problems, planning
-/// still runs on the daemons that have none of their own (programs not on
-/// PATH, unknown users, missing working directories, dependency cycles), so
-/// that those are listed beside the files' problems instead of only once
-/// those are fixed.
-fn check(files: &FileOptions) -> ExitCode {
-    let paths = match resolve_paths(files) {
+/// `pidzero check`: see `pidzero::check`. Options given before `check`
+/// (`pidzero --config-dir X --socket S check`) count too.
+fn check(options: &CheckOptions, files: &FileOptions, api: &ApiOptions) -> ExitCode {
+    use pidzero::check::{self as preflight, Problem, Severity};
+    let paths = match resolve_paths(&options.files.or(files)) {
         Ok(p) => p,
+        Err(e) if options.json => {
+            // Still one JSON document on stdout, for the pipeline's `jq`.
+            let problem = Problem::detached(None).with(Severity::Error, e);
+            return print_check(&preflight::json(&[problem]), "", 1);
+        }
         Err(e) => {
             eprintln!("pidzero: {e}");
             return usage_error();
         }
     };
     let format = log_format_override();
-    let checked = config::check(
-        &paths.daemons,
-        &paths.config,
-        &paths.config_dir,
-        format.as_deref(),
-    );
     let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let planned = checked.config.and_then(|config| {
-        let plan = build_plan(&config.daemons, &config.settings, &paths, &base_env)?;
-        Ok((config, plan))
-    });
-    match planned {
-        Ok((config, plan)) => {
-            println!(
-                "{}: {} daemon(s) OK; {}: OK",
-                config.daemons_file.display(),
-                plan.daemons.len(),
-                config.config_file.display()
-            );
-            for daemon in &plan.daemons {
-                if let Some(note) = supervisor::restart_delay_note(&daemon.rules) {
-                    println!("note: {note}");
-                }
-            }
-            ExitCode::SUCCESS
+    let socket = options.socket.clone().or_else(|| api.socket.clone());
+    let inputs = preflight::Inputs {
+        daemons_file: &paths.daemons,
+        config_file: &paths.config,
+        config_dir: &paths.config_dir,
+        format_override: format.as_deref(),
+        socket_option: socket.as_deref(),
+        default_socket: Path::new(client::DEFAULT_SOCKET),
+        base_env: &base_env,
+        etc_dir: Path::new("/etc"),
+    };
+    let report = preflight::run(&inputs, &preflight::System);
+    if options.json {
+        print_check(&preflight::json(&report.problems), "", report.errors())
+    } else {
+        let shown = preflight::human(&report);
+        print_check(&Ok(shown.stdout), &shown.stderr, report.errors())
+    }
+}
+
+/// Writes what `check` found; exit 2 when there are `errors`. Not `print!`:
+/// it panics on a closed stdout, and the exit status still tells.
+fn print_check(
+    stdout: &Result<String, serde_json::Error>,
+    stderr: &str,
+    errors: usize,
+) -> ExitCode {
+    match stdout {
+        Ok(text) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
         }
-        Err(mut errors) => {
-            if let Some((specs, settings)) = checked.valid_parts {
-                let more = build_plan(&specs, &settings, &paths, &base_env).err();
-                for problem in more.unwrap_or_default() {
-                    if !errors.contains(&problem) {
-                        errors.push(problem);
-                    }
-                }
-            }
-            print_errors(&errors);
-            eprintln!("pidzero: {} problem(s) found", errors.len());
-            usage_error()
+        Err(e) => {
+            eprintln!("pidzero: cannot write the report as JSON: {e}");
+            return ExitCode::from(exit::process_code(exit::FAILURE));
         }
+    }
+    let _ = std::io::stderr().write_all(stderr.as_bytes());
+    if errors > 0 {
+        usage_error()
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

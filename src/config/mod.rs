@@ -49,7 +49,7 @@ impl fmt::Display for ConfigError {
 /// Text from a config file shown in an error, with control characters
 /// escaped (`\n`, `\u{7}`): a key or value may hold a newline (`"a\nb"` in
 /// JSON), and each problem must stay one line for people and for tools.
-struct OneLine<'a>(&'a str);
+pub(crate) struct OneLine<'a>(pub(crate) &'a str);
 
 impl fmt::Display for OneLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -178,11 +178,34 @@ pub struct ApiSettings {
 }
 
 /// `config.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 pub struct Settings {
     pub log: LogSettings,
     pub api: ApiSettings,
     pub shutdown_timeout: Duration,
+    /// Where some keys sit in `config.json` (`log.file_path`, `log.log_to_file`,
+    /// `api.socket`, `api.listen`), so that `pidzero check` can point at the key
+    /// behind a problem it finds on the filesystem. Empty for defaults.
+    pub positions: Vec<(&'static str, Position)>,
+}
+
+/// Two settings are equal when they mean the same, wherever their keys were written.
+impl PartialEq for Settings {
+    fn eq(&self, other: &Self) -> bool {
+        self.log == other.log
+            && self.api == other.api
+            && self.shutdown_timeout == other.shutdown_timeout
+    }
+}
+
+impl Settings {
+    /// Where `key` (such as `log.file_path`) is in `config.json`, if it is there.
+    pub fn position_of(&self, key: &str) -> Option<Position> {
+        self.positions
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, position)| *position)
+    }
 }
 
 /// Everything read from the two files, with the paths they came from (for later
@@ -241,6 +264,12 @@ pub struct Checked {
     /// can run on them and be reported in the same run. `None` when no daemon
     /// is valid, or when `config` is valid.
     pub valid_parts: Option<(Vec<DaemonSpec>, Settings)>,
+    /// The settings of `config.json` when it has no problems of its own (its
+    /// defaults when it is absent), whatever `daemons.json` holds: what the
+    /// checks of the log file and the control socket go by.
+    pub settings: Option<Settings>,
+    /// Whether `config.json` exists: a missing one is worth a note, not an "OK".
+    pub config_found: bool,
 }
 
 /// Reads each file once and checks it as [`load`] does, keeping what is valid too.
@@ -253,9 +282,15 @@ pub fn check(
     let files = Files::read(daemons_file, config_file, config_dir, format_override);
     let config = files.load(false);
     let valid_parts = config.as_ref().err().and_then(|_| files.valid_parts());
+    let settings = match &files.config {
+        Ok(None) => defaults_with_override(config_dir, format_override).ok(),
+        _ => files.settings().ok(),
+    };
     Checked {
         config,
         valid_parts,
+        settings,
+        config_found: !matches!(files.config, Ok(None)),
     }
 }
 

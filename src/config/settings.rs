@@ -60,6 +60,7 @@ impl Default for Settings {
             },
             api: ApiSettings::default(),
             shutdown_timeout: Duration::from_secs(10),
+            positions: Vec::new(),
         }
     }
 }
@@ -138,15 +139,45 @@ fn read_settings(report: &mut Report, doc: &RawValue, config_dir: &Path, setting
     let fields = json::fields(report, members, TOP_FIELDS, &[], "");
     if let Some(raw) = fields.get("log") {
         read_log(report, raw, config_dir, &mut settings.log);
+        let keys = [
+            ("file_path", "log.file_path"),
+            ("log_to_file", "log.log_to_file"),
+        ];
+        note_positions(report, raw, &keys, settings);
     }
     if let Some(raw) = fields.get("api") {
         read_api(report, raw, &mut settings.api);
+        let keys = [("socket", "api.socket"), ("listen", "api.listen")];
+        note_positions(report, raw, &keys, settings);
     }
     if let Some(timeout) = fields
         .get("shutdown_timeout")
         .and_then(|raw| json::seconds(report, raw, "shutdown_timeout"))
     {
         settings.shutdown_timeout = timeout;
+    }
+}
+
+/// Records where the `keys` (`(key, full name)`) of the object `raw` are,
+/// for problems found later on the filesystem (see [`Settings::positions`]).
+/// Problems of the object itself were reported when it was read.
+fn note_positions(
+    report: &mut Report,
+    raw: &RawValue,
+    keys: &[(&str, &'static str)],
+    settings: &mut Settings,
+) {
+    if Kind::of(raw) != Kind::Object {
+        return;
+    }
+    let reported = report.errors.len();
+    let members = json::members(report, raw, None);
+    report.errors.truncate(reported);
+    for member in members {
+        if let Some(&(_, full)) = keys.iter().find(|(key, _)| *key == member.key) {
+            let position = report.src.position(member.value);
+            settings.positions.push((full, position));
+        }
     }
 }
 
@@ -329,6 +360,20 @@ mod tests {
             Ok(settings) => panic!("expected errors, parsed {settings:#?}"),
             Err(errors) => errors,
         }
+    }
+
+    #[test]
+    fn positions_of_keys_that_check_probes_are_kept() {
+        let settings = parse_ok(
+            "{\"log\": {\"log_to_file\": true,\n  \"file_path\": \"x.log\"},\n \"api\": {\"socket\": null}}",
+            None,
+        );
+        let at = |key| settings.position_of(key).map(|p| (p.line, p.column));
+        assert_eq!(at("log.log_to_file"), Some((1, 25)));
+        assert_eq!(at("log.file_path"), Some((2, 16)));
+        assert_eq!(at("api.socket"), Some((3, 20)));
+        assert_eq!(at("api.listen"), None);
+        assert!(parse_ok("{}", None).positions.is_empty());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::config::{
 };
 
 pub use command::{has_shell_syntax, split_command};
-pub use preflight::{find_program, PreflightError};
+pub use preflight::{find_program, PathSource, PreflightError};
 pub use rules::{DaemonRules, HealthRules};
 pub use users::{resolve_user, UserIds};
 
@@ -95,6 +95,112 @@ pub fn build(
     base_env: &[(OsString, OsString)],
     etc_dir: &Path,
 ) -> Result<Plan, Vec<ConfigError>> {
+    let parts = plan_all(specs, settings, daemons_file, base_env, etc_dir);
+    if parts.errors.is_empty() {
+        Ok(Plan {
+            daemons: parts
+                .daemons
+                .into_iter()
+                .map(|(_, daemon)| daemon)
+                .collect(),
+            start_order: parts.start_order,
+        })
+    } else {
+        Err(parts.errors)
+    }
+}
+
+/// What `pidzero check` learns from planning.
+#[derive(Debug)]
+pub struct Checked {
+    /// The daemons that could be planned (all of them when `problems` is empty).
+    pub daemons: Vec<DaemonPlan>,
+    /// Every error [`build`] reports, and one per daemon whose executable fails
+    /// preflight: the run reports those only when it gets there (exit 127/126
+    /// for a vital daemon, `spawn_failed` for another), `check` reports them now.
+    pub problems: Vec<ConfigError>,
+}
+
+/// Plans like [`build`], keeping the daemons that could be planned and
+/// adding the preflight failures of their executables to the problems.
+pub fn check(
+    specs: &[DaemonSpec],
+    settings: &Settings,
+    daemons_file: &Path,
+    base_env: &[(OsString, OsString)],
+    etc_dir: &Path,
+) -> Checked {
+    let mut parts = plan_all(specs, settings, daemons_file, base_env, etc_dir);
+    let mut preflight_problems = Vec::new();
+    for (index, daemon) in &parts.daemons {
+        let spec = &specs[*index];
+        let site = Site {
+            file: daemons_file,
+            spec,
+            index: *index,
+        };
+        if let Some(message) = preflight_problem(spec, daemon, base_env) {
+            preflight_problems.push(site.error("command", message));
+        }
+    }
+    // Each daemon's own problems in file order, then those across daemons.
+    preflight_problems.append(&mut parts.errors);
+    Checked {
+        daemons: parts
+            .daemons
+            .into_iter()
+            .map(|(_, daemon)| daemon)
+            .collect(),
+        problems: preflight_problems,
+    }
+}
+
+/// Why `daemon`'s executable cannot run, and what a run would do about it.
+fn preflight_problem(
+    spec: &DaemonSpec,
+    daemon: &DaemonPlan,
+    base_env: &[(OsString, OsString)],
+) -> Option<String> {
+    let launch = &daemon.launch;
+    let (status, _) = daemon.rules.preflight_failure.as_ref()?;
+    let name = launch.argv.first().map_or("", String::as_str);
+    let source = if spec.environment.iter().any(|(key, _)| key == "PATH") {
+        preflight::PathSource::Daemon
+    } else if env::get_var(base_env, "PATH").is_some() {
+        preflight::PathSource::Pidzero
+    } else {
+        preflight::PathSource::Default
+    };
+    let why = preflight::explain(
+        name,
+        &launch.program,
+        env::get_var(&launch.env, "PATH"),
+        source,
+        launch.working_dir.as_deref(),
+    );
+    let consequence = if daemon.rules.vital {
+        format!("a run exits {status} before starting any daemon")
+    } else {
+        format!("a run logs spawn_failed and counts it as exit status {status}")
+    };
+    Some(format!("{why}; {consequence}"))
+}
+
+/// The daemons that could be planned (with their index in `specs`), the
+/// start order (empty on cycles), and every error.
+struct Parts {
+    daemons: Vec<(usize, DaemonPlan)>,
+    start_order: Vec<usize>,
+    errors: Vec<ConfigError>,
+}
+
+fn plan_all(
+    specs: &[DaemonSpec],
+    settings: &Settings,
+    daemons_file: &Path,
+    base_env: &[(OsString, OsString)],
+    etc_dir: &Path,
+) -> Parts {
     let accounts = Accounts::read_if_needed(specs, etc_dir);
     let config_dir = daemons_file.parent().unwrap_or(Path::new(""));
     let (deps, unknown_deps) = order::resolve_dependencies(specs);
@@ -113,7 +219,7 @@ pub fn build(
             accounts: &accounts,
         };
         match plan_daemon(&site, &ctx, deps[index].clone()) {
-            Ok(daemon) => daemons.push(daemon),
+            Ok(daemon) => daemons.push((index, daemon)),
             Err(mut e) => errors.append(&mut e),
         }
     }
@@ -133,13 +239,10 @@ pub fn build(
         );
         Vec::new()
     });
-    if errors.is_empty() {
-        Ok(Plan {
-            daemons,
-            start_order,
-        })
-    } else {
-        Err(errors)
+    Parts {
+        daemons,
+        start_order,
+        errors,
     }
 }
 

@@ -79,6 +79,58 @@ pub fn find_program_in(
     }
 }
 
+/// Whose `PATH` a bare command name was looked up on, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathSource {
+    /// The daemon's `environment` sets `PATH`.
+    Daemon,
+    /// pidzero's own environment's.
+    Pidzero,
+    /// Neither has one: [`DEFAULT_PATH`].
+    Default,
+}
+
+/// Why `name` (resolved to `program`, which failed preflight) cannot be
+/// executed, in words a user can act on: which file is missing, which `PATH`
+/// was searched, or what the file is instead of an executable.
+pub fn explain(
+    name: &str,
+    program: &Path,
+    path_var: Option<&OsStr>,
+    source: PathSource,
+    cwd: Option<&Path>,
+) -> String {
+    let shown = program.display();
+    match check_executable(&anchored(cwd, program)) {
+        Ok(()) => format!("{shown} is executable now"),
+        Err(PreflightError::NotFound) if name.is_empty() => "command is empty".to_owned(),
+        Err(PreflightError::NotFound) if name.contains('/') => {
+            format!("command not found: {shown} does not exist")
+        }
+        Err(PreflightError::NotFound) => {
+            let whose = match source {
+                PathSource::Daemon => "the daemon's own PATH",
+                PathSource::Pidzero => "pidzero's PATH",
+                PathSource::Default => "the default PATH",
+            };
+            let path = path_var.unwrap_or_else(|| OsStr::new(DEFAULT_PATH));
+            format!(
+                "command not found: {name} is in no directory of {whose} ({})",
+                path.to_string_lossy()
+            )
+        }
+        Err(PreflightError::NotExecutable) => {
+            let what = match std::fs::metadata(anchored(cwd, program)) {
+                Ok(meta) if meta.is_dir() => "is a directory",
+                Ok(meta) if !meta.is_file() => "is not a regular file",
+                Ok(_) => "has no execute permission",
+                Err(_) => "cannot be reached (permission denied on the way)",
+            };
+            format!("command not executable: {shown} {what}")
+        }
+    }
+}
+
 /// `path` as seen from `cwd` (relative paths are resolved by the kernel after `chdir`).
 fn anchored(cwd: Option<&Path>, path: &Path) -> PathBuf {
     match cwd {
@@ -233,6 +285,41 @@ pub(crate) mod tests {
             find_program("tool", Some(&path)),
             (root.p("bin/tool"), Ok(()))
         );
+    }
+
+    #[test]
+    fn explanations_name_the_file_and_the_path_searched() {
+        let root = Dir::new("explain");
+        fs::create_dir_all(root.p("dir")).unwrap();
+        write_file(&root.p("plain"), 0o644);
+        let path = path_of(&[root.path.as_path()]);
+        let missing = root.p("missing");
+        assert_eq!(
+            explain("x/y", &missing, None, PathSource::Default, None),
+            format!("command not found: {} does not exist", missing.display())
+        );
+        assert_eq!(
+            explain(
+                "nope",
+                Path::new("nope"),
+                Some(&path),
+                PathSource::Daemon,
+                None
+            ),
+            format!(
+                "command not found: nope is in no directory of the daemon's own PATH ({})",
+                root.path.display()
+            )
+        );
+        assert!(
+            explain("nope", Path::new("nope"), None, PathSource::Default, None)
+                .ends_with(&format!("the default PATH ({DEFAULT_PATH})"))
+        );
+        let dir = root.p("dir");
+        assert!(explain("d", &dir, None, PathSource::Pidzero, None).ends_with("is a directory"));
+        let plain = root.p("plain");
+        assert!(explain("p", &plain, None, PathSource::Pidzero, None)
+            .ends_with("has no execute permission"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn settings() -> Settings {
         },
         api: Default::default(),
         shutdown_timeout: Duration::from_secs(10),
+        positions: Vec::new(),
     }
 }
 
@@ -331,4 +332,63 @@ fn main_command_is_last_and_inherits() {
     assert_eq!(main.launch.env, base);
     assert_eq!(main.rules.stop_signal, libc::SIGTERM);
     assert_eq!(main.rules.stop_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn check_adds_preflight_failures_and_keeps_the_daemons_it_could_plan() {
+    let (_dir, file, etc) = setup("check");
+    let mut missing = spec("missing", "no-such-program-pidzero");
+    missing.vital = true;
+    missing.field_positions = vec![("command", Position { line: 3, column: 7 })];
+    let mut own_path = spec("own", "also-missing");
+    own_path.environment = vec![("PATH".into(), "/nonexistent-pz".into())];
+    let mut bad_dir = spec("bad", "true");
+    bad_dir.working_dir = Some(PathBuf::from("/nonexistent-pz-dir"));
+    let specs = [spec("fine", "true"), missing, own_path, bad_dir];
+    let base = os_env(&[("PATH", "/usr/bin:/bin")]);
+    let checked = check(&specs, &settings(), &file, &base, &etc);
+    assert_eq!(checked.daemons.len(), 3, "{checked:#?}");
+    let problems: Vec<_> = checked
+        .problems
+        .iter()
+        .map(|p| {
+            (
+                p.daemon.as_deref(),
+                p.field.as_deref(),
+                p.line,
+                p.column,
+                p.message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (
+                Some("missing"),
+                Some("command"),
+                3,
+                7,
+                "command not found: no-such-program-pidzero is in no directory of pidzero's PATH \
+                 (/usr/bin:/bin); a run exits 127 before starting any daemon"
+            ),
+            (
+                Some("own"),
+                Some("command"),
+                2,
+                3,
+                "command not found: also-missing is in no directory of the daemon's own PATH \
+                 (/nonexistent-pz); a run logs spawn_failed and counts it as exit status 127"
+            ),
+            (
+                Some("bad"),
+                Some("working_dir"),
+                2,
+                3,
+                "/nonexistent-pz-dir: No such file or directory (os error 2)"
+            ),
+        ]
+    );
+    // `build` still accepts a plan whose executables are missing: the run decides.
+    assert!(build(&specs[..3], &settings(), &file, &base, &etc).is_ok());
 }
