@@ -9,6 +9,7 @@ pub mod api;
 pub mod check;
 pub mod client;
 pub mod config;
+pub mod config_dir;
 pub mod exit;
 pub mod health;
 pub mod log;

@@ -12,6 +12,7 @@ use pidzero::api::LogSource;
 use pidzero::client;
 use pidzero::config::SocketSetting;
 use pidzero::config::{self, ConfigError};
+use pidzero::config_dir::Paths;
 use pidzero::exit;
 use pidzero::log::sink;
 use pidzero::log::writer::{self, WriterOptions};
@@ -187,7 +188,7 @@ impl ClientOptions {
 
 #[derive(Args, Debug, Clone)]
 struct FileOptions {
-    /// Directory holding daemons.json and config.json [default: the directory of the pidzero executable]
+    /// Directory holding daemons.json and config.json [default: the directory of the pidzero executable; /etc/pidzero when that is /usr/bin or another system program directory without a daemons.json]
     #[arg(long, env = "PIDZERO_CONFIG_DIR", value_name = "DIR")]
     config_dir: Option<PathBuf>,
     /// The daemons file [default: CONFIG_DIR/daemons.json]
@@ -270,60 +271,12 @@ fn client_options(api: &ApiOptions) -> Result<client::Options, String> {
     })
 }
 
-/// The config dir and the two file paths, with their defaults applied.
-struct Paths {
-    config_dir: PathBuf,
-    daemons: PathBuf,
-    config: PathBuf,
-}
-
 fn resolve_paths(files: &FileOptions) -> Result<Paths, String> {
-    let config_dir = match &files.config_dir {
-        Some(dir) => dir.clone(),
-        None => executable_dir()?,
-    };
-    Ok(Paths {
-        daemons: files
-            .daemons
-            .clone()
-            .unwrap_or_else(|| config_dir.join("daemons.json")),
-        config: files
-            .config
-            .clone()
-            .unwrap_or_else(|| config_dir.join("config.json")),
-        config_dir,
-    })
-}
-
-/// The directory holding the running executable: via `/proc/self/exe`, or,
-/// where `/proc` is not mounted yet (a scratch image run by a runtime that
-/// mounts it later, a chroot), via `argv[0]`: a path, or a name on `PATH`.
-fn executable_dir() -> Result<PathBuf, String> {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => std::env::args_os()
-            .next()
-            .and_then(|argv0| executable_from_argv0(Path::new(&argv0)))
-            .ok_or_else(|| {
-                format!(
-                    "cannot find the pidzero executable to locate its config dir: {e}; use --config-dir"
-                )
-            })?,
-    };
-    Ok(exe.parent().unwrap_or(Path::new("/")).to_path_buf())
-}
-
-/// `argv0` as a file: itself when it holds a `/`, else the first file of
-/// that name in a `PATH` directory (as the shell that started us found it).
-fn executable_from_argv0(argv0: &Path) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    if argv0.as_os_str().as_bytes().contains(&b'/') {
-        return argv0.is_file().then(|| argv0.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(argv0))
-        .find(|candidate| candidate.is_file())
+    Paths::resolve(
+        files.config_dir.as_deref(),
+        files.daemons.as_deref(),
+        files.config.as_deref(),
+    )
 }
 
 fn log_format_override() -> Option<String> {

@@ -150,6 +150,16 @@ check "man -w pidzero finds /usr/share/man/man1/pidzero.1.gz" \
     bash -c "[ \"\$(man -w pidzero)\" = /usr/share/man/man1/pidzero.1.gz ]"
 check "man pidzero renders the installed page without warnings" \
     bash -c "w=\$(MANWIDTH=80 man --warnings pidzero 2>&1 >/dev/null); [ -z \"\$w\" ] || { echo \"\$w\"; false; }"
+# An installed pidzero reads /etc/pidzero (nothing sits beside /usr/bin/pidzero).
+if [ -e /etc/pidzero ]; then
+    check "/etc/pidzero did not exist before the test" false
+else
+    mkdir /etc/pidzero
+    printf '[{"name": "job", "command": ["/bin/true"]}]\n' >/etc/pidzero/daemons.json
+    check "the installed pidzero reads /etc/pidzero/daemons.json by default" \
+        bash -c "/usr/bin/pidzero check | grep -q '^/etc/pidzero/daemons.json: 1 daemon(s) OK'"
+    rm -r /etc/pidzero
+fi
 check "dpkg -r removes the package" dpkg -r pidzero
 installed=0
 check "after dpkg -r, /usr/bin/pidzero and its man page are gone" \
