@@ -47,7 +47,7 @@ pub struct PumpControl {
     open: oneshot::Receiver<()>,
 }
 
-/// The runtime's end of [`PumpControl::flushes`].
+/// The runtime's end of a pump's flush requests (see [`Flusher::flush`]).
 pub struct Flusher(mpsc::UnboundedSender<oneshot::Sender<()>>);
 
 impl PumpControl {

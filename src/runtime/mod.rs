@@ -5,6 +5,9 @@
 //! supervisor events; the supervisor's actions become syscalls here. Pipe
 //! readers run as tasks on the same loop and hand their lines to the log
 //! writer thread; they can be held up by a slow sink, the loop cannot.
+//! pidzero's own records go through the [`outbox`], which keeps a reaped
+//! daemon's `exited` record behind its last lines without making the loop
+//! wait for them.
 
 pub mod outbox;
 pub mod process;

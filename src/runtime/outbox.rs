@@ -28,6 +28,7 @@ use std::collections::VecDeque;
 
 use tokio::sync::oneshot;
 
+use crate::log::record::timestamp_now;
 use crate::log::EventRecord;
 
 enum Entry {
@@ -46,7 +47,10 @@ pub struct Outbox {
 
 impl Outbox {
     /// Sends `record` to `emit` now, or keeps it behind what waits.
-    pub fn record(&mut self, record: EventRecord, emit: impl FnMut(EventRecord)) {
+    pub fn record(&mut self, record: EventRecord, mut emit: impl FnMut(EventRecord)) {
+        if self.held.is_empty() {
+            return emit(record);
+        }
         self.held.push_back(Entry::Record(record));
         self.release(emit);
     }
@@ -127,9 +131,16 @@ impl Outbox {
     }
 }
 
+/// Sends a record that was held with the time it is sent: the lines before
+/// it carry the time they were read, and a record stamped earlier than the
+/// lines it follows would be put back before them by whatever sorts logs by
+/// time. The wait is short (what a pipe held, read and taken by the writer).
 fn send(entry: Entry, emit: &mut impl FnMut(EventRecord)) {
     match entry {
-        Entry::Record(record) => emit(record),
+        Entry::Record(mut record) => {
+            record.timestamp = timestamp_now();
+            emit(record)
+        }
         Entry::Open(readers) => {
             for reader in readers {
                 let _ = reader.send(());
@@ -142,7 +153,7 @@ fn send(entry: Entry, emit: &mut impl FnMut(EventRecord)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::record::{timestamp_now, Level};
+    use crate::log::record::Level;
     use crate::test_support::block_on;
 
     fn record(line: &str) -> EventRecord {
@@ -208,6 +219,18 @@ mod tests {
         second_done.send(()).unwrap();
         block_on(outbox.release_all(|r| sent.push(r.line)));
         assert_eq!(sent, ["one", "two"]);
+
+        // A held record is stamped when it is sent, not when it was made.
+        let (done, answer) = oneshot::channel();
+        outbox.barrier(vec![answer]);
+        let mut stale = record("stale");
+        stale.timestamp = [b'0'; 24];
+        outbox.record(stale, |r| sent.push(r.line));
+        done.send(()).unwrap();
+        let mut stamps = Vec::new();
+        outbox.release(|r| stamps.push(r.timestamp));
+        assert_eq!(stamps.len(), 1);
+        assert_ne!(stamps[0], [b'0'; 24]);
 
         let (_never_done, never) = oneshot::channel::<()>();
         outbox.barrier(vec![never]);
