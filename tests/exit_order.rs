@@ -207,3 +207,61 @@ fn a_grandchild_holding_the_pipe_does_not_hold_back_the_exit() {
         .collect();
     assert_eq!(lines, expected, "holder's lines\n{}", r.dump());
 }
+
+/// While stdout takes nothing, the readers wait for the writer and a reaped
+/// instance's last lines stay in its reader: its `exited` record is held,
+/// and the restarted instance's lines must wait behind it too, not slip
+/// into the channel first once stdout takes records again.
+#[test]
+fn a_restarted_instance_waits_for_the_previous_exit_while_stdout_is_blocked() {
+    let d = Dir::new("exit-order-blocked");
+    let count = d.s("instances");
+    let lines = 2000;
+    d.daemons_value(&serde_json::json!([{
+        "name": "x",
+        "command": ["/bin/sh", "-c", format!("echo >> {count}; seq 1 {lines}")],
+        "restart": "always",
+        "restart_delay": 0.1,
+        "max_restarts": RESTARTS,
+    }]));
+    d.config(r#"{"api":{"socket":null}}"#);
+    let mut command = std::process::Command::new(bin());
+    without_pidzero_env(&mut command);
+    let mut child = command
+        .arg("--config-dir")
+        .arg(&d.path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(child.id() as i32);
+    // Nobody reads stdout until every instance has started: the first
+    // instance's lines fill the pipe, and the later instances start while
+    // the writer waits for it.
+    let started = wait_until(secs(20.0), || {
+        d.read("instances").lines().count() > RESTARTS
+    });
+    let mut out = Vec::new();
+    let mut stdout = child.stdout.take().unwrap();
+    std::io::Read::read_to_end(&mut stdout, &mut out).unwrap();
+    let status = child.wait().unwrap();
+    drop(guard);
+    assert!(started.is_some(), "the instances did not all start");
+    assert!(status.success(), "{status}");
+    let records = parse_all(&String::from_utf8_lossy(&out));
+    let mut expected = Vec::new();
+    for instance in 0..=RESTARTS {
+        expected.extend(["starting".to_string(), "started".to_string()]);
+        expected.extend((1..=lines).map(|i| format!("line {i}")));
+        expected.push("exited".to_string());
+        if instance < RESTARTS {
+            expected.push("restarting".to_string());
+        }
+    }
+    expected.push("gave up".to_string());
+    let got = tokens_of(&records, "x");
+    if let Some(diff) = first_difference(&got, &expected) {
+        panic!("x's records out of order: {diff}");
+    }
+}
