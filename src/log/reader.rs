@@ -599,4 +599,44 @@ mod tests {
         writer.finish(&log);
         assert_eq!(lines(&path), ["d stdout: early"]);
     }
+
+    /// A flush reads what the pipe held when it was asked, not what a
+    /// writer that never stops (a grandchild) adds meanwhile: it ends even
+    /// though the pipe is refilled between every two of its reads.
+    #[test]
+    fn flush_ends_while_the_pipe_keeps_filling() {
+        let dir = Dir::new("flush-flood");
+        let path = dir.p("pidzero.log");
+        let (log, writer) = start_file_writer(&path);
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        set_nonblocking(write_end.as_raw_fd()).unwrap();
+        let (_tx, drain) = watch::channel(false);
+        let (control, flusher) = opened(drain);
+        let mut pipe = std::fs::File::from(write_end);
+        // Fills the pipe without waiting (the pump runs on this thread).
+        let mut fill = move || while pipe.write(b"1234567\n").is_ok_and(|n| n > 0) {};
+        let turns = block_on(async {
+            let task = tokio::spawn(pump(
+                read_end,
+                "d".into(),
+                Stream::Stdout,
+                log.clone(),
+                control,
+            ));
+            fill();
+            let mut handed_over = flusher.flush();
+            let mut turns = 0;
+            // The pump yields after each read: the pipe is full again at
+            // every one of them.
+            while turns < 200 && handed_over.try_recv().is_err() {
+                fill();
+                tokio::task::yield_now().await;
+                turns += 1;
+            }
+            task.abort();
+            turns
+        });
+        writer.finish(&log);
+        assert!(turns < 200, "the flush did not end");
+    }
 }
