@@ -177,7 +177,7 @@ fn a_grandchild_holding_the_pipe_does_not_hold_back_the_exit() {
         });
         pid.unwrap_or_else(|| panic!("no grandchild pid\n{}", r.dump()))
     });
-    let exited = r.wait_record("holder's exited event", secs(5.0), |rec| {
+    let exited = r.wait_record("holder's exited event", DEADLINE, |rec| {
         is_event(rec, "exited", Some("holder"))
     });
     let grandchild_alive = alive(grandchild.0);
