@@ -135,7 +135,10 @@ impl LogHandle {
     }
 
     /// Formats and queues an event record of pidzero's own; never blocks or
-    /// waits: the control loop must never wait for a sink.
+    /// waits: the control loop must never wait for a sink. It goes after
+    /// whatever was sent before, lines included, and nothing else: a record
+    /// that must follow lines still in a pipe is held by the runtime until
+    /// they are sent (see [`super::reader::Flusher`]).
     pub fn event(&self, record: EventRecord) {
         let bytes = format_and_keep_event(
             &self.recent,

@@ -18,7 +18,11 @@
 //! batch into a round of writes, so a slow sink makes the pipe readers wait
 //! (and so the daemons), never grows memory, and never blocks the control
 //! loop. Event records from pidzero itself take no permit: they are few, and
-//! the control loop must never wait for a sink.
+//! the control loop must never wait for a sink. Taking no permit, they
+//! could overtake lines still in a pipe or waiting for a permit; so the
+//! runtime holds a reaped daemon's `exited` record (and the records after
+//! it) until that daemon's readers have handed over what their pipes held
+//! (see `runtime::outbox` and [`reader::Flusher`]).
 //!
 //! Memory bound, with `P` = [`channel::BATCHES_IN_FLIGHT`] (4), `R` =
 //! [`reader::READ_BYTES`] (64 KiB), `M` = `max_line_bytes` (16 KiB by

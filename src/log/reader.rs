@@ -3,6 +3,13 @@
 //! The task waits in `send_lines` when the writer is behind; it then stops
 //! reading, the pipe fills and the daemon blocks on its write. That is how
 //! nothing is dropped with bounded memory.
+//!
+//! The runtime steers each pump through its [`PumpControl`]: it opens the
+//! pump once the records that must come before the instance's output
+//! (its `started`, a previous instance's `exited`) are on their way, asks it
+//! to hand over what its pipe holds when the daemon is reaped (so the
+//! `exited` record can follow the daemon's last lines), and tells it to
+//! drain when pidzero exits.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -10,7 +17,7 @@ use std::sync::Arc;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::framer::Framer;
 use super::handle::LogHandle;
@@ -29,10 +36,60 @@ pub const BATCH_LINES: usize = 1024;
 /// The smallest read a pipe of short lines is given (1,024 empty lines).
 pub const MIN_READ_BYTES: usize = 1024;
 
+/// How the runtime steers one pump; made with [`PumpControl::new`], which
+/// also gives the runtime's ends.
+pub struct PumpControl {
+    /// Turns true when pidzero exits: read what the pipe holds and stop.
+    drain: watch::Receiver<bool>,
+    /// Requests to hand over what the pipe holds now ([`Flusher::flush`]).
+    flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    /// Fired (or dropped) when this pump may send its first lines.
+    open: oneshot::Receiver<()>,
+}
+
+/// The runtime's end of a pump's flush requests (see [`Flusher::flush`]).
+pub struct Flusher(mpsc::UnboundedSender<oneshot::Sender<()>>);
+
+impl PumpControl {
+    /// A control for a new pump, with the [`Flusher`] that asks it to hand
+    /// over its pipe's contents and the sender that opens it.
+    pub fn new(drain: watch::Receiver<bool>) -> (PumpControl, Flusher, oneshot::Sender<()>) {
+        let (flush_tx, flushes) = mpsc::unbounded_channel();
+        let (open_tx, open) = oneshot::channel();
+        let control = PumpControl {
+            drain,
+            flushes,
+            open,
+        };
+        (control, Flusher(flush_tx), open_tx)
+    }
+}
+
+impl Flusher {
+    /// Asks the pump to read the bytes its pipe holds now and hand their
+    /// lines to the log channel; the receiver completes (with `Ok` or, when
+    /// the pump has ended, with an error) once they are handed over.
+    ///
+    /// Called when the daemon's main process has been reaped: all it wrote is
+    /// then in the pipe, so this covers its last lines whoever else (a
+    /// grandchild) still holds the write end, and takes no longer than those
+    /// bytes take to be read and accepted by the writer.
+    pub fn flush(&self) -> oneshot::Receiver<()> {
+        let (done, handed_over) = oneshot::channel();
+        // A pump that has ended drops the request, which completes `handed_over`.
+        let _ = self.0.send(done);
+        handed_over
+    }
+}
+
 /// Forwards the lines of one daemon stream to the writer until EOF, or until
-/// `drain` turns true (pidzero is exiting and something outside the daemon
-/// may still hold the write end): then it reads what is already in the pipe,
-/// emits the unterminated tail and returns.
+/// the control's `drain` turns true (pidzero is exiting and something outside
+/// the daemon may still hold the write end): then it reads what is already
+/// in the pipe, emits the unterminated tail and returns.
+///
+/// It reads nothing before its control is opened: the daemon waits on a full
+/// pipe meanwhile, which keeps memory bounded and its output after the
+/// records of its start.
 ///
 /// A pipe that cannot be made non-blocking or registered with the runtime is
 /// dropped (closing it) rather than read with blocking calls that would stall
@@ -42,12 +99,19 @@ pub async fn pump(
     source: Arc<str>,
     stream: Stream,
     log: LogHandle,
-    mut drain: watch::Receiver<bool>,
+    control: PumpControl,
 ) {
+    let PumpControl {
+        mut drain,
+        mut flushes,
+        open,
+    } = control;
     let max_line_bytes = log.max_line_bytes();
     if set_nonblocking(fd.as_raw_fd()).is_err() {
         return;
     }
+    // Dropped unfired (the runtime gave up on ordering at exit): open too.
+    let _ = open.await;
     // SAFETY: an `OwnedFd` is a valid open fd, owned (so kept open and
     // unchanged) by the `AsyncFd` for its whole life.
     let Ok(pipe) = (unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }) else {
@@ -69,6 +133,19 @@ pub async fn pump(
         }
         let room = pump.clear();
         tokio::select! {
+            // First: a flush asked for while a read was also ready must not
+            // wait behind reads the pipe's other writers keep feeding.
+            biased;
+            Some(done) = flushes.recv() => {
+                let ended = pump.flush(pipe.get_ref().as_raw_fd()).await;
+                if ended {
+                    pump.finish().await;
+                }
+                let _ = done.send(());
+                if ended {
+                    return;
+                }
+            }
             read = read_some(&pipe, &mut pump.batch.data, room, pump.read_bytes) => match read {
                 Some(n) => pump.forward(n).await,
                 None => break,
@@ -80,6 +157,8 @@ pub async fn pump(
         }
     }
     pump.finish().await;
+    // Flushes asked for meanwhile are answered when `flushes` drops here:
+    // everything is handed over.
 }
 
 /// The state of one pipe's pump, apart from the pipe itself.
@@ -110,6 +189,35 @@ impl Pump {
         // reaping) get the thread between two reads, not after tokio's
         // budget of up to 128 of them.
         tokio::task::yield_now().await;
+    }
+
+    /// Reads the bytes the pipe holds now (as `FIONREAD` counts them), then
+    /// once more to see whether the stream ended, without waiting for more;
+    /// returns true at EOF (or on a read error: the stream is over either
+    /// way).
+    ///
+    /// Counting first bounds the work: a grandchild that keeps writing to
+    /// the pipe cannot keep this going, and one that merely holds it open
+    /// ends it at the first empty read. The unterminated tail of a pipe
+    /// still held open stays in the framer: its writer may finish the line.
+    async fn flush(&mut self, fd: RawFd) -> bool {
+        let mut left = pending_bytes(fd);
+        loop {
+            let room = self.clear();
+            match read_into(fd, &mut self.batch.data, room, self.read_bytes) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    self.forward(n).await;
+                    if left == 0 {
+                        return false;
+                    }
+                    left = left.saturating_sub(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
     }
 
     /// Reads what the pipe holds now, without waiting for more.
@@ -228,6 +336,17 @@ fn next_read_bytes(limit: usize, n: usize, lines: usize) -> usize {
     }
 }
 
+/// The bytes waiting in the pipe (`FIONREAD`); 0 when that cannot be told,
+/// which makes [`Pump::flush`] read once.
+fn pending_bytes(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer given, a valid local.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+        return 0;
+    }
+    usize::try_from(n).unwrap_or(0)
+}
+
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on an fd we own, with integer arguments only.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -269,6 +388,13 @@ mod tests {
         .unwrap()
     }
 
+    /// A control already opened, and its flusher.
+    fn opened(drain: watch::Receiver<bool>) -> (PumpControl, Flusher) {
+        let (control, flusher, open) = PumpControl::new(drain);
+        open.send(()).unwrap();
+        (control, flusher)
+    }
+
     /// The line texts of the file, without timestamps.
     fn lines(path: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(path).unwrap();
@@ -282,6 +408,7 @@ mod tests {
         let (log, writer) = start_file_writer(&path);
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let (_tx, drain) = watch::channel(false);
+        let (control, _flusher) = opened(drain);
         let producer = std::thread::spawn(move || {
             let mut pipe = std::fs::File::from(write_end);
             for i in 0..1000 {
@@ -294,7 +421,7 @@ mod tests {
             "d".into(),
             Stream::Stderr,
             log.clone(),
-            drain,
+            control,
         ));
         producer.join().unwrap();
         writer.finish(&log);
@@ -333,6 +460,7 @@ mod tests {
         let (log, writer) = start_file_writer(&path);
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let (_tx, drain) = watch::channel(false);
+        let (control, _flusher) = opened(drain);
         let mut text = "\n".repeat(3 * BATCH_LINES + 5);
         text.push_str("end\n");
         // Written before the pump starts: it fits in the pipe and comes in
@@ -345,7 +473,7 @@ mod tests {
             "d".into(),
             Stream::Stdout,
             log.clone(),
-            drain,
+            control,
         ));
         writer.finish(&log);
         let got = lines(&path);
@@ -361,6 +489,7 @@ mod tests {
         let (log, writer) = start_file_writer(&path);
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         let (tx, drain) = watch::channel(false);
+        let (control, _flusher) = opened(drain);
         let mut pipe = std::fs::File::from(write_end);
         pipe.write_all(b"first\n").unwrap();
         block_on(async {
@@ -369,7 +498,7 @@ mod tests {
                 "d".into(),
                 Stream::Stdout,
                 log.clone(),
-                drain,
+                control,
             ));
             // Let the pump read "first" and wait for more.
             for _ in 0..10 {
@@ -386,5 +515,128 @@ mod tests {
             lines(&path),
             ["d stdout: first", "d stdout: second", "d stdout: tail"]
         );
+    }
+
+    /// A flush hands the pipe's lines to the channel while the write end is
+    /// still held open (no EOF): an event sent once it completes comes after
+    /// them. The unterminated tail waits for its line to end.
+    #[test]
+    fn flush_hands_over_what_the_pipe_holds_without_eof() {
+        let dir = Dir::new("flush");
+        let path = dir.p("pidzero.log");
+        let (log, writer) = start_file_writer(&path);
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let (_tx, drain) = watch::channel(false);
+        let (control, flusher) = opened(drain);
+        let mut pipe = std::fs::File::from(write_end);
+        block_on(async {
+            let task = tokio::spawn(pump(
+                read_end,
+                "d".into(),
+                Stream::Stdout,
+                log.clone(),
+                control,
+            ));
+            // Lines in several reads' worth, and a tail without newline.
+            for i in 0..3000 {
+                writeln!(pipe, "{i}").unwrap();
+            }
+            pipe.write_all(b"tail").unwrap();
+            flusher.flush().await.unwrap();
+            log.event(crate::log::EventRecord {
+                timestamp: timestamp_now(),
+                level: crate::log::Level::Info,
+                event: "exited",
+                fields: vec![],
+                line: "after".into(),
+            });
+            drop(pipe);
+            task.await.unwrap();
+        });
+        writer.finish(&log);
+        let got = lines(&path);
+        let mut expected: Vec<String> = (0..3000).map(|i| format!("d stdout: {i}")).collect();
+        expected.push("pidzero event: info exited: after".into());
+        expected.push("d stdout: tail".into());
+        assert_eq!(got, expected);
+    }
+
+    /// A pump reads nothing before it is opened, then everything; a flush
+    /// asked for meanwhile is answered once that is handed over.
+    #[test]
+    fn nothing_is_read_before_the_pump_is_opened() {
+        let dir = Dir::new("open");
+        let path = dir.p("pidzero.log");
+        let (log, writer) = start_file_writer(&path);
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let (_tx, drain) = watch::channel(false);
+        let (control, flusher, open) = PumpControl::new(drain);
+        let mut pipe = std::fs::File::from(write_end);
+        pipe.write_all(b"early\n").unwrap();
+        let read_fd = read_end.as_raw_fd();
+        block_on(async {
+            let task = tokio::spawn(pump(
+                read_end,
+                "d".into(),
+                Stream::Stdout,
+                log.clone(),
+                control,
+            ));
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(pending_bytes(read_fd), 6, "not read before it is opened");
+            let mut handed_over = flusher.flush();
+            assert!(handed_over.try_recv().is_err(), "not answered while closed");
+            open.send(()).unwrap();
+            handed_over.await.unwrap();
+            assert_eq!(pending_bytes(read_fd), 0);
+            drop(pipe);
+            task.await.unwrap();
+            // The pump has ended: a flush is answered at once.
+            assert!(flusher.flush().await.is_err());
+        });
+        writer.finish(&log);
+        assert_eq!(lines(&path), ["d stdout: early"]);
+    }
+
+    /// A flush reads what the pipe held when it was asked, not what a
+    /// writer that never stops (a grandchild) adds meanwhile: it ends even
+    /// though the pipe is refilled between every two of its reads.
+    #[test]
+    fn flush_ends_while_the_pipe_keeps_filling() {
+        let dir = Dir::new("flush-flood");
+        let path = dir.p("pidzero.log");
+        let (log, writer) = start_file_writer(&path);
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        set_nonblocking(write_end.as_raw_fd()).unwrap();
+        let (_tx, drain) = watch::channel(false);
+        let (control, flusher) = opened(drain);
+        let mut pipe = std::fs::File::from(write_end);
+        // Fills the pipe without waiting (the pump runs on this thread).
+        let mut fill = move || while pipe.write(b"1234567\n").is_ok_and(|n| n > 0) {};
+        let turns = block_on(async {
+            let task = tokio::spawn(pump(
+                read_end,
+                "d".into(),
+                Stream::Stdout,
+                log.clone(),
+                control,
+            ));
+            fill();
+            let mut handed_over = flusher.flush();
+            let mut turns = 0;
+            // The pump yields after each read: the pipe is full again at
+            // every one of them.
+            while turns < 200 && handed_over.try_recv().is_err() {
+                fill();
+                tokio::task::yield_now().await;
+                turns += 1;
+            }
+            task.abort();
+            turns
+        });
+        writer.finish(&log);
+        assert!(turns < 200, "the flush did not end");
     }
 }

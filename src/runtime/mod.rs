@@ -5,7 +5,11 @@
 //! supervisor events; the supervisor's actions become syscalls here. Pipe
 //! readers run as tasks on the same loop and hand their lines to the log
 //! writer thread; they can be held up by a slow sink, the loop cannot.
+//! pidzero's own records go through the [`outbox`], which keeps a reaped
+//! daemon's `exited` record behind its last lines without making the loop
+//! wait for them.
 
+pub mod outbox;
 pub mod process;
 pub mod signals;
 pub mod snapshot;
@@ -16,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{
@@ -25,12 +29,13 @@ use crate::api::{
 use crate::config::{HealthProbe, OutputMode};
 use crate::exit;
 use crate::health::{self as probes, ProbeResult};
-use crate::log::reader;
+use crate::log::reader::{self, Flusher, PumpControl};
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level, Stream};
 use crate::log::writer::{GiveUp, GIVE_UP_GRACE};
 use crate::log::LogHandle;
 use crate::plan::{Launch, Plan};
 use crate::supervisor::{Action, Control, ControlOutcome, Event, Supervisor, Timer};
+use outbox::Outbox;
 use process::SpawnContext;
 use signals::Signals;
 
@@ -108,7 +113,9 @@ pub fn run(
         match runtime.run(reports, api).await {
             Ok(status) => status,
             Err(e) => {
-                internal_error(&runtime.log, &format!("event loop failed: {e}"));
+                let log = &runtime.log;
+                runtime.outbox.release_now(|record| log.event(record));
+                internal_error(log, &format!("event loop failed: {e}"));
                 1
             }
         }
@@ -177,6 +184,15 @@ struct Runtime {
     watched_groups: HashMap<usize, i32>,
     readers: Vec<JoinHandle<()>>,
     drain: watch::Sender<bool>,
+    /// pidzero's records, held back while a reaped daemon's last lines are
+    /// being handed over (see [`outbox`]).
+    outbox: Outbox,
+    /// By daemon: the readers of its current instance, asked to hand over
+    /// what their pipes hold when it is reaped.
+    flushers: Vec<Vec<Flusher>>,
+    /// By daemon: what opens the readers of an instance just spawned, put in
+    /// the outbox after its `started` record.
+    opening: Vec<Vec<oneshot::Sender<()>>>,
     /// Reaped pids that were no daemon's main process (adopted orphans, group leftovers).
     reaped_others: u64,
     /// Wall-clock time at `started`, for the API's timestamps.
@@ -197,11 +213,13 @@ impl Runtime {
         inherited: signals::Inherited,
         probe_reports: mpsc::UnboundedSender<ProbeReport>,
     ) -> Self {
-        let sources = plan
+        let sources: Vec<Arc<str>> = plan
             .daemons
             .iter()
             .map(|d| Arc::from(d.rules.name.as_str()))
             .collect();
+        let flushers = sources.iter().map(|_| Vec::new()).collect();
+        let opening = sources.iter().map(|_| Vec::new()).collect();
         let (rules, launches) = plan
             .daemons
             .into_iter()
@@ -220,6 +238,9 @@ impl Runtime {
             watched_groups: HashMap::new(),
             readers: Vec::new(),
             drain: watch::channel(false).0,
+            outbox: Outbox::default(),
+            flushers,
+            opening,
             reaped_others: 0,
             wall_base: SystemTime::now(),
             snapshots: watch::channel(Snapshot::default()).0,
@@ -246,16 +267,23 @@ impl Runtime {
         };
         let mut events = VecDeque::from([Event::Boot]);
         loop {
-            if events.iter().any(|e| matches!(e, Event::Exited { .. })) {
-                // Let the pipe readers take what the daemon wrote before it
-                // exited, so its last lines come before its `exited` event.
-                // One turn of the loop, never a wait: a reader held up by a
-                // slow sink does not delay the exit handling.
-                tokio::task::yield_now().await;
-            }
             while let Some(event) = events.pop_front() {
+                let spawned = match event {
+                    Event::Exited { pid, .. } => {
+                        self.hold_records_for_last_lines(pid);
+                        None
+                    }
+                    Event::Spawned { daemon, .. } => Some(daemon),
+                    _ => None,
+                };
                 let actions = self.supervisor.handle(event, self.now());
-                if let Some(status) = self.apply_all(actions, &mut events) {
+                let exit = self.apply_all(actions, &mut events);
+                if let Some(daemon) = spawned {
+                    // After its `started` record (and whatever waits before it).
+                    let (log, readers) = (&self.log, std::mem::take(&mut self.opening[daemon]));
+                    self.outbox.open(readers, |record| log.event(record));
+                }
+                if let Some(status) = exit {
                     return Ok(self.finish(status, server, &mut signals).await);
                 }
             }
@@ -295,8 +323,23 @@ impl Runtime {
                         return Ok(self.finish(status, server, &mut signals).await);
                     }
                 }
+                _ = self.outbox.front_answered(), if self.outbox.is_waiting() => {
+                    let log = &self.log;
+                    self.outbox.release(|record| log.event(record));
+                }
             }
         }
+    }
+
+    /// The daemon whose main process `pid` was reaped has written all it
+    /// will: its readers are asked to hand over what their pipes hold, and
+    /// pidzero's records from now on (its `exited` first) wait for that.
+    fn hold_records_for_last_lines(&mut self, pid: i32) {
+        let Some(daemon) = self.supervisor.daemon_by_pid(pid) else {
+            return;
+        };
+        let flushes = self.flushers[daemon].iter().map(Flusher::flush).collect();
+        self.outbox.barrier(flushes);
     }
 
     /// Binds the control API before anything starts. A chosen socket or TCP
@@ -439,13 +482,17 @@ impl Runtime {
                     events.push_back(failed);
                 }
             }
-            Action::Log(e) => self.log.event(EventRecord {
-                timestamp: timestamp_now(),
-                level: e.level,
-                event: e.event,
-                fields: e.fields,
-                line: e.line,
-            }),
+            Action::Log(e) => {
+                let record = EventRecord {
+                    timestamp: timestamp_now(),
+                    level: e.level,
+                    event: e.event,
+                    fields: e.fields,
+                    line: e.line,
+                };
+                let log = &self.log;
+                self.outbox.record(record, |record| log.event(record));
+            }
             Action::Exit(status) => return Some(status),
         }
         None
@@ -457,17 +504,21 @@ impl Runtime {
                 // Readers of earlier instances that reached EOF are done: a
                 // daemon restarting for weeks must not pile up their handles.
                 self.readers.retain(|reader| !reader.is_finished());
+                self.flushers[i].clear();
                 for (fd, stream) in [
                     (spawned.stdout, Stream::Stdout),
                     (spawned.stderr, Stream::Stderr),
                 ] {
                     if let Some(fd) = fd {
+                        let (control, flusher, open) = PumpControl::new(self.drain.subscribe());
+                        self.flushers[i].push(flusher);
+                        self.opening[i].push(open);
                         self.readers.push(tokio::spawn(reader::pump(
                             fd,
                             self.sources[i].clone(),
                             stream,
                             self.log.clone(),
-                            self.drain.subscribe(),
+                            control,
                         )));
                     }
                 }
@@ -602,7 +653,9 @@ impl Runtime {
         self.check_groups(events);
     }
 
-    /// Lets every pipe reader take what its daemon wrote before exiting, then ends them.
+    /// Lets every pipe reader take what its daemon wrote before exiting, then
+    /// ends them; pidzero's held records go out as the lines they wait for
+    /// are handed over, and all of them once the wait is over.
     ///
     /// Readers wait for the log writer, which may wait for a sink nobody
     /// reads: after a second stop signal (or at once if one came already),
@@ -611,40 +664,61 @@ impl Runtime {
     /// drops), so the readers end within [`GIVE_UP_GRACE`].
     async fn flush_readers(&mut self, signals: &mut Signals) {
         let _ = self.drain.send(true);
+        // Readers of an instance whose `started` never came (a spawn that
+        // raced the end): dropping their openers lets them drain too.
+        self.opening.iter_mut().for_each(Vec::clear);
         let readers = std::mem::take(&mut self.readers);
-        let mut flushed = std::pin::pin!(async move {
-            for reader in readers {
-                let _ = reader.await;
-            }
-        });
-        let Some(exit) = self.log_exit.as_ref() else {
-            return flushed.await;
-        };
-        let deadline = Instant::now() + exit.shutdown_timeout;
-        exit.give_up.set_deadline(deadline);
-        if self.stop_signals >= 2 {
-            exit.give_up.give_up();
-        }
-        if !exit.give_up.given_up() {
-            let stop_signal = async {
-                loop {
-                    match signals.recv().await {
-                        Ok(received) if received.iter().any(|&s| is_stop_signal(s)) => break,
-                        Ok(_) => {}
-                        // Nothing more to hear: only the deadline is left.
-                        Err(_) => std::future::pending::<()>().await,
-                    }
+        {
+            let (outbox, log) = (&mut self.outbox, &self.log);
+            let flushed = async move {
+                outbox.release_all(|record| log.event(record)).await;
+                for reader in readers {
+                    let _ = reader.await;
                 }
             };
-            tokio::select! {
-                _ = &mut flushed => return,
-                _ = tokio::time::sleep_until(deadline.into()) => {}
-                _ = stop_signal => {}
-            }
-            exit.give_up.give_up();
+            wait_or_give_up(flushed, self.log_exit.as_ref(), self.stop_signals, signals).await;
         }
-        let _ = tokio::time::timeout(GIVE_UP_GRACE, flushed).await;
+        let log = &self.log;
+        self.outbox.release_now(|record| log.event(record));
     }
+}
+
+/// Waits for `flushed` (the readers' last lines and the records after them)
+/// until the log sinks are given up: see [`Runtime::flush_readers`].
+async fn wait_or_give_up(
+    flushed: impl std::future::Future<Output = ()>,
+    log_exit: Option<&LogExit>,
+    stop_signals: u32,
+    signals: &mut Signals,
+) {
+    let mut flushed = std::pin::pin!(flushed);
+    let Some(exit) = log_exit else {
+        return flushed.await;
+    };
+    let deadline = Instant::now() + exit.shutdown_timeout;
+    exit.give_up.set_deadline(deadline);
+    if stop_signals >= 2 {
+        exit.give_up.give_up();
+    }
+    if !exit.give_up.given_up() {
+        let stop_signal = async {
+            loop {
+                match signals.recv().await {
+                    Ok(received) if received.iter().any(|&s| is_stop_signal(s)) => break,
+                    Ok(_) => {}
+                    // Nothing more to hear: only the deadline is left.
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        tokio::select! {
+            _ = &mut flushed => return,
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = stop_signal => {}
+        }
+        exit.give_up.give_up();
+    }
+    let _ = tokio::time::timeout(GIVE_UP_GRACE, flushed).await;
 }
 
 /// A command probe runs like its daemon (environment, user, working dir) but
