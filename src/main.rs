@@ -363,19 +363,26 @@ fn check(options: &CheckOptions, files: &FileOptions, api: &ApiOptions) -> ExitC
 }
 
 /// Writes what `check` found; exit 2 when there are `errors`. Not `print!`:
-/// it panics on a closed stdout, and the exit status still tells.
+/// it panics on a closed stdout. A report that could not be written (a full
+/// disk under `check --json > report.json`) exits 1, so a pipeline does not
+/// take the missing report for a clean one.
 fn print_check(
     stdout: &Result<String, serde_json::Error>,
     stderr: &str,
     errors: usize,
 ) -> ExitCode {
+    let failure = || ExitCode::from(exit::process_code(exit::FAILURE));
     match stdout {
         Ok(text) => {
-            let _ = std::io::stdout().write_all(text.as_bytes());
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                eprintln!("pidzero: cannot write the report to stdout: {e}");
+                return failure();
+            }
         }
         Err(e) => {
             eprintln!("pidzero: cannot write the report as JSON: {e}");
-            return ExitCode::from(exit::process_code(exit::FAILURE));
+            return failure();
         }
     }
     let _ = std::io::stderr().write_all(stderr.as_bytes());

@@ -297,3 +297,27 @@ fn check_help_offers_no_client_options() {
     );
     assert_eq!(exit.code, Some(2), "{err}");
 }
+
+/// `check --json > report.json` on a full disk must not look like a clean
+/// report: the write error is said and the status is 1.
+#[test]
+fn a_report_that_cannot_be_written_is_a_failure() {
+    let d = Dir::new("check-full");
+    d.daemons(r#"[{"name": "ok", "command": "true"}]"#);
+    d.write("config.json", r#"{"api": {"socket": null}}"#);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["check", "--json", "--config-dir", &d.s(".")]);
+    without_pidzero_env(&mut cmd);
+    let out = cmd
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the report to stdout"), "{err}");
+}
