@@ -86,7 +86,7 @@ pub enum PathSource {
     Daemon,
     /// pidzero's own environment's.
     Pidzero,
-    /// Neither has one: [`DEFAULT_PATH`].
+    /// Neither has one: `DEFAULT_PATH`.
     Default,
 }
 
