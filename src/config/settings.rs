@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::json::{self, Fields, Kind, Report};
+use super::log_net::{self, NetSettings};
 use super::{ApiSettings, ConfigError, LogFormat, LogSettings, Settings, SocketSetting};
 
 pub(super) const TOP_FIELDS: &[&str] = &["log", "api", "shutdown_timeout"];
@@ -19,6 +20,8 @@ pub(super) const LOG_FIELDS: &[&str] = &[
     "max_file_size",
     "max_files",
     "max_line_bytes",
+    "syslog",
+    "forward",
 ];
 pub(super) const API_FIELDS: &[&str] = &["listen", "token", "socket"];
 
@@ -57,6 +60,7 @@ impl Default for Settings {
                 max_file_size: 10 * 1024 * 1024,
                 max_files: 5,
                 max_line_bytes: 16 * 1024,
+                net: NetSettings::default(),
             },
             api: ApiSettings::default(),
             shutdown_timeout: Duration::from_secs(10),
@@ -214,6 +218,12 @@ fn read_log(report: &mut Report, raw: &RawValue, config_dir: &Path, log: &mut Lo
         read_bool(report, &fields, "log_to_stdout"),
     );
     read_log_limits(report, &fields, log);
+    if let Some(raw) = fields.get("syslog") {
+        log.net.syslog = log_net::read_syslog(report, raw);
+    }
+    if let Some(raw) = fields.get("forward") {
+        log.net.forward = log_net::read_forward(report, raw);
+    }
 }
 
 /// Rotation and line-length limits, which only make sense together.

@@ -714,6 +714,7 @@ mod tests {
             max_file_size: 0,
             max_files: 1,
             max_line_bytes: 16384,
+            net: Default::default(),
         }
     }
 
