@@ -52,8 +52,14 @@ impl NetSettings {
 /// A receiver's address, as a transport and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetAddress {
-    Tcp { host: String, port: u16 },
-    Udp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Udp {
+        host: String,
+        port: u16,
+    },
     /// A Unix socket: stream for `forward`, datagram for `syslog`.
     Unix(PathBuf),
 }
@@ -183,9 +189,11 @@ pub(super) fn read_syslog(report: &mut Report, raw: &RawValue) -> Option<SyslogS
             .and_then(|name| check_app_name(report, raw, name)),
         None => Some(None),
     };
-    let format = fields.get("format").map_or(Some(MessageFormat::Line), |raw| {
-        json::choice(report, raw, "log.syslog.format", MESSAGE_FORMATS)
-    });
+    let format = fields
+        .get("format")
+        .map_or(Some(MessageFormat::Line), |raw| {
+            json::choice(report, raw, "log.syslog.format", MESSAGE_FORMATS)
+        });
     let (buffer_records, buffer_bytes) = read_buffer(report, &fields, "log.syslog");
     if report.count() > before {
         return None;
@@ -401,9 +409,21 @@ mod tests {
     #[test]
     fn bad_addresses_say_what_is_wrong() {
         let cases = [
-            ("http://x:1", &["tcp", "unix"][..], "unsupported scheme \"http\""),
-            ("udp://x:1", &["tcp", "unix"][..], "unsupported scheme \"udp\""),
-            ("127.0.0.1:9000", &["tcp"][..], "expected an address such as"),
+            (
+                "http://x:1",
+                &["tcp", "unix"][..],
+                "unsupported scheme \"http\"",
+            ),
+            (
+                "udp://x:1",
+                &["tcp", "unix"][..],
+                "unsupported scheme \"udp\"",
+            ),
+            (
+                "127.0.0.1:9000",
+                &["tcp"][..],
+                "expected an address such as",
+            ),
             ("tcp://x:0", &["tcp"][..], "invalid port \"0\""),
             ("tcp://x:70000", &["tcp"][..], "invalid port \"70000\""),
             ("tcp://x", &["tcp"][..], "expected host:port"),

@@ -59,6 +59,7 @@ pub mod channel;
 pub mod format;
 pub mod framer;
 pub mod handle;
+pub mod net;
 pub mod pool;
 pub mod reader;
 pub mod recent;
