@@ -102,20 +102,27 @@ impl Worker {
                 self.publish_queued();
                 return left;
             }
-            self.check_overflow();
+            // Connected first, so that records dropped while the receiver
+            // is away are put down to its absence, not to its slowness.
             let Some(conn) = self.connected() else {
                 continue;
             };
+            self.check_overflow();
             self.round(conn);
         }
     }
 
-    /// At exit: end now unless connected, with records, within the grace.
+    /// At exit: end now unless there are records, the grace is not over,
+    /// and the handler is connected (or has not tried once since the stop:
+    /// the receiver may be back while the handler waits out its backoff).
     fn should_end(&mut self) -> bool {
+        let first = self.finish_by.is_none();
         let by = *self
             .finish_by
             .get_or_insert_with(|| Instant::now() + FINISH_GRACE);
-        self.conn.is_none() || self.shared.lock().queue.is_empty() || Instant::now() >= by
+        (self.conn.is_none() && !first)
+            || self.shared.lock().queue.is_empty()
+            || Instant::now() >= by
     }
 
     /// The connection, made if need be; `None` after a failure (the
