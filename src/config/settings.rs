@@ -350,6 +350,7 @@ fn set<T>(target: &mut T, value: Option<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{MessageFormat, NetAddress, SyslogProtocol};
 
     const DIR: &str = "/etc/pidzero";
 
@@ -370,6 +371,60 @@ mod tests {
             Ok(settings) => panic!("expected errors, parsed {settings:#?}"),
             Err(errors) => errors,
         }
+    }
+
+    #[test]
+    fn network_handlers_are_off_by_default_and_have_defaults_when_on() {
+        assert_eq!(parse_ok("{}", None).log.net, NetSettings::default());
+        let off = r#"{"log": {"syslog": null, "forward": null}}"#;
+        assert!(!parse_ok(off, None).log.net.any());
+        let text = r#"{"log": {"syslog": {}, "forward": {"address": "tcp://vector:9000"}}}"#;
+        let net = parse_ok(text, None).log.net;
+        let syslog = net.syslog.unwrap();
+        assert_eq!(syslog.address, NetAddress::Unix("/dev/log".into()));
+        assert_eq!(syslog.address.to_string(), log_net::DEFAULT_SYSLOG_ADDRESS);
+        assert_eq!(syslog.protocol, SyslogProtocol::Rfc5424);
+        assert_eq!(syslog.facility, 3);
+        assert_eq!(syslog.app_name, None);
+        assert_eq!(syslog.format, MessageFormat::Line);
+        assert_eq!(syslog.buffer_records, 10_000);
+        assert_eq!(syslog.buffer_bytes, 8 << 20);
+        let forward = net.forward.unwrap();
+        assert_eq!(forward.address.to_string(), "tcp://vector:9000");
+        assert_eq!(forward.format, LogFormat::Json);
+        let text = r#"{"log": {"syslog": {"address": "udp://10.0.0.1:514", "protocol": "rfc3164",
+            "facility": "local7", "app_name": "shop", "format": "logfmt", "buffer_records": 5,
+            "buffer_bytes": 65536}}}"#;
+        let syslog = parse_ok(text, None).log.net.syslog.unwrap();
+        assert_eq!(syslog.protocol, SyslogProtocol::Rfc3164);
+        assert_eq!(syslog.facility, 23);
+        assert_eq!(syslog.app_name.as_deref(), Some("shop"));
+        assert_eq!(syslog.format, MessageFormat::Record(LogFormat::Logfmt));
+        assert_eq!((syslog.buffer_records, syslog.buffer_bytes), (5, 65536));
+    }
+
+    #[test]
+    fn network_handler_errors_name_the_key_and_its_place() {
+        let text = "{\"log\": {\"forward\": {\"format\": \"xml\"},\n \"syslog\": {\"address\": \"tcp://h:0\", \"app_name\": \"a b\",\n  \"buffer_records\": 0, \"colour\": 1}}}";
+        let errors = parse_err(text);
+        let found: Vec<(usize, usize, Option<&str>)> = errors
+            .iter()
+            .map(|e| (e.line, e.column, e.field.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, 21, Some("log.forward")),
+                (1, 32, Some("log.forward.format")),
+                (2, 24, Some("log.syslog.address")),
+                (2, 49, Some("log.syslog.app_name")),
+                (3, 21, Some("log.syslog.buffer_records")),
+                (3, 24, Some("log.syslog.colour")),
+            ],
+            "{errors:#?}"
+        );
+        assert!(errors[0].message.contains("needs an `address`"));
+        assert!(errors[2].message.contains("invalid port \"0\""));
     }
 
     #[test]
