@@ -129,6 +129,7 @@ fn forward_sends_every_record_in_order_as_json_lines() {
     assert!(!finished.stderr.contains("lost"), "{}", finished.stderr);
 }
 
+/// The forward handler alone (no stdout, no file) still gets daemon lines.
 #[test]
 fn forward_in_logfmt_over_a_unix_socket() {
     let dir = Dir::new("net-forward-unix");
@@ -144,7 +145,7 @@ fn forward_in_logfmt_over_a_unix_socket() {
     });
     dir.daemons(r#"[{"name":"web","command":["/bin/echo","GET / 200"]}]"#);
     dir.config(&format!(
-        r#"{{"log":{{"forward":{{"address":"unix://{}","format":"logfmt"}}}}}}"#,
+        r#"{{"log":{{"log_to_stdout":false,"forward":{{"address":"unix://{}","format":"logfmt"}}}}}}"#,
         socket.display()
     ));
     let finished = pz().config_dir(&dir).run(secs(20.0));
@@ -487,4 +488,61 @@ fn check_reports_bad_network_settings_with_their_place() {
         );
     }
     assert!(stderr.contains("unsupported scheme \"udp\""), "{stderr}");
+}
+
+/// Context switches of pidzero's thread named `name` so far.
+fn thread_switches(pid: i32, name: &str) -> Option<u64> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let task = task.ok()?.path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).ok()?;
+        return Some(
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .sum(),
+        );
+    }
+    None
+}
+
+/// Connected and with nothing to send, a handler's thread sleeps: not one
+/// wake-up in a 2-second window (forward over TCP, syslog over UDP).
+#[test]
+fn idle_handlers_do_not_wake_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Received::default();
+    let server = serve(listener, received.clone());
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let dir = Dir::new("net-idle");
+    dir.daemons(r#"[{"name":"idle","command":["/bin/sh","-c","echo ready; exec sleep 1000"]}]"#);
+    dir.config(&format!(
+        r#"{{"log":{{"forward":{{"address":"tcp://127.0.0.1:{port}"}},"syslog":{{"address":"udp://127.0.0.1:{udp_port}"}}}}}}"#
+    ));
+    let mut r = pz().config_dir(&dir).spawn();
+    r.wait_line("idle", "ready");
+    let arrived = wait_until(DEADLINE, || received.text().contains("\"line\":\"ready\""));
+    assert!(arrived.is_some(), "{}", received.text());
+    let pid = r.pid;
+    let before = (
+        thread_switches(pid, "pidzero-forward").unwrap(),
+        thread_switches(pid, "pidzero-syslog").unwrap(),
+    );
+    // A measurement window, not a synchronisation.
+    thread::sleep(secs(2.0));
+    let after = (
+        thread_switches(pid, "pidzero-forward").unwrap(),
+        thread_switches(pid, "pidzero-syslog").unwrap(),
+    );
+    assert_eq!(before, after, "(forward, syslog) context switches");
+    r.signal(libc::SIGTERM);
+    r.wait_exit(DEADLINE);
+    drop(r.finish());
+    assert_eq!(server.join().unwrap(), 1);
 }
