@@ -289,7 +289,8 @@ fn a_receiver_that_never_reads_costs_drops_not_a_block() {
 // syslog to a real rsyslogd
 // ---------------------------------------------------------------------------
 
-/// rsyslogd in the foreground, listening on UDP and TCP on loopback, writing
+/// rsyslogd in the foreground, listening on UDP and TCP on loopback and on a
+/// Unix datagram socket `log.sock` as it does on `/dev/log`, writing
 /// what it parsed, one message a line, to `out.log`; killed on drop.
 struct Rsyslog {
     child: Child,
@@ -328,6 +329,8 @@ fn start_rsyslog(dir: &Dir, test: &str) -> Option<Rsyslog> {
             r#"global(workDirectory="{work}")
 module(load="imudp")
 module(load="imtcp")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="{devlog}")
 input(type="imudp" address="127.0.0.1" port="{udp}")
 input(type="imtcp" address="127.0.0.1" port="{tcp}")
 template(name="parsed" type="string" string="%pri%|%syslogfacility-text%|%syslogseverity-text%|%hostname%|%app-name%|%procid%|%msgid%|%inputname%|%msg%\n")
@@ -335,6 +338,7 @@ action(type="omfile" file="{out}" template="parsed")
 "#,
             work = dir.path.display(),
             out = out.display(),
+            devlog = dir.p("log.sock").display(),
         ),
     );
     let child = Command::new(program)
@@ -385,13 +389,14 @@ fn run_with_syslog(dir: &Dir, syslog: &str) {
     assert_eq!(finished.status(), 0, "{}", finished.stderr);
 }
 
-/// The message `msg` that came through `input` (`imudp`, `imtcp`).
+/// The message `msg` that came through `input` (`imudp`, `imtcp`,
+/// `imuxsock`); rsyslog keeps the space after an RFC 3164 tag's colon.
 fn wait_parsed(rsyslog: &Rsyslog, msg: &str, input: &str) -> Vec<String> {
     let mut found = None;
     wait_until(DEADLINE, || {
         found = parsed(rsyslog)
             .into_iter()
-            .find(|f| f.len() == 9 && f[8] == msg && f[7] == input);
+            .find(|f| f.len() == 9 && f[8].trim_start() == msg && f[7] == input);
         found.is_some()
     });
     found.unwrap_or_else(|| panic!("rsyslogd has no {msg:?}: {:?}", parsed(rsyslog)))
@@ -462,6 +467,28 @@ fn syslog_rfc3164_over_tcp_with_a_fixed_app_name() {
     let record: Value = serde_json::from_str(get[8].trim_start()).unwrap();
     assert_eq!(record["source"], "web");
     assert_eq!(record["line"], "GET / 200");
+}
+
+/// To a `/dev/log`-like socket, the default is what syslog(3) sends there:
+/// RFC 3164 without a host name, which rsyslog's imuxsock parses.
+#[test]
+fn syslog_to_a_local_datagram_socket_parses_in_rsyslog() {
+    let dir = Dir::new("net-rsyslog-devlog");
+    let Some(rsyslog) = start_rsyslog(&dir, "syslog_to_a_local_datagram_socket_parses_in_rsyslog")
+    else {
+        return;
+    };
+    let run = Dir::new("net-rsyslog-devlog-run");
+    run_with_syslog(
+        &run,
+        &format!(r#"{{"address":"unix://{}"}}"#, dir.p("log.sock").display()),
+    );
+    let get = wait_parsed(&rsyslog, "GET / 200", "imuxsock");
+    assert_eq!(get[..3], ["30", "daemon", "info"], "{get:?}");
+    assert_eq!(get[4], "web", "TAG: {get:?}");
+    assert!(get[5].parse::<u32>().is_ok(), "PID: {get:?}");
+    let error = wait_parsed(&rsyslog, "ERROR: disk full", "imuxsock");
+    assert_eq!(error[..3], ["27", "daemon", "err"], "{error:?}");
 }
 
 #[test]

@@ -176,9 +176,17 @@ pub(super) fn read_syslog(report: &mut Report, raw: &RawValue) -> Option<SyslogS
         Some(raw) => read_address(report, raw, "log.syslog.address", &["unix", "udp", "tcp"]),
         None => Some(NetAddress::Unix(PathBuf::from("/dev/log"))),
     };
+    // `/dev/log` readers (journald, rsyslog's imuxsock) expect what
+    // syslog(3) writes there: the BSD format without a host name.
+    let local = matches!(address, Some(NetAddress::Unix(_)));
+    let default_protocol = if local {
+        SyslogProtocol::Rfc3164
+    } else {
+        SyslogProtocol::Rfc5424
+    };
     let protocol = fields
         .get("protocol")
-        .map_or(Some(SyslogProtocol::Rfc5424), |raw| {
+        .map_or(Some(default_protocol), |raw| {
             json::choice(report, raw, "log.syslog.protocol", PROTOCOLS)
         });
     let facility = fields.get("facility").map_or(Some(3), |raw| {

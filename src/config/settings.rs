@@ -383,7 +383,7 @@ mod tests {
         let syslog = net.syslog.unwrap();
         assert_eq!(syslog.address, NetAddress::Unix("/dev/log".into()));
         assert_eq!(syslog.address.to_string(), log_net::DEFAULT_SYSLOG_ADDRESS);
-        assert_eq!(syslog.protocol, SyslogProtocol::Rfc5424);
+        assert_eq!(syslog.protocol, SyslogProtocol::Rfc3164, "local default");
         assert_eq!(syslog.facility, 3);
         assert_eq!(syslog.app_name, None);
         assert_eq!(syslog.format, MessageFormat::Line);
@@ -392,6 +392,9 @@ mod tests {
         let forward = net.forward.unwrap();
         assert_eq!(forward.address.to_string(), "tcp://vector:9000");
         assert_eq!(forward.format, LogFormat::Json);
+        let tcp = r#"{"log": {"syslog": {"address": "tcp://h:601"}}}"#;
+        let syslog = parse_ok(tcp, None).log.net.syslog.unwrap();
+        assert_eq!(syslog.protocol, SyslogProtocol::Rfc5424, "network default");
         let text = r#"{"log": {"syslog": {"address": "udp://10.0.0.1:514", "protocol": "rfc3164",
             "facility": "local7", "app_name": "shop", "format": "logfmt", "buffer_records": 5,
             "buffer_bytes": 65536}}}"#;

@@ -201,6 +201,7 @@ mod tests {
             protocol: SyslogProtocol::Rfc5424,
             origin: Origin {
                 hostname: "box".into(),
+                local: false,
                 pid: 7,
                 facility: 3,
             },

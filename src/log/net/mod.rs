@@ -173,6 +173,7 @@ impl NetSinks {
                 protocol: syslog.protocol,
                 origin: syslog::Origin {
                     hostname: syslog::hostname(),
+                    local: matches!(syslog.address, NetAddress::Unix(_)),
                     pid: std::process::id(),
                     facility: syslog.facility,
                 },

@@ -4,7 +4,8 @@
 //! - RFC 5424: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`,
 //!   the timestamp RFC 3339 UTC with milliseconds (the record's own).
 //! - RFC 3164: `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG`, the time in UTC
-//!   (the format has no zone; containers run in UTC as a rule).
+//!   (the format has no zone; containers run in UTC as a rule); to the
+//!   local `/dev/log` without `HOSTNAME`, as syslog(3) writes it.
 //! - PRI = facility × 8 + severity.
 //! - Over TCP, octet counting (RFC 6587 §3.4.1): `LEN SP MESSAGE`, so a
 //!   message may hold anything; over UDP and Unix datagrams, one message
@@ -114,6 +115,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub struct Origin {
     /// This host's name (printable ASCII, no space; `-` if unknown).
     pub hostname: String,
+    /// Sent to the local `/dev/log`: RFC 3164 messages then leave out the
+    /// host name, as syslog(3) does (journald and rsyslog's imuxsock would
+    /// take it for the tag).
+    pub local: bool,
     /// pidzero's pid: PROCID, and the PID of the RFC 3164 TAG.
     pub pid: u32,
     pub facility: u8,
@@ -160,8 +165,10 @@ pub fn rfc3164(out: &mut Vec<u8>, origin: &Origin, header: &Header<'_>, msg: &[u
     out.push(b' ');
     out.extend_from_slice(&ts[11..19]);
     out.push(b' ');
-    out.extend_from_slice(origin.hostname.as_bytes());
-    out.push(b' ');
+    if !origin.local {
+        out.extend_from_slice(origin.hostname.as_bytes());
+        out.push(b' ');
+    }
     push_token(out, header.app_name, 32);
     out.extend_from_slice(format!("[{}]: ", origin.pid).as_bytes());
     out.extend_from_slice(msg);
@@ -220,6 +227,7 @@ mod tests {
     fn origin(facility: u8) -> Origin {
         Origin {
             hostname: "box".into(),
+            local: false,
             pid: 1,
             facility,
         }
@@ -284,6 +292,17 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<30>Dec 25 01:02:03 box x[1]: m"
+        );
+        let local = Origin {
+            local: true,
+            ..origin(3)
+        };
+        let mut out = Vec::new();
+        rfc3164(&mut out, &local, &h, b"m");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<30>Dec 25 01:02:03 x[1]: m",
+            "no host name to /dev/log"
         );
     }
 
