@@ -254,16 +254,45 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "close not seen");
             std::thread::yield_now();
         }
-        // Writing on until the reset arrives must fail, not raise SIGPIPE
-        // (this test process does not ignore it: the Rust runtime does).
-        let mut failed = false;
+        // Writing on until the reset arrives must fail with EPIPE, and
+        // raise no SIGPIPE: pidzero blocks every signal and reads them
+        // from a signalfd, where a SIGPIPE would pass for one sent from
+        // outside. Blocked here too, a SIGPIPE would stay pending.
+        let pending_sigpipe = || {
+            // SAFETY: sigset_t filled by sigpending, read by sigismember.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigpending(&mut set);
+                libc::sigismember(&set, libc::SIGPIPE) == 1
+            }
+        };
+        // SAFETY: a sigset built by sigemptyset/sigaddset, for this thread.
+        let old = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            old
+        };
+        assert!(!pending_sigpipe());
+        let mut failed = None;
         for _ in 0..100 {
-            if conn.send(b"more\n", &mut || true).is_err() {
-                failed = true;
+            if let Err((_, SendError::Io(error))) = conn.send(b"more\n", &mut || true) {
+                failed = Some(error);
                 break;
             }
         }
-        assert!(failed);
+        let raised = pending_sigpipe();
+        // SAFETY: restores this thread's mask (a pending SIGPIPE would
+        // then be delivered, and ignored as the Rust runtime set it).
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        let error = failed.expect("sends to a closed receiver fail");
+        assert!(
+            matches!(error.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)),
+            "{error}"
+        );
+        assert!(!raised, "a send raised SIGPIPE");
     }
 
     #[test]
