@@ -5,8 +5,9 @@
 //! refused, closed, a failed send) or when records are dropped because it
 //! does not keep up (it accepts but does not read: its socket buffer fills
 //! and the queue overflows). It is reported once, by a `sink_error` event,
-//! and ends at the first round sent whole with no record dropped
-//! meanwhile, reported by a `sink_recovered` event that says how many
+//! and ends once the handler has caught up (its queue sent, the receiver
+//! connected) and nothing has been dropped for [`SETTLE`], reported by a
+//! `sink_recovered` event that says how many
 //! records the outage cost.
 
 use std::sync::atomic::Ordering;
@@ -32,6 +33,10 @@ pub const ROUND_BYTES: usize = 256 * 1024;
 /// At exit, how long a handler keeps sending what is queued to a receiver
 /// that is there; one that is away gets no new attempt.
 pub const FINISH_GRACE: Duration = Duration::from_secs(1);
+
+/// An outage ends once the handler has caught up and nothing has been
+/// dropped for this long: one timed wake-up at the end of an outage.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// What a handler sends to, and how.
 pub struct Target {
@@ -60,6 +65,9 @@ pub struct Worker {
     /// Drops already reported (by the end of an outage): more than this,
     /// outside an outage, starts one.
     accounted: u64,
+    /// The drops counted when last looked at, and when that count last grew.
+    seen_dropped: u64,
+    last_drop: Instant,
     /// When to stop sending at exit, once asked to stop.
     finish_by: Option<Instant>,
     out: Vec<u8>,
@@ -76,6 +84,8 @@ impl Worker {
             backoff: FIRST_BACKOFF,
             outage: None,
             accounted: 0,
+            seen_dropped: 0,
+            last_drop: Instant::now(),
             finish_by: None,
             out: Vec::new(),
             ends: Vec::new(),
@@ -85,16 +95,10 @@ impl Worker {
     /// Runs until told to stop; returns the records left unsent at exit.
     pub fn run(mut self) -> u64 {
         loop {
-            let stopping = {
-                let mut state = self.shared.lock();
-                while state.queue.is_empty() && !state.stop {
-                    state = self
-                        .shared
-                        .wake
-                        .wait(state)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
-                state.stop
+            let Some(stopping) = self.wait_for_work() else {
+                // Idle past an outage's settling time: it is over.
+                self.settle();
+                continue;
             };
             if stopping && self.should_end() {
                 let left = self.shared.lock().queue.clear();
@@ -110,6 +114,36 @@ impl Worker {
             self.check_overflow();
             self.round(conn);
         }
+    }
+
+    /// Sleeps until there are records or a stop (then says whether it is
+    /// a stop); `None` when, during an outage with the receiver connected
+    /// and nothing to send, the outage has settled ([`SETTLE`]). Without
+    /// an outage to settle, no timeout: no wake-up while idle.
+    fn wait_for_work(&self) -> Option<bool> {
+        let mut state = self.shared.lock();
+        while state.queue.is_empty() && !state.stop {
+            let settling = self.outage.is_some() && self.conn.is_some();
+            if !settling {
+                state = self
+                    .shared
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let left = SETTLE.saturating_sub(self.last_drop.elapsed());
+            let (next, timeout) = self
+                .shared
+                .wake
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner());
+            state = next;
+            if timeout.timed_out() && state.queue.is_empty() && !state.stop {
+                return None;
+            }
+        }
+        Some(state.stop)
     }
 
     /// At exit: end now unless there are records, the grace is not over,
@@ -163,7 +197,7 @@ impl Worker {
     fn round(&mut self, conn: Conn) {
         self.out.clear();
         self.ends.clear();
-        let dropped_at_take = {
+        let (dropped_at_take, caught_up) = {
             let mut state = self.shared.lock();
             while self.out.len() < ROUND_BYTES {
                 let Some(item) = state.queue.pop() else {
@@ -177,7 +211,10 @@ impl Worker {
                 .stats
                 .queued
                 .store(state.queue.records() as u64, Ordering::Relaxed);
-            self.shared.stats.dropped.load(Ordering::Relaxed)
+            (
+                self.shared.stats.dropped.load(Ordering::Relaxed),
+                state.queue.is_empty(),
+            )
         };
         let records = self.ends.len() as u64;
         let out = std::mem::take(&mut self.out);
@@ -203,7 +240,11 @@ impl Worker {
                     .written
                     .fetch_add(records, Ordering::Relaxed);
                 self.conn = Some(conn);
-                self.up(dropped_at_take);
+                self.note_drops();
+                if caught_up && self.shared.stats.dropped.load(Ordering::Relaxed) == dropped_at_take
+                {
+                    self.settle();
+                }
             }
             Err((sent, error)) => {
                 // Records not wholly sent are lost; a stream cut in the
@@ -254,7 +295,9 @@ impl Worker {
         if self.outage.is_none()
             && self.shared.stats.dropped.load(Ordering::Relaxed) > self.accounted
         {
-            self.start_outage("the receiver does not keep up (it is not reading)");
+            self.start_outage(
+                "records come faster than they can be sent (the receiver is slow or not reading)",
+            );
         }
     }
 
@@ -288,10 +331,27 @@ impl Worker {
         });
     }
 
-    /// A round went through: ends the outage if nothing was dropped meanwhile.
-    fn up(&mut self, dropped_at_take: u64) {
+    /// Notes when records were last seen dropped.
+    fn note_drops(&mut self) {
         let dropped = self.shared.stats.dropped.load(Ordering::Relaxed);
-        let Some(outage) = self.outage.as_ref().filter(|_| dropped == dropped_at_take) else {
+        if dropped != self.seen_dropped {
+            self.seen_dropped = dropped;
+            self.last_drop = Instant::now();
+        }
+    }
+
+    /// Ends the outage once the handler has caught up (its queue empty,
+    /// the receiver connected) and nothing has been dropped for [`SETTLE`].
+    /// Settling keeps a receiver that hovers at the edge of keeping up
+    /// (drops, a round without, drops...) to one outage instead of a
+    /// stream of events.
+    fn settle(&mut self) {
+        self.note_drops();
+        if self.conn.is_none() || self.last_drop.elapsed() < SETTLE {
+            return;
+        }
+        let dropped = self.seen_dropped;
+        let Some(outage) = self.outage.as_ref() else {
             return;
         };
         let lost = dropped - outage.dropped_before;
