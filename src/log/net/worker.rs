@@ -7,8 +7,7 @@
 //! and the queue overflows). It is reported once, by a `sink_error` event,
 //! and ends once the handler has caught up (its queue sent, the receiver
 //! connected) and nothing has been dropped for [`SETTLE`], reported by a
-//! `sink_recovered` event that says how many
-//! records the outage cost.
+//! `sink_recovered` event that says how many records the outage cost.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,7 +30,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub const ROUND_BYTES: usize = 256 * 1024;
 
 /// At exit, how long a handler keeps sending what is queued to a receiver
-/// that is there; one that is away gets no new attempt.
+/// that is there; one that is away gets one more connection attempt (it
+/// may be back while the handler waits out its backoff), no more.
 pub const FINISH_GRACE: Duration = Duration::from_secs(1);
 
 /// An outage ends once the handler has caught up and nothing has been
