@@ -51,7 +51,8 @@
 //! - events are not bounded by permits, but only the supervisor sends them;
 //! - per network handler: its queue, at most `buffer_records` records and
 //!   `buffer_bytes` (8 MiB by default) of the reads they come from, plus
-//!   one round being sent (256 KiB formatted, see [`net`]);
+//!   one round being sent (256 KiB of records taken from the queue, and
+//!   those formatted; see [`net`]);
 //! - per daemon, for the control API: its last 1,000 lines in the batches
 //!   they were read into, at most [`recent::RECENT_BYTES`] (384 KiB) of
 //!   buffers and spans (counted by capacity); pidzero's own last 1,000

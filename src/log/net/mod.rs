@@ -18,12 +18,13 @@
 //!
 //! Bounds, per handler: `buffer_records` records and `buffer_bytes` bytes of
 //! queued lines (counted as the bytes of each read they come from, so
-//! sparse reads count fully), plus one round being sent (at most
-//! [`worker::ROUND_BYTES`] formatted). Past a bound the oldest records are
-//! dropped and counted (`pidzero_log_dropped_total{sink=...}`); an outage
-//! (receiver away, or not keeping up) is reported by one `sink_error` event
-//! when it starts and one `sink_recovered` event, with the number dropped,
-//! when records flow again.
+//! sparse reads count fully), plus one round being sent (up to
+//! [`worker::ROUND_BYTES`] taken from the queue, and that formatted: up to
+//! six times as much for JSON of control bytes). Past a bound the oldest
+//! records are dropped and counted (`pidzero_log_dropped_total{sink=...}`);
+//! an outage (receiver away, or not keeping up) is reported by one
+//! `sink_error` event when it starts and one `sink_recovered` event, with
+//! the number dropped, once the handler has caught up.
 
 pub mod conn;
 pub mod encode;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, SendError};
 use super::encode::Encoder;
+use super::queue::Entry;
 use super::{Shared, SinkKind};
 use crate::config::NetAddress;
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level};
@@ -25,7 +26,8 @@ use crate::log::LogHandle;
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Formatted bytes taken from the queue for one round of sends (soft: a
+/// Bytes of queued records (as [`Entry::bytes`] counts them: their text
+/// before formatting) taken from the queue for one round of sends (soft: a
 /// round stops taking once it holds this much).
 pub const ROUND_BYTES: usize = 256 * 1024;
 
@@ -197,15 +199,18 @@ impl Worker {
     fn round(&mut self, conn: Conn) {
         self.out.clear();
         self.ends.clear();
+        // Items are taken under the lock, formatted after it: the writer
+        // thread pushes under that lock and must not wait for formatting.
+        let mut items = Vec::new();
         let (dropped_at_take, caught_up) = {
             let mut state = self.shared.lock();
-            while self.out.len() < ROUND_BYTES {
+            let mut taken = 0;
+            while taken < ROUND_BYTES {
                 let Some(item) = state.queue.pop() else {
                     break;
                 };
-                self.target
-                    .encoder
-                    .encode(&mut self.out, &item, &mut self.ends);
+                taken += item.bytes();
+                items.push(item);
             }
             self.shared
                 .stats
@@ -216,6 +221,12 @@ impl Worker {
                 state.queue.is_empty(),
             )
         };
+        for item in &items {
+            self.target
+                .encoder
+                .encode(&mut self.out, item, &mut self.ends);
+        }
+        drop(items);
         let records = self.ends.len() as u64;
         let out = std::mem::take(&mut self.out);
         let ends = std::mem::take(&mut self.ends);
