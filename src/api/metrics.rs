@@ -4,12 +4,13 @@ use std::fmt::Write;
 
 use super::model::Snapshot;
 use super::state::LogCounters;
+use crate::log::net::SinkCounts;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders every metric family with its HELP and TYPE lines, even when it has no
 /// samples yet, so dashboards and alerts can rely on the names.
-pub fn render(snapshot: &Snapshot, logs: &LogCounters) -> String {
+pub fn render(snapshot: &Snapshot, logs: &LogCounters, net: &[SinkCounts]) -> String {
     let mut out = String::with_capacity(256 + 160 * snapshot.daemons.len());
     family(
         &mut out,
@@ -64,6 +65,16 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters) -> String {
     for (sink, errors) in &logs.sink_errors {
         sample(&mut out, "pidzero_sink_errors_total", "sink", sink, errors);
     }
+    for s in net {
+        sample(
+            &mut out,
+            "pidzero_sink_errors_total",
+            "sink",
+            s.sink,
+            s.errors,
+        );
+    }
+    net_sinks(&mut out, net);
     family(
         &mut out,
         "pidzero_reaped_total",
@@ -72,6 +83,37 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters) -> String {
     );
     let _ = writeln!(out, "pidzero_reaped_total {}", snapshot.reaped_total);
     out
+}
+
+/// The network handlers' families (only samples for those configured).
+fn net_sinks(out: &mut String, net: &[SinkCounts]) {
+    type Pick = fn(&SinkCounts) -> u64;
+    let families: [(&str, &str, &str, Pick); 3] = [
+        (
+            "pidzero_log_written_total",
+            "counter",
+            "Log records sent by a network sink.",
+            |s| s.written,
+        ),
+        (
+            "pidzero_log_dropped_total",
+            "counter",
+            "Log records a network sink dropped (queue full while its receiver was away or slow, failed sends, left at exit).",
+            |s| s.dropped,
+        ),
+        (
+            "pidzero_log_queued_records",
+            "gauge",
+            "Log records waiting in a network sink's queue.",
+            |s| s.queued,
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        family(out, name, kind, help);
+        for s in net {
+            sample(out, name, "sink", s.sink, pick(s));
+        }
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -127,7 +169,14 @@ mod tests {
             per_daemon: vec![("web".into(), 10, 420)],
             sink_errors: vec![("file".into(), 2)],
         };
-        let text = render(&snapshot, &logs);
+        let net = [SinkCounts {
+            sink: "forward",
+            written: 5,
+            dropped: 3,
+            errors: 1,
+            queued: 9,
+        }];
+        let text = render(&snapshot, &logs, &net);
         for line in [
             "# TYPE pidzero_daemon_up gauge",
             "pidzero_daemon_up{daemon=\"web\"} 1",
@@ -137,6 +186,12 @@ mod tests {
             "pidzero_log_records_total{daemon=\"web\"} 10",
             "pidzero_log_bytes_total{daemon=\"web\"} 420",
             "pidzero_sink_errors_total{sink=\"file\"} 2",
+            "pidzero_sink_errors_total{sink=\"forward\"} 1",
+            "# TYPE pidzero_log_dropped_total counter",
+            "pidzero_log_written_total{sink=\"forward\"} 5",
+            "pidzero_log_dropped_total{sink=\"forward\"} 3",
+            "# TYPE pidzero_log_queued_records gauge",
+            "pidzero_log_queued_records{sink=\"forward\"} 9",
             "# HELP pidzero_reaped_total Orphaned processes reaped by pidzero.",
             "pidzero_reaped_total 7",
         ] {

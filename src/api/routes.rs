@@ -208,7 +208,11 @@ async fn answer(
         Route::Metrics => {
             let text = {
                 let snapshot = shared.ctx.snapshot.borrow();
-                metrics::render(&snapshot, &shared.ctx.logs.counters())
+                metrics::render(
+                    &snapshot,
+                    &shared.ctx.logs.counters(),
+                    &shared.ctx.logs.net_sinks(),
+                )
             };
             let mut response = Response::new(Body::from(text));
             response.headers_mut().insert(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::model::{ControlRequest, Snapshot};
+use crate::log::net::SinkCounts;
 
 /// The largest request head (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -42,6 +43,10 @@ pub trait LogSource: Send + Sync {
     /// The last `n` records of `daemon`, oldest first, each one JSON object.
     fn recent(&self, daemon: &str, n: usize) -> Vec<String>;
     fn counters(&self) -> LogCounters;
+    /// The network handlers' counters (`forward`, `syslog`); none by default.
+    fn net_sinks(&self) -> Vec<SinkCounts> {
+        Vec::new()
+    }
 }
 
 /// The log writer keeps the recent records and the counters.
@@ -55,6 +60,10 @@ impl LogSource for crate::log::LogHandle {
             per_daemon: self.daemon_counters(),
             sink_errors: self.sink_error_counts(),
         }
+    }
+
+    fn net_sinks(&self) -> Vec<SinkCounts> {
+        self.net_sink_counts()
     }
 }
 

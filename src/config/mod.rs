@@ -10,9 +10,13 @@ use std::time::Duration;
 
 mod daemons;
 mod json;
+pub mod log_net;
 mod settings;
 pub mod signal;
 
+pub use log_net::{
+    ForwardSettings, MessageFormat, NetAddress, NetSettings, SyslogProtocol, SyslogSettings,
+};
 pub use settings::FORMAT_VARIABLE;
 
 /// One problem found in a configuration file.
@@ -159,6 +163,8 @@ pub struct LogSettings {
     pub max_file_size: u64,
     pub max_files: u32,
     pub max_line_bytes: usize,
+    /// `log.syslog` and `log.forward`.
+    pub net: NetSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

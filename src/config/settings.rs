@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::json::{self, Fields, Kind, Report};
+use super::log_net::{self, NetSettings};
 use super::{ApiSettings, ConfigError, LogFormat, LogSettings, Settings, SocketSetting};
 
 pub(super) const TOP_FIELDS: &[&str] = &["log", "api", "shutdown_timeout"];
@@ -19,6 +20,8 @@ pub(super) const LOG_FIELDS: &[&str] = &[
     "max_file_size",
     "max_files",
     "max_line_bytes",
+    "syslog",
+    "forward",
 ];
 pub(super) const API_FIELDS: &[&str] = &["listen", "token", "socket"];
 
@@ -57,6 +60,7 @@ impl Default for Settings {
                 max_file_size: 10 * 1024 * 1024,
                 max_files: 5,
                 max_line_bytes: 16 * 1024,
+                net: NetSettings::default(),
             },
             api: ApiSettings::default(),
             shutdown_timeout: Duration::from_secs(10),
@@ -214,6 +218,12 @@ fn read_log(report: &mut Report, raw: &RawValue, config_dir: &Path, log: &mut Lo
         read_bool(report, &fields, "log_to_stdout"),
     );
     read_log_limits(report, &fields, log);
+    if let Some(raw) = fields.get("syslog") {
+        log.net.syslog = log_net::read_syslog(report, raw);
+    }
+    if let Some(raw) = fields.get("forward") {
+        log.net.forward = log_net::read_forward(report, raw);
+    }
 }
 
 /// Rotation and line-length limits, which only make sense together.
@@ -340,6 +350,7 @@ fn set<T>(target: &mut T, value: Option<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{MessageFormat, NetAddress, SyslogProtocol};
 
     const DIR: &str = "/etc/pidzero";
 
@@ -360,6 +371,63 @@ mod tests {
             Ok(settings) => panic!("expected errors, parsed {settings:#?}"),
             Err(errors) => errors,
         }
+    }
+
+    #[test]
+    fn network_handlers_are_off_by_default_and_have_defaults_when_on() {
+        assert_eq!(parse_ok("{}", None).log.net, NetSettings::default());
+        let off = r#"{"log": {"syslog": null, "forward": null}}"#;
+        assert!(!parse_ok(off, None).log.net.any());
+        let text = r#"{"log": {"syslog": {}, "forward": {"address": "tcp://vector:9000"}}}"#;
+        let net = parse_ok(text, None).log.net;
+        let syslog = net.syslog.unwrap();
+        assert_eq!(syslog.address, NetAddress::Unix("/dev/log".into()));
+        assert_eq!(syslog.address.to_string(), log_net::DEFAULT_SYSLOG_ADDRESS);
+        assert_eq!(syslog.protocol, SyslogProtocol::Rfc3164, "local default");
+        assert_eq!(syslog.facility, 3);
+        assert_eq!(syslog.app_name, None);
+        assert_eq!(syslog.format, MessageFormat::Line);
+        assert_eq!(syslog.buffer_records, 10_000);
+        assert_eq!(syslog.buffer_bytes, 8 << 20);
+        let forward = net.forward.unwrap();
+        assert_eq!(forward.address.to_string(), "tcp://vector:9000");
+        assert_eq!(forward.format, LogFormat::Json);
+        let tcp = r#"{"log": {"syslog": {"address": "tcp://h:601"}}}"#;
+        let syslog = parse_ok(tcp, None).log.net.syslog.unwrap();
+        assert_eq!(syslog.protocol, SyslogProtocol::Rfc5424, "network default");
+        let text = r#"{"log": {"syslog": {"address": "udp://10.0.0.1:514", "protocol": "rfc3164",
+            "facility": "local7", "app_name": "shop", "format": "logfmt", "buffer_records": 5,
+            "buffer_bytes": 65536}}}"#;
+        let syslog = parse_ok(text, None).log.net.syslog.unwrap();
+        assert_eq!(syslog.protocol, SyslogProtocol::Rfc3164);
+        assert_eq!(syslog.facility, 23);
+        assert_eq!(syslog.app_name.as_deref(), Some("shop"));
+        assert_eq!(syslog.format, MessageFormat::Record(LogFormat::Logfmt));
+        assert_eq!((syslog.buffer_records, syslog.buffer_bytes), (5, 65536));
+    }
+
+    #[test]
+    fn network_handler_errors_name_the_key_and_its_place() {
+        let text = "{\"log\": {\"forward\": {\"format\": \"xml\"},\n \"syslog\": {\"address\": \"tcp://h:0\", \"app_name\": \"a b\",\n  \"buffer_records\": 0, \"colour\": 1}}}";
+        let errors = parse_err(text);
+        let found: Vec<(usize, usize, Option<&str>)> = errors
+            .iter()
+            .map(|e| (e.line, e.column, e.field.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, 21, Some("log.forward")),
+                (1, 32, Some("log.forward.format")),
+                (2, 24, Some("log.syslog.address")),
+                (2, 49, Some("log.syslog.app_name")),
+                (3, 21, Some("log.syslog.buffer_records")),
+                (3, 24, Some("log.syslog.colour")),
+            ],
+            "{errors:#?}"
+        );
+        assert!(errors[0].message.contains("needs an `address`"));
+        assert!(errors[2].message.contains("invalid port \"0\""));
     }
 
     #[test]

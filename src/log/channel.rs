@@ -6,7 +6,9 @@
 //! the sender needs no part of the writer, and the writer no more of the
 //! sender than the handle it gives out.
 
-use super::record::LineBatch;
+use std::sync::Arc;
+
+use super::record::{EventRecord, LineBatch};
 
 /// Line batches allowed in flight (queued or being written) at once: the
 /// permits of the back-pressure semaphore.
@@ -37,4 +39,7 @@ pub(super) struct Chunk {
     /// as it takes them, so that they are kept in the order sent whoever
     /// formatted them.
     pub batch: Option<LineBatch>,
+    /// The event the records were formatted from, when network handlers
+    /// need it in their own formats (see [`super::net`]).
+    pub event: Option<Arc<EventRecord>>,
 }

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::channel::{Chunk, Message, BATCHES_IN_FLIGHT};
 use super::format::{format_event, format_spans};
+use super::net::{SinkCounts, SinkKind, SinkStats};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{EventRecord, Level, LineBatch};
@@ -48,6 +49,8 @@ pub struct LogHandle {
     max_line_bytes: usize,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
+    /// The network handlers' counters, for `/metrics`.
+    net_stats: Arc<[(SinkKind, Arc<SinkStats>)]>,
 }
 
 /// What the sinks take, so that records are formatted here as they need.
@@ -62,6 +65,8 @@ pub(super) struct Routing {
     pub plain_events: bool,
     /// Some sink takes daemon lines (else they are only counted and kept).
     pub lines_have_sink: bool,
+    /// Network handlers are on: events travel with their record too.
+    pub net: bool,
 }
 
 impl LogHandle {
@@ -83,7 +88,23 @@ impl LogHandle {
             routing,
             max_line_bytes,
             pidzero: "pidzero".into(),
+            net_stats: Arc::new([]),
         }
+    }
+
+    /// This handle with the network handlers' counters, for `/metrics`.
+    pub(super) fn with_net_stats(mut self, stats: Vec<(SinkKind, Arc<SinkStats>)>) -> Self {
+        self.net_stats = stats.into();
+        self
+    }
+
+    /// Each network handler's records written, dropped, failed attempts
+    /// and queued records.
+    pub fn net_sink_counts(&self) -> Vec<SinkCounts> {
+        self.net_stats
+            .iter()
+            .map(|(kind, stats)| stats.counts(kind.as_str()))
+            .collect()
     }
 
     /// Where the pipe readers cut long lines (`log.max_line_bytes`).
@@ -126,6 +147,7 @@ impl LogHandle {
             to_stream,
             permit: true,
             batch: Some(batch),
+            event: None,
         }));
     }
 
@@ -147,11 +169,13 @@ impl LogHandle {
             self.routing.plain_events,
             &record,
         );
+        let to_stream = !self.routing.quiet || record.level != Level::Info;
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            to_stream: !self.routing.quiet || record.level != Level::Info,
+            to_stream,
             permit: false,
             batch: None,
+            event: self.routing.net.then(|| Arc::new(record)),
         }));
     }
 

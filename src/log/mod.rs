@@ -10,6 +10,10 @@
 //! - [`format`](mod@format): one record → one line of JSON, map, logfmt or text.
 //! - [`scan`]: the byte scans (newlines, bytes to escape), scalar and SIMD.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
+//! - [`net`]: the network handlers (`log.forward`, `log.syslog`), each on
+//!   its own thread behind a bounded queue that drops its oldest records:
+//!   they are the one place where records may be dropped, so that stdout
+//!   and the file stay lossless and never wait for a network receiver.
 //! - [`recent`]: counters and the last records of each source, for the API.
 //! - [`pool`]: read and output buffers handed back for reuse.
 //!
@@ -45,6 +49,10 @@
 //!   about 1.6 MiB for one read of 64 KiB of empty lines, after which the
 //!   pipe's reads are smaller (see [`reader::BATCH_LINES`]);
 //! - events are not bounded by permits, but only the supervisor sends them;
+//! - per network handler: its queue, at most `buffer_records` records and
+//!   `buffer_bytes` (8 MiB by default) of the reads they come from, plus
+//!   one round being sent (256 KiB of records taken from the queue, and
+//!   those formatted; see [`net`]);
 //! - per daemon, for the control API: its last 1,000 lines in the batches
 //!   they were read into, at most [`recent::RECENT_BYTES`] (384 KiB) of
 //!   buffers and spans (counted by capacity); pidzero's own last 1,000
@@ -59,6 +67,7 @@ pub mod channel;
 pub mod format;
 pub mod framer;
 pub mod handle;
+pub mod net;
 pub mod pool;
 pub mod reader;
 pub mod recent;

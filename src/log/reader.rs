@@ -380,6 +380,7 @@ mod tests {
             max_file_size: 0,
             max_files: 1,
             max_line_bytes: 8,
+            net: Default::default(),
         };
         start(WriterOptions {
             settings,

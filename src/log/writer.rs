@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::channel::{Chunk, Message, BATCHES_IN_FLIGHT};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
+use super::net::NetSinks;
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{timestamp_now, EventRecord, FieldValue, Level};
@@ -324,6 +325,30 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     let (tx, rx) = mpsc::unbounded_channel();
     // The silent main-command mode, unless the user asked for records.
     let plain_events = options.quiet && !settings.format_chosen && !settings.log_to_file;
+    let routing = Routing {
+        format: settings.format,
+        quiet: options.quiet,
+        plain_events,
+        lines_have_sink: settings.log_to_file
+            || (stream_fd.is_some() && !options.quiet)
+            || settings.net.any(),
+        net: settings.net.any(),
+    };
+    let handle = LogHandle::new(
+        tx,
+        Arc::clone(&permits),
+        Arc::clone(&recent),
+        read_buffers,
+        Arc::clone(&pool),
+        routing,
+        settings.max_line_bytes,
+    );
+    // The handlers send their outage events through the handle, like any sender.
+    let net = NetSinks::start(&settings.net, &handle)?;
+    let handle = match &net {
+        Some(net) => handle.with_net_stats(net.stats()),
+        None => handle,
+    };
     let writer = Writer {
         pool: Arc::clone(&pool),
         format: settings.format,
@@ -338,6 +363,7 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         taken_permits: 0,
         losses: Arc::default(),
         published_drops: 0,
+        net,
     };
     let losses = Arc::clone(&writer.losses);
     let (done_tx, done) = std::sync::mpsc::channel();
@@ -353,21 +379,6 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         thread: Arc::new(Mutex::new(Some(thread.as_pthread_t()))),
         deadline: Arc::default(),
     };
-    let routing = Routing {
-        format: settings.format,
-        quiet: options.quiet,
-        plain_events,
-        lines_have_sink: settings.log_to_file || (stream_fd.is_some() && !options.quiet),
-    };
-    let handle = LogHandle::new(
-        tx,
-        permits,
-        recent,
-        read_buffers,
-        pool,
-        routing,
-        settings.max_line_bytes,
-    );
     Ok((
         handle,
         LogWriter {
@@ -490,6 +501,8 @@ struct Writer {
     losses: Arc<Mutex<Vec<SinkLoss>>>,
     /// The drops of both sinks at the last publication.
     published_drops: u64,
+    /// `log.forward` and `log.syslog`, each fed from its own queue.
+    net: Option<NetSinks>,
 }
 
 impl Writer {
@@ -516,6 +529,27 @@ impl Writer {
             }
         }
         self.report_given_up();
+        self.finish_net();
+    }
+
+    /// Lets the network handlers send what they hold (briefly) and adds
+    /// what they lost to the losses reported at exit.
+    fn finish_net(&mut self) {
+        let Some(net) = self.net.take() else {
+            return;
+        };
+        let mut losses = self.losses.lock().unwrap_or_else(|e| e.into_inner());
+        if losses.is_empty() {
+            losses.extend(
+                [
+                    self.stream.as_ref().map(Target::loss),
+                    self.file.as_ref().map(Target::loss),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        }
+        losses.extend(net.finish());
     }
 
     /// After giving up at exit: the last event, on any sink still working,
@@ -567,10 +601,19 @@ impl Writer {
                     to_stream,
                     permit: true,
                     batch: Some(batch),
+                    event: None,
                 }
             }
             Message::Finish => return true,
         };
+        if let Some(net) = &self.net {
+            if let Some(batch) = &chunk.batch {
+                net.lines(batch);
+            }
+            if let Some(event) = chunk.event.take() {
+                net.event(&event);
+            }
+        }
         if let Some(batch) = chunk.batch.take() {
             self.recent.add_lines(batch);
         }
@@ -714,6 +757,7 @@ mod tests {
             max_file_size: 0,
             max_files: 1,
             max_line_bytes: 16384,
+            net: Default::default(),
         }
     }
 
@@ -838,6 +882,7 @@ mod tests {
             quiet: false,
             plain_events: false,
             lines_have_sink: true,
+            net: false,
         };
         let pool = Arc::new(BufferPool::default());
         let log = LogHandle::new(

@@ -18,6 +18,7 @@ fn settings() -> Settings {
             max_file_size: 10 << 20,
             max_files: 5,
             max_line_bytes: 16384,
+            net: Default::default(),
         },
         api: Default::default(),
         shutdown_timeout: Duration::from_secs(10),
