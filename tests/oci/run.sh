@@ -280,7 +280,10 @@ case_vital_killed() {
     local pid t0
     pid=$(daemon_pid web) || fail "no pid for web in pidzero status --json"
     t0=$(now_ms)
-    cexec kill -KILL "$pid" || fail "kill -KILL $pid in the container failed"
+    # pidzero fails fast within milliseconds, so the container may be gone
+    # before `runc exec` returns, which then reports an error: the exit status
+    # and the vital_exit event below are what tell.
+    cexec kill -KILL "$pid" || true
     wait_exit 20
     [ "$status" = 137 ] || fail "vital httpd killed by SIGKILL: the container exited $status, want 137"
     stopped_within "$t0" "SIGKILL -> exit"
