@@ -208,10 +208,10 @@ fn wait_writable(fd: i32, timeout: Duration) -> io::Result<bool> {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
-    #[test]
-    fn a_receiver_that_does_not_read_stalls_the_send_until_given_up() {
+    /// A connection to a listener of this test, and the receiver's end.
+    fn connected_pair() -> (Conn, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let address = NetAddress::Tcp {
@@ -219,7 +219,13 @@ mod tests {
             port,
         };
         let conn = Conn::connect(&address, false).unwrap();
-        let (_accepted, _) = listener.accept().unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        (conn, accepted)
+    }
+
+    #[test]
+    fn a_receiver_that_does_not_read_stalls_the_send_until_given_up() {
+        let (conn, _accepted) = connected_pair();
         let big = vec![b'x'; 64 << 20];
         let mut stalls = 0;
         let result = conn.send(&big, &mut || {
@@ -236,14 +242,7 @@ mod tests {
 
     #[test]
     fn a_closed_receiver_is_noticed_and_sends_fail_without_sigpipe() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let address = NetAddress::Tcp {
-            host: "127.0.0.1".into(),
-            port,
-        };
-        let conn = Conn::connect(&address, false).unwrap();
-        let (mut accepted, _) = listener.accept().unwrap();
+        let (conn, mut accepted) = connected_pair();
         conn.send(b"hello\n", &mut || true).unwrap();
         let mut got = [0u8; 6];
         accepted.read_exact(&mut got).unwrap();
