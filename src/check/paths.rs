@@ -40,7 +40,7 @@ pub trait Filesystem {
 }
 
 /// The longest Unix socket path (`sun_path` holds 108 bytes with the NUL).
-pub const MAX_SOCKET_PATH: usize = 107;
+pub const MAX_SOCKET_PATH: usize = crate::config::log_net::MAX_UNIX_SOCKET_PATH;
 
 /// The directory that holds `path`: `.` for a bare file name, as the kernel sees it.
 fn parent_dir(path: &Path) -> PathBuf {

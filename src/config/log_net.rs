@@ -36,6 +36,10 @@ pub const MAX_BUFFER_BYTES: u64 = 1024 * 1024 * 1024;
 /// Where `log.syslog` sends without an `address`.
 pub const DEFAULT_SYSLOG_ADDRESS: &str = "unix:///dev/log";
 
+/// The longest Unix socket path (`sun_path` holds 108 bytes with the NUL):
+/// a longer one could never connect, so it is a configuration error.
+pub const MAX_UNIX_SOCKET_PATH: usize = 107;
+
 /// The network handlers; each `None` when off.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NetSettings {
@@ -345,6 +349,12 @@ pub fn parse_address(text: &str, schemes: &[&str]) -> Result<NetAddress, String>
                 "a Unix socket address needs an absolute path, as in \"unix:///dev/log\", found \"{text}\""
             ));
         }
+        if rest.len() > MAX_UNIX_SOCKET_PATH {
+            return Err(format!(
+                "a Unix socket path holds at most {MAX_UNIX_SOCKET_PATH} bytes, found {} in \"{text}\"",
+                rest.len()
+            ));
+        }
         return Ok(NetAddress::Unix(PathBuf::from(rest)));
     }
     let (host, port) = split_host_port(rest)
@@ -438,6 +448,11 @@ mod tests {
             ("tcp://:9000", &["tcp"][..], "expected host:port"),
             ("tcp://::1:9000", &["tcp"][..], "expected host:port"),
             ("unix://dev/log", &["unix"][..], "absolute path"),
+            (
+                &*format!("unix:///{}", "a".repeat(107)),
+                &["unix"][..],
+                "at most 107 bytes, found 108",
+            ),
         ];
         for (text, schemes, want) in cases {
             match parse_address(text, schemes) {
