@@ -64,7 +64,12 @@ DUMB=$(command -v dumb-init)
 CATA=$(command -v catatonit)
 S6=$(command -v s6-svscan)
 SUPD=$(command -v supervisord)
-U=(unshare --pid --fork --mount-proc)
+# Every init runs in its own PID namespace with the environment a container
+# gets from Docker (PATH, HOSTNAME, HOME), not this shell's: each daemon
+# carries a copy of its environment, so the shell's would inflate the figures
+# per daemon of pidzero, supervisord and s6 alike.
+U=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=bench HOME=/root
+    unshare --pid --fork --mount-proc)
 
 # --- configurations -----------------------------------------------------------
 rm -rf "$W"
