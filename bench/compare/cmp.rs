@@ -22,7 +22,7 @@
 //! Every driver prints one line of `key=value` pairs on stdout. Memory figures:
 //! `rss_kib` is the init's VmRSS, `pss_kib` its proportional share (shared
 //! library pages divided among the processes that map them), `tree_kib` the
-//! VmRSS summed over the init and its non-`sleep` descendants (s6-supervise
+//! Pss summed over the init and its non-`sleep` descendants (s6-supervise
 //! processes, the stand-in shell of tini and friends).
 use std::fs;
 use std::io::Write;
@@ -104,14 +104,15 @@ fn descendants(root: i32) -> Vec<(i32, String)> {
     out
 }
 
-/// VmRSS of `init` plus that of each of its descendants that is not `comm`.
-fn tree_rss(init: i32, comm: &str) -> u64 {
-    let pid_rss = |pid: i32| status_field(pid, &pid.to_string(), "VmRSS:");
-    pid_rss(init)
+/// Pss of `init` plus that of each of its descendants that is not `comm`:
+/// the memory of a whole supervision tree (s6-svscan and its s6-supervise
+/// processes, say), shared pages counted once in all.
+fn tree_pss(init: i32, comm: &str) -> u64 {
+    pss(init)
         + descendants(init)
             .iter()
             .filter(|(_, c)| c != comm)
-            .map(|&(pid, _)| pid_rss(pid))
+            .map(|&(pid, _)| pss(pid))
             .sum::<u64>()
 }
 
@@ -284,7 +285,7 @@ fn idle(args: &[String]) {
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, threads) = ctxt(init);
     let rss = status_field(init, &init.to_string(), "VmRSS:");
-    let (pss, tree) = (pss(init), tree_rss(init, "sleep"));
+    let (pss, tree) = (pss(init), tree_pss(init, "sleep"));
     let alive = count_desc(upid, "sleep");
     let _ = stop(&mut child, init);
     println!(
@@ -307,7 +308,7 @@ fn startstop(args: &[String]) {
     let init = init_pid(upid);
     std::thread::sleep(Duration::from_millis(500));
     let rss = status_field(init, &init.to_string(), "VmRSS:");
-    let (pss, tree) = (pss(init), tree_rss(init, "sleep"));
+    let (pss, tree) = (pss(init), tree_pss(init, "sleep"));
     match stop(&mut child, init) {
         Some(s) => println!("start_s={start:.4} stop_s={s:.6} rss_kib={rss} pss_kib={pss} tree_kib={tree}"),
         None => println!("start_s={start:.4} rss_kib={rss} pss_kib={pss} tree_kib={tree}"),

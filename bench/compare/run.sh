@@ -257,8 +257,9 @@ med() { # METRIC INIT -> median (or "-")
     awk -v m="$1" -v i="$2" '$1 == m && $2 == i {print $3}' "$RES" | sort -g |
         awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
-# RSS per extra idle daemon, from the scaling series: (RSS at the largest
-# count - RSS at 100) / (largest - 100), of PID 1 and of its supervision tree.
+# Memory per extra idle daemon, from the scaling series: (figure at the
+# largest count - figure at 100) / (largest - 100), for the RSS of PID 1 and
+# the PSS of its supervision tree.
 big=$(printf '%s\n' $SCALE | sort -n | tail -1)
 if [ "$big" -gt 100 ]; then
     for i in "${INITS[@]}"; do
@@ -307,17 +308,17 @@ echo "| measure | pidzero | pidzero -- | pidzero static | tini | tini-static | d
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 row "idle RSS of PID 1, 10 daemons, API on (KiB)" idle.rss_kib 1 0
 row "idle PSS of PID 1, 10 daemons (KiB)" idle.pss_kib 1 0
-row "idle RSS of the supervision tree, 10 daemons (KiB)" idle.tree_kib 1 0
+row "idle PSS of the supervision tree, 10 daemons (KiB)" idle.tree_kib 1 0
 row "idle wake-ups of PID 1 in ${IDLE_SECS} s, 10 daemons" idle.wakeups 1 0
 for n in $SCALE; do
     row "start $n daemons: launch → $n running (ms)" "ss$n.start_s" 1000 1
     row "stop $n daemons: SIGTERM → exit (ms)" "ss$n.stop_s" 1000 1
     row "RSS of PID 1, $n daemons (KiB)" "ss$n.rss_kib" 1 0
-    row "RSS of the supervision tree, $n daemons (KiB)" "ss$n.tree_kib" 1 0
+    row "PSS of the supervision tree, $n daemons (KiB)" "ss$n.tree_kib" 1 0
 done
 if [ "$big" -gt 100 ]; then
     row "RSS of PID 1 per extra idle daemon, 100 → $big (KiB)" perd.rss_kib 1 1
-    row "RSS of the supervision tree per extra idle daemon, 100 → $big (KiB)" perd.tree_kib 1 1
+    row "PSS of the supervision tree per extra idle daemon, 100 → $big (KiB)" perd.tree_kib 1 1
 fi
 row "SIGTERM → exit, one child (ms)" ss1.stop_s 1000 3
 row "SIGUSR1 forwarded to the child, median of $SIGNALS (µs)" sig.median_us 1 0
