@@ -16,7 +16,7 @@
 # series above 100 daemons, default 3), SV_ORPHAN_RUNS (runs of the slow
 # supervisord orphan cases, default 1), PIDZERO_COMPARE_DIR (scratch
 # directory, default /dev/shm/pidzero-compare), PIDZERO_STATIC=0 to skip the
-# static build.
+# static build, REPORT_ONLY=1 to print the report of the last results again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -46,9 +46,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The Debian package may have started a system supervisord; it is not ours.
 
-cargo build --release --quiet
 TRIPLE=x86_64-unknown-linux-gnu
-if [ "${PIDZERO_STATIC:-1}" != 0 ]; then
+[ -n "${REPORT_ONLY:-}" ] || cargo build --release --quiet
+if [ "${PIDZERO_STATIC:-1}" != 0 ] && [ -z "${REPORT_ONLY:-}" ]; then
     # The static, stripped binary for scratch images (see README).
     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet --target $TRIPLE
 fi
@@ -72,10 +72,19 @@ U=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOST
     unshare --pid --fork --mount-proc)
 
 # --- configurations -----------------------------------------------------------
-rm -rf "$W"
-mkdir -p "$W/empty" "$W/sv"
 RES=$W/results.txt
-: >"$RES"
+if [ -n "${REPORT_ONLY:-}" ]; then
+    # Print the report of the results already in $RES again (sizes and the
+    # figures derived from the others are taken anew).
+    [ -s "$RES" ] || { echo "run.sh: REPORT_ONLY: no $RES" >&2; exit 1; }
+    grep -v -e '^size\.' -e '^perd\.' "$RES" >"$RES.new" || true
+    mv "$RES.new" "$RES"
+    RUNS=$(awk '$1 == "idle.rss_kib" && $2 == "pidzero"' "$RES" | wc -l)
+else
+    rm -rf "$W"
+    mkdir -p "$W/empty" "$W/sv"
+    : >"$RES"
+fi
 COUNTS=$(printf '%s\n' 1 10 100 $SCALE | sort -nu | tr '\n' ' ')
 
 # A shell that starts N `sleep 100000` and, on SIGTERM, stops them and waits:
@@ -191,7 +200,7 @@ measure() {
     if out=$("$C" "$@"); then record "$m" "$i" "$out"; else echo "run.sh: $m $i failed (see $LOG)" >&2; fi
 }
 
-for ((run = 1; run <= RUNS; run++)); do
+[ -n "${REPORT_ONLY:-}" ] || for ((run = 1; run <= RUNS; run++)); do
     echo "run $run/$RUNS ..." >&2
     for i in "${INITS[@]}"; do
         daemons "$i" 10
@@ -275,8 +284,8 @@ nruns() { awk -v m="$1" -v i="$2" '$1 == m && $2 == i' "$RES" | wc -l; }
 fmt() { # VALUE SCALE DECIMALS
     if [ "$1" = - ]; then echo -; else awk -v v="$1" -v s="$2" -v d="$3" 'BEGIN {printf "%.*f", d, v * s}'; fi
 }
-ratio() {
-    if [ "$1" = - ] || [ "$2" = - ] || awk -v b="$2" 'BEGIN {exit !(b == 0)}'; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi
+ratio() { # A B -> A / B, or "-" when either is missing or B is not above 0
+    if [ "$1" = - ] || [ "$2" = - ] || awk -v b="$2" 'BEGIN {exit !(b <= 0)}'; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi
 }
 # row LABEL METRIC SCALE DECIMALS [ANCHOR...]: every init's median, the best
 # anchor (the lowest figure among the other inits, or among the ANCHORs
