@@ -1,5 +1,6 @@
-//! Driver and workloads for bench/compare/run.sh (pidzero vs tini, dumb-init,
-//! supervisord). Dependency-free: `rustc -O --edition 2021 cmp.rs`.
+//! Driver and workloads for bench/compare/run.sh (pidzero vs tini, tini-static,
+//! dumb-init, catatonit, s6 and supervisord). Dependency-free:
+//! `rustc -O --edition 2021 cmp.rs`.
 //!
 //! Driver modes (CMD is `unshare --pid --fork --mount-proc INIT ...`; its
 //! stdout and stderr go to LOG; the init is the child of that unshare):
@@ -7,7 +8,10 @@
 //!                                        then VmRSS of the init and the context
 //!                                        switches of all its threads over SECS
 //!   cmp startstop N LOG -- CMD...        spawn -> N `sleep` descendants running;
-//!                                        SIGTERM to the init -> unshare has exited
+//!                                        settle, memory of the init and of its
+//!                                        supervision tree (every descendant but the
+//!                                        `sleep`s); SIGTERM to the init -> unshare
+//!                                        has exited
 //!   cmp signal N FILE LOG -- CMD...      N × SIGUSR1 to the init, 20 ms apart; the
 //!                                        child `cmp recv FILE` records receipt times
 //!   cmp orphanrun FILE LOG -- CMD...     wait for `cmp orphans` to write FILE, stop
@@ -15,7 +19,11 @@
 //!   cmp recv FILE                        sigwait(SIGUSR1) loop, CLOCK_MONOTONIC ns per line
 //!   cmp orphans N stream|burst FILE      double-fork N orphans, time until none is left
 //!
-//! Every driver prints one line of `key=value` pairs on stdout.
+//! Every driver prints one line of `key=value` pairs on stdout. Memory figures:
+//! `rss_kib` is the init's VmRSS, `pss_kib` its proportional share (shared
+//! library pages divided among the processes that map them), `tree_kib` the
+//! Pss summed over the init and its non-`sleep` descendants (s6-supervise
+//! processes, the stand-in shell of tini and friends).
 use std::fs;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -74,6 +82,64 @@ fn procs() -> Vec<(i32, i32, String)> {
         out.push((pid, ppid, comm));
     }
     out
+}
+
+/// Live descendants of `root` as (pid, comm).
+fn descendants(root: i32) -> Vec<(i32, String)> {
+    let ps = procs();
+    let mut set = vec![root];
+    let mut out = Vec::new();
+    let mut changed = true;
+    let mut seen = std::collections::HashSet::new();
+    while changed {
+        changed = false;
+        for (pid, ppid, c) in &ps {
+            if set.contains(ppid) && seen.insert(*pid) {
+                set.push(*pid);
+                out.push((*pid, c.clone()));
+                changed = true;
+            }
+        }
+    }
+    out
+}
+
+/// Pss of `init` plus that of each of its descendants that is not `comm`:
+/// the memory of a whole supervision tree (s6-svscan and its s6-supervise
+/// processes, say), shared pages counted once in all.
+fn tree_pss(init: i32, comm: &str) -> u64 {
+    pss(init)
+        + descendants(init)
+            .iter()
+            .filter(|(_, c)| c != comm)
+            .map(|&(pid, _)| pss(pid))
+            .sum::<u64>()
+}
+
+/// Pss of a process (kB), from smaps_rollup.
+fn pss(pid: i32) -> u64 {
+    let s = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Pss:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+/// Waits until `root` has `n` descendants named `comm`. The /proc scan costs
+/// milliseconds with a thousand processes: the pause between scans is as long
+/// as the last scan took (at least `poll`), so the measuring side never takes
+/// more than about half a core from the init it measures.
+fn wait_desc(root: i32, comm: &str, n: usize, timeout: Duration, poll: Duration) -> bool {
+    let t = Instant::now();
+    loop {
+        let s = Instant::now();
+        if count_desc(root, comm) >= n {
+            return true;
+        }
+        if t.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(poll.max(s.elapsed()));
+    }
 }
 
 /// Number of live descendants of `root` whose comm is `comm`.
@@ -148,20 +214,32 @@ fn wait_until(timeout: Duration, poll: Duration, mut f: impl FnMut() -> bool) ->
 
 /// SIGTERM to the init, then wait for unshare (so for the whole namespace).
 /// Returns the seconds from the signal to unshare's exit, or None after 60 s
-/// (then everything is killed).
+/// (then everything is killed). The wait blocks in waitpid (no polling), so
+/// sub-millisecond exits are timed to the microsecond; a watchdog thread
+/// SIGKILLs the init if it has not exited after 60 s.
 fn stop(child: &mut Child, init: i32) -> Option<f64> {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
     let t = Instant::now();
     unsafe { kill(init, SIGTERM) };
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return Some(t.elapsed().as_secs_f64());
+    let watchdog = std::thread::spawn(move || {
+        let t = Instant::now();
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            if t.elapsed() > Duration::from_secs(60) {
+                unsafe { kill(init, SIGKILL) };
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        if t.elapsed() > Duration::from_secs(60) {
-            unsafe { kill(init, SIGKILL) };
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_micros(500));
+        false
+    });
+    let _ = child.wait();
+    let s = t.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    if watchdog.join().unwrap_or(true) {
+        None
+    } else {
+        Some(s)
     }
 }
 
@@ -207,9 +285,13 @@ fn idle(args: &[String]) {
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, threads) = ctxt(init);
     let rss = status_field(init, &init.to_string(), "VmRSS:");
+    let (pss, tree) = (pss(init), tree_pss(init, "sleep"));
     let alive = count_desc(upid, "sleep");
     let _ = stop(&mut child, init);
-    println!("rss_kib={rss} wakeups={} threads={threads} sleeps={alive}", c1 - c0);
+    println!(
+        "rss_kib={rss} pss_kib={pss} tree_kib={tree} wakeups={} threads={threads} sleeps={alive}",
+        c1 - c0
+    );
 }
 
 fn startstop(args: &[String]) {
@@ -218,15 +300,18 @@ fn startstop(args: &[String]) {
     let t = Instant::now();
     let mut child = spawn(cmd, &opts[1]);
     let upid = child.id() as i32;
-    if !wait_until(Duration::from_secs(60), Duration::from_millis(1), || count_desc(upid, "sleep") >= n) {
+    if !wait_desc(upid, "sleep", n, Duration::from_secs(60), Duration::from_millis(1)) {
+        let _ = stop(&mut child, init_pid(upid));
         die("daemons did not start");
     }
     let start = t.elapsed().as_secs_f64();
     let init = init_pid(upid);
     std::thread::sleep(Duration::from_millis(500));
+    let rss = status_field(init, &init.to_string(), "VmRSS:");
+    let (pss, tree) = (pss(init), tree_pss(init, "sleep"));
     match stop(&mut child, init) {
-        Some(s) => println!("start_s={start:.4} stop_s={s:.4}"),
-        None => println!("start_s={start:.4} stop_s=timeout"),
+        Some(s) => println!("start_s={start:.4} stop_s={s:.6} rss_kib={rss} pss_kib={pss} tree_kib={tree}"),
+        None => println!("start_s={start:.4} rss_kib={rss} pss_kib={pss} tree_kib={tree}"),
     }
 }
 

@@ -146,7 +146,7 @@ pub async fn pump(
                     return;
                 }
             }
-            read = read_some(&pipe, &mut pump.batch.data, room, pump.read_bytes) => match read {
+            read = read_some(&pipe, &mut pump, room) => match read {
                 Some(n) => pump.forward(n).await,
                 None => break,
             },
@@ -204,6 +204,7 @@ impl Pump {
         let mut left = pending_bytes(fd);
         loop {
             let room = self.clear();
+            self.ensure_buffer();
             match read_into(fd, &mut self.batch.data, room, self.read_bytes) {
                 Ok(0) => return true,
                 Ok(n) => {
@@ -224,6 +225,7 @@ impl Pump {
     async fn drain(&mut self, fd: RawFd) {
         loop {
             let room = self.clear();
+            self.ensure_buffer();
             match read_into(fd, &mut self.batch.data, room, self.read_bytes) {
                 Ok(0) => return,
                 Ok(n) => self.forward(n).await,
@@ -268,16 +270,27 @@ impl Pump {
         std::mem::replace(&mut self.batch, next)
     }
 
-    /// An empty batch with a read buffer, and room for as many lines as the
-    /// current batch holds: a daemon's reads tend to hold alike numbers of
-    /// lines, and growing the list as lines come took about 7 % of the event
-    /// loop's time at full speed (`perf`, 4 daemons; the recent-records ring
-    /// trims a list left mostly empty).
+    /// Gives the batch its read buffer (a recycled one when there is one)
+    /// when it has none yet. Called once the pipe is readable, not when the
+    /// batch is made: a pipe that stays silent (most daemons' stderr, an idle
+    /// daemon's stdout) then holds no 80 KiB buffer, whose first page the
+    /// allocator touches, so each idle daemon cost about 8 KiB of RSS.
+    fn ensure_buffer(&mut self) {
+        if self.batch.data.capacity() == 0 {
+            self.batch.data = self.log.read_buffer();
+            self.batch.data.reserve_exact(self.buffer_size);
+        }
+    }
+
+    /// An empty batch with room for as many lines as the current batch
+    /// holds: a daemon's reads tend to hold alike numbers of lines, and
+    /// growing the list as lines come took about 7 % of the event loop's
+    /// time at full speed (`perf`, 4 daemons; the recent-records ring trims a
+    /// list left mostly empty). Its read buffer comes with the next read
+    /// ([`Pump::ensure_buffer`]).
     fn fresh_batch(&self) -> LineBatch {
         let (source, stream) = (Arc::clone(&self.batch.source), self.batch.stream);
         let mut batch = LineBatch::new(source, stream, [b'0'; 24]);
-        batch.data = self.log.read_buffer();
-        batch.data.reserve_exact(self.buffer_size);
         // A power of two, so that a read of many more lines grows the list
         // to no more than twice what they need.
         batch
@@ -287,17 +300,14 @@ impl Pump {
     }
 }
 
-/// Waits until the pipe is readable and reads once into `buf`'s spare
-/// capacity after `room` bytes; `None` at EOF or on a read error (either way
-/// the stream is over).
-async fn read_some(
-    pipe: &AsyncFd<OwnedFd>,
-    buf: &mut Vec<u8>,
-    room: usize,
-    limit: usize,
-) -> Option<usize> {
+/// Waits until the pipe is readable and reads once into the spare capacity
+/// of the pump's batch after `room` bytes; `None` at EOF or on a read error
+/// (either way the stream is over).
+async fn read_some(pipe: &AsyncFd<OwnedFd>, pump: &mut Pump, room: usize) -> Option<usize> {
     loop {
         let mut guard = pipe.readable().await.ok()?;
+        pump.ensure_buffer();
+        let (buf, limit) = (&mut pump.batch.data, pump.read_bytes);
         match guard.try_io(|inner| read_into(inner.get_ref().as_raw_fd(), buf, room, limit)) {
             Ok(Ok(0)) => return None,
             Ok(Ok(n)) => return Some(n),
