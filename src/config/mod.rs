@@ -11,6 +11,7 @@ use std::time::Duration;
 mod daemons;
 mod json;
 mod settings;
+pub mod schedule;
 pub mod signal;
 
 pub use settings::FORMAT_VARIABLE;
@@ -131,6 +132,8 @@ pub struct DaemonSpec {
     pub output: OutputMode,
     pub depends_on: Vec<String>,
     pub health: Option<HealthSpec>,
+    /// `schedule` (with `timezone` and `overlap`): the daemon is a job.
+    pub job: Option<schedule::JobSpec>,
     /// Position of the daemon object itself, and of each field present, for later errors.
     pub position: Position,
     pub field_positions: Vec<(&'static str, Position)>,
