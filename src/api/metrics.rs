@@ -31,6 +31,32 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters) -> String {
         let name = "pidzero_daemon_restarts_total";
         sample(&mut out, name, "daemon", &d.name, d.restarts);
     }
+    let jobs: Vec<_> = snapshot
+        .daemons
+        .iter()
+        .filter_map(|d| d.job.as_ref().map(|job| (&d.name, job)))
+        .collect();
+    let job_families: [(&str, &str, fn(&crate::api::JobInfo) -> u64); 3] = [
+        ("pidzero_job_runs_total", "Runs of the job started.", |j| {
+            j.runs
+        }),
+        (
+            "pidzero_job_failures_total",
+            "Runs of the job that ended with a non-zero status or a signal.",
+            |j| j.failures,
+        ),
+        (
+            "pidzero_job_skipped_total",
+            "Due runs of the job not started because the previous run was still going.",
+            |j| j.skipped,
+        ),
+    ];
+    for (name, help, value) in job_families {
+        family(&mut out, name, "counter", help);
+        for (daemon, job) in &jobs {
+            sample(&mut out, name, "daemon", daemon, value(job));
+        }
+    }
     family(
         &mut out,
         "pidzero_log_records_total",
@@ -112,6 +138,7 @@ mod tests {
             restarts,
             health: None,
             last_exit: None,
+            job: None,
             command: vec![],
         }
     }

@@ -293,10 +293,22 @@ fn read_optional_fields(
 /// Fields that make no sense for a job: it runs on its schedule, not
 /// restarted, and has no steady process to probe.
 const NOT_FOR_JOBS: &[(&str, &str)] = &[
-    ("restart", "a job is not restarted: it runs again when it is next due"),
-    ("restart_delay", "a job is not restarted: it runs again when it is next due"),
-    ("max_restarts", "a job is not restarted: it runs again when it is next due"),
-    ("health", "a job has no steady process to probe; its exit status is its health"),
+    (
+        "restart",
+        "a job is not restarted: it runs again when it is next due",
+    ),
+    (
+        "restart_delay",
+        "a job is not restarted: it runs again when it is next due",
+    ),
+    (
+        "max_restarts",
+        "a job is not restarted: it runs again when it is next due",
+    ),
+    (
+        "health",
+        "a job has no steady process to probe; its exit status is its health",
+    ),
 ];
 
 /// `schedule`, `timezone` and `overlap`: the job, when `schedule` is there.

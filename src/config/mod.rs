@@ -10,8 +10,8 @@ use std::time::Duration;
 
 mod daemons;
 mod json;
-mod settings;
 pub mod schedule;
+mod settings;
 pub mod signal;
 
 pub use settings::FORMAT_VARIABLE;

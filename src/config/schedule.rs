@@ -99,7 +99,9 @@ pub fn parse_schedule(text: &str) -> Result<Cadence, String> {
         return parse_every(rest.trim());
     }
     if text.eq_ignore_ascii_case("@reboot") {
-        return Err("`@reboot` is not a schedule: a daemon without `schedule` runs at start".into());
+        return Err(
+            "`@reboot` is not a schedule: a daemon without `schedule` runs at start".into(),
+        );
     }
     let parser = CronParser::builder().seconds(Seconds::Disallowed).build();
     parser
@@ -202,7 +204,9 @@ mod tests {
             ("61 * * * *", "5 cron fields"),
             ("@everyday", "5 cron fields"),
         ] {
-            let err = parse_schedule(text).err().unwrap_or_else(|| panic!("{text} parsed"));
+            let err = parse_schedule(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text} parsed"));
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
@@ -225,7 +229,10 @@ mod tests {
             weekdays.next_cron_after(ts("2026-12-04T10:00:00Z")), // a Friday
             Some(ts("2026-12-07T09:00:00Z"))
         );
-        assert_eq!(job("@every 1m", "UTC").next_cron_after(ts("2026-12-04T10:00:00Z")), None);
+        assert_eq!(
+            job("@every 1m", "UTC").next_cron_after(ts("2026-12-04T10:00:00Z")),
+            None
+        );
     }
 
     #[test]
@@ -257,7 +264,11 @@ mod tests {
         let first = fold.next_cron_after(ts("2026-10-24T12:00:00Z"));
         assert_eq!(first, Some(ts("2026-10-25T00:30:00Z")));
         let second = first.and_then(|t| fold.next_cron_after(t));
-        assert_eq!(second, Some(ts("2026-10-26T01:30:00Z")), "not again an hour later");
+        assert_eq!(
+            second,
+            Some(ts("2026-10-26T01:30:00Z")),
+            "not again an hour later"
+        );
     }
 
     #[test]

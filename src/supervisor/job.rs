@@ -172,8 +172,8 @@ mod tests {
         assert_eq!(first.at, secs(15), "one interval after it is scheduled");
         assert_eq!(first.wall, ts("2026-12-03T12:00:10Z"));
         // Fired a little late: the rate does not drift.
-        let second = next_due(&s, Some(first), secs(15) + Duration::from_millis(40), wall)
-            .expect("due");
+        let second =
+            next_due(&s, Some(first), secs(15) + Duration::from_millis(40), wall).expect("due");
         assert_eq!(second.at, secs(25));
         // Woke up 35 s late (a stopped container): the missed slots are not made up.
         let third = next_due(&s, Some(second), secs(60), wall).expect("due");
@@ -199,8 +199,16 @@ mod tests {
         let s = spec("0 * * * *", "Europe/Paris");
         let before = ts("2026-03-29T00:30:00Z"); // 01:30 CET
         let due = next_due(&s, None, secs(0), before).expect("due");
-        assert_eq!(due.wall, ts("2026-03-29T01:00:00Z"), "03:00 CEST, the hour after 01:00 CET");
-        assert_eq!(due.at, secs(30 * 60), "half an hour of real time, not 1.5 h");
+        assert_eq!(
+            due.wall,
+            ts("2026-03-29T01:00:00Z"),
+            "03:00 CEST, the hour after 01:00 CET"
+        );
+        assert_eq!(
+            due.at,
+            secs(30 * 60),
+            "half an hour of real time, not 1.5 h"
+        );
     }
 
     #[test]
@@ -211,27 +219,47 @@ mod tests {
             wall: ts("2026-12-03T03:00:00Z"),
         };
         assert_eq!(fired(&s, due, ts("2026-12-03T03:00:00Z")), Ok(()));
-        assert_eq!(fired(&s, due, ts("2026-12-03T03:00:01Z")), Ok(()), "set forward: late, once");
+        assert_eq!(
+            fired(&s, due, ts("2026-12-03T03:00:01Z")),
+            Ok(()),
+            "set forward: late, once"
+        );
         assert_eq!(
             fired(&s, due, ts("2026-12-03T02:00:00Z")),
             Err(secs(3600)),
             "set back an hour: wait that hour again"
         );
         let every = spec("@every 1h", "UTC");
-        assert_eq!(fired(&every, due, ts("2026-12-03T02:00:00Z")), Ok(()), "intervals ignore it");
+        assert_eq!(
+            fired(&every, due, ts("2026-12-03T02:00:00Z")),
+            Ok(()),
+            "intervals ignore it"
+        );
     }
 
     #[test]
     fn each_overlap_policy() {
         use OnDue::*;
         for overlap in [Overlap::Skip, Overlap::Queue, Overlap::Replace] {
-            assert_eq!(on_due(overlap, false, false), Run, "{overlap:?}: nothing runs");
+            assert_eq!(
+                on_due(overlap, false, false),
+                Run,
+                "{overlap:?}: nothing runs"
+            );
         }
         assert_eq!(on_due(Overlap::Skip, true, false), Skip);
         assert_eq!(on_due(Overlap::Queue, true, false), Queue);
-        assert_eq!(on_due(Overlap::Queue, true, true), Skip, "one waits, not more");
+        assert_eq!(
+            on_due(Overlap::Queue, true, true),
+            Skip,
+            "one waits, not more"
+        );
         assert_eq!(on_due(Overlap::Replace, true, false), Replace);
-        assert_eq!(on_due(Overlap::Replace, true, true), Skip, "already being replaced");
+        assert_eq!(
+            on_due(Overlap::Replace, true, true),
+            Skip,
+            "already being replaced"
+        );
         // A run waits while the last one's leftovers are being stopped.
         assert_eq!(on_due(Overlap::Queue, false, true), Skip);
     }

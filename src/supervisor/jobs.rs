@@ -17,7 +17,11 @@ impl Supervisor {
         self.daemons[i].state = State::Scheduled;
         if let Some(due) = self.arm_next(i, None, now, out) {
             let d = &self.daemons[i];
-            let line = format!("{} is scheduled: next run at {}", d.rules.name, stamp(due.wall));
+            let line = format!(
+                "{} is scheduled: next run at {}",
+                d.rules.name,
+                stamp(due.wall)
+            );
             let fields = job_fields(d.rules.job.as_ref(), Some(due.wall));
             out.push(daemon_event(
                 Level::Info,
@@ -63,6 +67,9 @@ impl Supervisor {
     /// The job's timer fired: run it, or apply the overlap policy; then arm
     /// the next due time (one timer per job, nothing between due times).
     pub(super) fn on_job_due(&mut self, i: usize, seq: u32, now: Duration, out: &mut Vec<Action>) {
+        if self.phase != Phase::Running {
+            return;
+        }
         let wall = self.wall;
         let d = &mut self.daemons[i];
         let busy = d.is_live() || matches!(d.state, State::Starting | State::Stopping);
@@ -74,7 +81,15 @@ impl Supervisor {
         };
         if let Err(rest) = fired(spec, due, wall) {
             // The wall clock was set back: the run is not due yet.
-            arm(i, job, Due { at: now + rest, ..due }, out);
+            arm(
+                i,
+                job,
+                Due {
+                    at: now + rest,
+                    ..due
+                },
+                out,
+            );
             return;
         }
         job.due = None;
@@ -97,11 +112,20 @@ impl Supervisor {
                      (overlap {overlap})",
                     stamp(due.wall)
                 );
-                out.push(daemon_event(Level::Warn, "job_skipped", &name, fields, line));
+                out.push(daemon_event(
+                    Level::Warn,
+                    "job_skipped",
+                    &name,
+                    fields,
+                    line,
+                ));
             }
             OnDue::Queue => {
                 job.queued = true;
-                let line = format!("{name}: the run due at {} waits for the running one to end", stamp(due.wall));
+                let line = format!(
+                    "{name}: the run due at {} waits for the running one to end",
+                    stamp(due.wall)
+                );
                 out.push(daemon_event(Level::Info, "job_queued", &name, fields, line));
             }
             OnDue::Replace => {
@@ -111,7 +135,13 @@ impl Supervisor {
                     "{name}: the run due at {} replaces the running one, which is being stopped",
                     stamp(due.wall)
                 );
-                out.push(daemon_event(Level::Info, "job_replaced", &name, fields, line));
+                out.push(daemon_event(
+                    Level::Info,
+                    "job_replaced",
+                    &name,
+                    fields,
+                    line,
+                ));
                 self.stop(i, now, out);
             }
         }

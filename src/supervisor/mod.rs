@@ -769,12 +769,11 @@ impl Supervisor {
                     d.state = State::Exited;
                     out.extend(cancel_restart(d, i));
                 }
-                State::Scheduled => {
-                    self.daemons[i].state = State::Exited;
-                    self.disarm_job(i, out);
-                }
+                State::Scheduled => self.daemons[i].state = State::Exited,
                 _ => {}
             }
+            // No job runs again, even one whose run is still being stopped.
+            self.disarm_job(i, out);
             if self.daemons[i].pid.is_some() {
                 self.stop(i, now, out);
             }
@@ -934,12 +933,9 @@ impl Supervisor {
         if self.phase == Phase::Done {
             return;
         }
-        let busy = self
-            .daemons
-            .iter()
-            .any(|d| {
-                d.is_live() || matches!(d.state, State::Starting | State::Backoff | State::Scheduled)
-            });
+        let busy = self.daemons.iter().any(|d| {
+            d.is_live() || matches!(d.state, State::Starting | State::Backoff | State::Scheduled)
+        });
         if busy {
             return;
         }
