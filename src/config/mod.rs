@@ -486,6 +486,8 @@ fn file_error(path: &Path, message: &str) -> ConfigError {
 }
 
 #[cfg(test)]
+mod job_fields_tests;
+#[cfg(test)]
 mod proptests;
 
 #[cfg(test)]
