@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::http::{get, Target};
@@ -25,21 +25,29 @@ fn start(tag: &str, daemons: &str) -> (Dir, Running, PathBuf) {
     (d, r, socket)
 }
 
-fn metric(socket: &PathBuf, key: &str) -> f64 {
-    let Ok(answer) =
-        common::http::try_http(&Target::Unix(socket.clone()), "GET", "/metrics", &[], "")
-    else {
+fn metric(socket: &Path, key: &str) -> f64 {
+    let Ok(answer) = common::http::try_http(
+        &Target::Unix(socket.to_path_buf()),
+        "GET",
+        "/metrics",
+        &[],
+        "",
+    ) else {
         return 0.0;
     };
     parse_metrics(&answer.body).value(key).unwrap_or(0.0)
 }
 
-fn daemon(socket: &PathBuf, name: &str) -> Value {
-    get(&Target::Unix(socket.clone()), &format!("/daemons/{name}")).json()
+fn daemon(socket: &Path, name: &str) -> Value {
+    get(
+        &Target::Unix(socket.to_path_buf()),
+        &format!("/daemons/{name}"),
+    )
+    .json()
 }
 
 /// The client subcommand `args` against `socket`: exit code and stdout.
-fn client(socket: &PathBuf, args: &[&str]) -> (i32, String) {
+fn client(socket: &Path, args: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(bin());
     without_pidzero_env(&mut cmd)
         .args(args)
@@ -82,7 +90,7 @@ fn each_run_is_logged_and_counted_in_metrics_and_the_api() {
     assert_eq!(info["job"]["failures"], 0, "{info}");
     assert!(metric(&socket, r#"pidzero_job_failures_total{daemon="tick"}"#) == 0.0);
     // A job between runs is no reason to be unhealthy, nor to exit.
-    let health = get(&Target::Unix(socket.clone()), "/health");
+    let health = get(&Target::Unix(socket.to_path_buf()), "/health");
     assert_eq!(health.status, 200, "{}", health.body);
     r.assert_running();
 }

@@ -2,10 +2,13 @@
 
 use std::fmt::Write;
 
-use super::model::Snapshot;
+use super::model::{JobInfo, Snapshot};
 use super::state::LogCounters;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A job counter: its name, its help text, and how to read it.
+type JobFamily = (&'static str, &'static str, fn(&JobInfo) -> u64);
 
 /// Renders every metric family with its HELP and TYPE lines, even when it has no
 /// samples yet, so dashboards and alerts can rely on the names.
@@ -36,7 +39,7 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters) -> String {
         .iter()
         .filter_map(|d| d.job.as_ref().map(|job| (&d.name, job)))
         .collect();
-    let job_families: [(&str, &str, fn(&crate::api::JobInfo) -> u64); 3] = [
+    let job_families: [JobFamily; 3] = [
         ("pidzero_job_runs_total", "Runs of the job started.", |j| {
             j.runs
         }),

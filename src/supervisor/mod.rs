@@ -407,12 +407,13 @@ impl Supervisor {
                 State::Backoff => d.group.is_none() && d.restart_at.is_some_and(|t| t <= now),
                 _ => false,
             };
-            let job_waits = d.job.as_ref().is_some_and(|job| job.queued);
+            // A job's queued run starts once its last run's group is gone.
+            let queued_run = d.state == State::Scheduled
+                && d.job.as_ref().is_some_and(|job| job.queued)
+                && !d.is_live();
             if ready && d.job.is_some() {
                 self.schedule_job(i, now, out);
-            } else if ready {
-                self.start(i, now, out);
-            } else if d.state == State::Scheduled && job_waits && !d.is_live() {
+            } else if ready || queued_run {
                 self.start(i, now, out);
             }
         }
