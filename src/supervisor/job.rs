@@ -129,9 +129,10 @@ pub fn on_due(overlap: Overlap, busy: bool, queued: bool) -> OnDue {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds, as every other time pidzero shows.
+/// RFC 3339 in UTC with milliseconds, as every other time pidzero shows
+/// (with the formatter the rest of pidzero uses, not a second one).
 pub fn stamp(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    humantime::format_rfc3339_millis(std::time::SystemTime::from(t)).to_string()
 }
 
 fn add(wall: Timestamp, d: Duration) -> Timestamp {
