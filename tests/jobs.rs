@@ -155,6 +155,39 @@ fn an_overlapping_run_is_skipped_and_counted() {
 }
 
 #[test]
+fn overlap_replace_stops_the_running_one_and_starts_the_new_one() {
+    let (_d, mut r, socket) = start(
+        "job-replace",
+        r#"[{"name": "sync", "command": "echo sync-started; exec sleep 60",
+             "schedule": "@every 1s", "overlap": "replace"}]"#,
+    );
+    let replaced = r.wait_event("job_replaced", Some("sync"));
+    assert_eq!(replaced["overlap"], "replace", "{replaced}");
+    let runs = r#"pidzero_job_runs_total{daemon="sync"}"#;
+    let second = wait_until(DEADLINE, || metric(&socket, runs) >= 2.0);
+    assert!(second.is_some(), "{}", r.dump());
+    let started = || {
+        r.records()
+            .iter()
+            .filter(|rec| is_line(rec, "sync", "sync-started"))
+            .count()
+    };
+    assert!(
+        wait_until(DEADLINE, || started() >= 2).is_some(),
+        "{}",
+        r.dump()
+    );
+    let info = daemon(&socket, "sync");
+    assert_eq!(info["job"]["last_run"]["signal"], "SIGTERM", "{info}");
+    assert_eq!(
+        info["job"]["failures"], 0,
+        "a replaced run is no failure: {info}"
+    );
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait_exit(DEADLINE).status(), 0, "{}", r.dump());
+}
+
+#[test]
 fn a_vital_job_that_fails_ends_pidzero_with_its_status() {
     let (_d, mut r, _socket) = start(
         "job-vital",
