@@ -2,11 +2,14 @@
 
 use std::fmt::Write;
 
-use super::model::Snapshot;
+use super::model::{JobInfo, Snapshot};
 use super::state::LogCounters;
 use crate::log::net::SinkCounts;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A job counter: its name, its help text, and how to read it.
+type JobFamily = (&'static str, &'static str, fn(&JobInfo) -> u64);
 
 /// Renders every metric family with its HELP and TYPE lines, even when it has no
 /// samples yet, so dashboards and alerts can rely on the names.
@@ -31,6 +34,32 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters, net: &[SinkCounts]) -> St
     for d in &snapshot.daemons {
         let name = "pidzero_daemon_restarts_total";
         sample(&mut out, name, "daemon", &d.name, d.restarts);
+    }
+    let jobs: Vec<_> = snapshot
+        .daemons
+        .iter()
+        .filter_map(|d| d.job.as_ref().map(|job| (&d.name, job)))
+        .collect();
+    let job_families: [JobFamily; 3] = [
+        ("pidzero_job_runs_total", "Runs of the job started.", |j| {
+            j.runs
+        }),
+        (
+            "pidzero_job_failures_total",
+            "Runs of the job that ended with a non-zero status or a signal.",
+            |j| j.failures,
+        ),
+        (
+            "pidzero_job_skipped_total",
+            "Due runs of the job not started because the previous run was still going.",
+            |j| j.skipped,
+        ),
+    ];
+    for (name, help, value) in job_families {
+        family(&mut out, name, "counter", help);
+        for (daemon, job) in &jobs {
+            sample(&mut out, name, "daemon", daemon, value(job));
+        }
     }
     family(
         &mut out,
@@ -154,6 +183,7 @@ mod tests {
             restarts,
             health: None,
             last_exit: None,
+            job: None,
             command: vec![],
         }
     }

@@ -30,7 +30,9 @@ mod slots;
 mod state;
 
 pub use auth::pick_token;
-pub use model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo, LastExit, Snapshot};
+pub use model::{
+    ControlCommand, ControlReply, ControlRequest, DaemonInfo, JobInfo, JobRun, LastExit, Snapshot,
+};
 pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
 pub use server::{start, start_with_limits, ApiServer};
 pub use state::{ApiContext, Limits, LogCounters, LogSource, MAX_BODY_BYTES, MAX_HEAD_BYTES};

@@ -15,7 +15,8 @@ use tokio::sync::oneshot;
 pub struct DaemonInfo {
     pub name: String,
     pub vital: bool,
-    /// `pending`, `starting`, `running`, `backoff`, `stopping`, `exited` or `failed`.
+    /// `pending`, `starting`, `running`, `backoff`, `stopping`, `exited`,
+    /// `failed`, or for a job between runs `scheduled`.
     pub state: String,
     pub pid: Option<i32>,
     /// RFC 3339, UTC.
@@ -27,6 +28,39 @@ pub struct DaemonInfo {
     pub last_exit: Option<LastExit>,
     /// The argv (for a shell command: `/bin/sh`, `-c`, the string).
     pub command: Vec<String>,
+    /// Only for a job (a daemon with `schedule`): its schedule, runs and counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobInfo>,
+}
+
+/// What the API shows of a job beside the daemon fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// As written in `daemons.json`.
+    pub schedule: String,
+    /// `UTC` unless `timezone` is set.
+    pub timezone: String,
+    /// `skip`, `queue` or `replace`.
+    pub overlap: String,
+    /// RFC 3339, UTC; `None` while the job is stopped (or pidzero is ending).
+    pub next_run: Option<String>,
+    pub last_run: Option<JobRun>,
+    /// Runs started, runs that failed, due runs skipped (as in `/metrics`).
+    pub runs: u64,
+    pub failures: u64,
+    pub skipped: u64,
+}
+
+/// How a job's last run went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRun {
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
 }
 
 /// How the last run of a daemon ended: an exit code or a signal name.
@@ -91,7 +125,15 @@ impl DaemonInfo {
     }
 
     /// Running, and healthy if it has a health check (`starting` does not count yet).
+    /// A job is up while it keeps its schedule: between runs (`scheduled`) as
+    /// much as during one; a job that is down is `exited` or `failed`.
     pub fn is_up_and_healthy(&self) -> bool {
+        if self.job.is_some() {
+            return matches!(
+                self.state.as_str(),
+                "scheduled" | "starting" | "running" | "stopping"
+            );
+        }
         self.state == "running" && matches!(self.health.as_deref(), None | Some("healthy"))
     }
 }
@@ -144,6 +186,7 @@ mod tests {
             health: health.map(Into::into),
             last_exit: None,
             command: vec!["x".into()],
+            job: None,
         }
     }
 

@@ -208,14 +208,15 @@ fn state_of(reply: &Reply) -> Option<String> {
 }
 
 /// The `status` table: one line per daemon, columns aligned, `-` for nothing.
+/// When some daemons are jobs, a second table follows with their schedules.
 pub fn format_table(daemons: &[DaemonInfo]) -> String {
     const HEADER: [&str; 7] = [
         "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "VITAL", "HEALTH",
     ];
-    let rows: Vec<[String; 7]> = daemons
+    let rows: Vec<Vec<String>> = daemons
         .iter()
         .map(|d| {
-            [
+            vec![
                 d.name.clone(),
                 d.state.clone(),
                 d.pid.map_or_else(|| "-".into(), |p| p.to_string()),
@@ -226,8 +227,67 @@ pub fn format_table(daemons: &[DaemonInfo]) -> String {
             ]
         })
         .collect();
-    let mut widths = HEADER.map(str::len);
-    for row in &rows {
+    let mut out = align(&HEADER, &rows);
+    let jobs = format_jobs_table(daemons);
+    if !jobs.is_empty() {
+        out.push('\n');
+        out.push_str(&jobs);
+    }
+    out
+}
+
+/// The jobs of `status`: schedule, next run, and how the last run went;
+/// empty when no daemon is a job (so a plain setup's output is unchanged).
+pub fn format_jobs_table(daemons: &[DaemonInfo]) -> String {
+    const HEADER: [&str; 9] = [
+        "JOB",
+        "SCHEDULE",
+        "NEXT RUN",
+        "LAST RUN",
+        "LAST STATUS",
+        "DURATION",
+        "RUNS",
+        "FAILED",
+        "SKIPPED",
+    ];
+    let dash = || "-".to_string();
+    let rows: Vec<Vec<String>> = daemons
+        .iter()
+        .filter_map(|d| Some((d, d.job.as_ref()?)))
+        .map(|(d, job)| {
+            let schedule = if job.timezone == "UTC" {
+                job.schedule.clone()
+            } else {
+                format!("{} ({})", job.schedule, job.timezone)
+            };
+            let last = job.last_run.as_ref();
+            vec![
+                d.name.clone(),
+                schedule,
+                job.next_run.clone().unwrap_or_else(dash),
+                last.map_or_else(dash, |r| r.started_at.clone()),
+                last.map_or_else(dash, |r| match (&r.signal, r.code) {
+                    (Some(signal), _) => signal.clone(),
+                    (None, Some(code)) => code.to_string(),
+                    (None, None) => dash(),
+                }),
+                last.map_or_else(dash, |r| format!("{:.1}s", r.duration_seconds)),
+                job.runs.to_string(),
+                job.failures.to_string(),
+                job.skipped.to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    align(&HEADER, &rows)
+}
+
+/// Lines of cells separated by two spaces, each column as wide as its widest cell.
+fn align(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -235,7 +295,7 @@ pub fn format_table(daemons: &[DaemonInfo]) -> String {
     let mut out = String::new();
     let mut line = |cells: &[&str]| {
         let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i > 0 {
                 text.push_str("  ");
             }
@@ -247,9 +307,9 @@ pub fn format_table(daemons: &[DaemonInfo]) -> String {
         out.push_str(&text);
         out.push('\n');
     };
-    line(&HEADER);
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+    line(header);
+    for row in rows {
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
 }
@@ -285,7 +345,54 @@ mod tests {
             health: (name == "web").then(|| "healthy".into()),
             last_exit: None,
             command: vec![],
+            job: None,
         }
+    }
+
+    #[test]
+    fn jobs_get_a_second_table() {
+        use crate::api::{JobInfo, JobRun};
+        let mut backup = daemon("backup", "scheduled", None, None);
+        backup.job = Some(JobInfo {
+            schedule: "30 2 * * *".into(),
+            timezone: "Europe/Paris".into(),
+            overlap: "skip".into(),
+            next_run: Some("2026-12-04T01:30:00.000Z".into()),
+            last_run: Some(JobRun {
+                started_at: "2026-12-03T01:30:00.002Z".into(),
+                duration_seconds: 12.345,
+                code: Some(0),
+                signal: None,
+            }),
+            runs: 3,
+            failures: 1,
+            skipped: 0,
+        });
+        let mut tick = daemon("tick", "running", Some(7), Some(1.0));
+        tick.job = Some(JobInfo {
+            schedule: "@every 1m".into(),
+            timezone: "UTC".into(),
+            overlap: "queue".into(),
+            next_run: None,
+            last_run: None,
+            runs: 1,
+            failures: 0,
+            skipped: 2,
+        });
+        let table = format_table(&[daemon("web", "running", Some(42), Some(5.0)), backup, tick]);
+        assert_eq!(
+            table,
+            "\
+NAME    STATE      PID  UPTIME  RESTARTS  VITAL  HEALTH
+web     running    42   5s      0         yes    healthy
+backup  scheduled  -    -       0         no     -
+tick    running    7    1s      0         no     -
+
+JOB     SCHEDULE                   NEXT RUN                  LAST RUN                  LAST STATUS  DURATION  RUNS  FAILED  SKIPPED
+backup  30 2 * * * (Europe/Paris)  2026-12-04T01:30:00.000Z  2026-12-03T01:30:00.002Z  0            12.3s     3     1       0
+tick    @every 1m                  -                         -                         -            -         1     0       2
+"
+        );
     }
 
     #[test]

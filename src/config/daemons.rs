@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::json::{self, Fields, Kind, Report};
+use super::schedule::{find_zone, parse_schedule, Cadence, JobSpec, Overlap};
 use super::signal::parse_signal;
 use super::{
     CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, OutputMode, Position,
@@ -30,6 +31,9 @@ pub(super) const FIELDS: &[&str] = &[
     "output",
     "depends_on",
     "health",
+    "schedule",
+    "timezone",
+    "overlap",
 ];
 
 /// Names other tools use for our fields, so the hint points at the right one.
@@ -43,6 +47,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("depends", "depends_on"),
     ("healthcheck", "health"),
     ("restart_policy", "restart"),
+    ("cron", "schedule"),
+    ("tz", "timezone"),
 ];
 
 pub(super) const HEALTH_FIELDS: &[&str] = &[
@@ -130,6 +136,8 @@ struct Draft {
     name: Option<(String, Position)>,
     depends_on: Vec<(String, Position)>,
     spec: Option<DaemonSpec>,
+    /// It has a `schedule`: no daemon may depend on it.
+    is_job: bool,
 }
 
 /// How errors name a daemon: its name when valid, else `#N` (1-based).
@@ -151,6 +159,7 @@ fn read_daemon(report: &mut Report, index: usize, raw: &RawValue) -> Draft {
         name: None,
         depends_on: Vec::new(),
         spec: None,
+        is_job: false,
     };
     report.daemon = Some(draft.label.clone());
     if Kind::of(raw) != Kind::Object {
@@ -165,6 +174,7 @@ fn read_daemon(report: &mut Report, index: usize, raw: &RawValue) -> Draft {
     draft.label = label(&members, index);
     report.daemon = Some(draft.label.clone());
     let fields = json::fields(report, members, FIELDS, ALIASES, "");
+    draft.is_job = fields.get("schedule").is_some();
     let name = required(report, &fields, "name", position).and_then(|raw| read_name(report, raw));
     let command =
         required(report, &fields, "command", position).and_then(|raw| read_command(report, raw));
@@ -253,6 +263,7 @@ fn read_optional_fields(
     let health = fields
         .get("health")
         .and_then(|raw| read_health(report, raw));
+    let job = read_job(report, fields);
     let field_positions = fields
         .found
         .iter()
@@ -273,8 +284,80 @@ fn read_optional_fields(
         output: output.unwrap_or_default(),
         depends_on: depends_on.into_iter().map(|(name, _)| name).collect(),
         health,
+        job,
         position,
         field_positions,
+    })
+}
+
+/// Fields that make no sense for a job: it runs on its schedule, not
+/// restarted, and has no steady process to probe.
+const NOT_FOR_JOBS: &[(&str, &str)] = &[
+    (
+        "restart",
+        "a job is not restarted: it runs again when it is next due",
+    ),
+    (
+        "restart_delay",
+        "a job is not restarted: it runs again when it is next due",
+    ),
+    (
+        "max_restarts",
+        "a job is not restarted: it runs again when it is next due",
+    ),
+    (
+        "health",
+        "a job has no steady process to probe; its exit status is its health",
+    ),
+];
+
+/// `schedule`, `timezone` and `overlap`: the job, when `schedule` is there.
+fn read_job(report: &mut Report, fields: &Fields) -> Option<JobSpec> {
+    let overlap = fields
+        .get("overlap")
+        .and_then(|raw| json::choice(report, raw, "overlap", Overlap::CHOICES));
+    let timezone = fields.get("timezone").and_then(|raw| {
+        let name = json::non_empty_string(report, raw, "timezone")?;
+        find_zone(&name)
+            .map(|zone| (name, zone))
+            .map_err(|e| report.at(raw, "timezone", e))
+            .ok()
+    });
+    let Some(raw) = fields.get("schedule") else {
+        for field in ["timezone", "overlap"] {
+            if let Some(raw) = fields.get(field) {
+                report.at(raw, field, "applies only to a job: add `schedule`");
+            }
+        }
+        return None;
+    };
+    for &(field, why) in NOT_FOR_JOBS {
+        if let Some(raw) = fields.get(field) {
+            report.at(raw, field, format!("cannot be used with `schedule`: {why}"));
+        }
+    }
+    let text = json::non_empty_string(report, raw, "schedule")?;
+    let cadence = parse_schedule(&text)
+        .map_err(|e| report.at(raw, "schedule", e))
+        .ok()?;
+    if matches!(cadence, Cadence::Every(_)) {
+        if let Some(raw) = fields.get("timezone") {
+            let why = "an `@every` interval does not depend on a time zone; remove it";
+            report.at(raw, "timezone", why);
+            return None;
+        }
+    }
+    let (timezone, zone) = match timezone {
+        Some(found) => found,
+        None if fields.get("timezone").is_some() => return None,
+        None => ("UTC".to_string(), jiff::tz::TimeZone::UTC),
+    };
+    Some(JobSpec {
+        schedule: text.trim().to_string(),
+        cadence,
+        timezone,
+        zone,
+        overlap: overlap.unwrap_or_default(),
     })
 }
 
@@ -655,6 +738,12 @@ fn check_dependencies(report: &mut Report, drafts: &[Draft]) {
         .filter_map(|d| d.name.as_ref())
         .map(|(n, _)| n.as_str())
         .collect();
+    let jobs: Vec<&str> = drafts
+        .iter()
+        .filter(|d| d.is_job)
+        .filter_map(|d| d.name.as_ref())
+        .map(|(n, _)| n.as_str())
+        .collect();
     for draft in drafts {
         report.daemon = Some(draft.label.clone());
         let own = draft.name.as_ref().map(|(name, _)| name.as_str());
@@ -669,6 +758,10 @@ fn check_dependencies(report: &mut Report, drafts: &[Draft]) {
                     .map(|best| format!("; did you mean `{best}`?"))
                     .unwrap_or_default();
                 Some(format!("no daemon is named `{dependency}`{hint}"))
+            } else if jobs.contains(&dependency.as_str()) {
+                Some(format!(
+                    "`{dependency}` is a job (it has `schedule`): nothing can wait for it to be running"
+                ))
             } else {
                 None
             };

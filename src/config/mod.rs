@@ -11,6 +11,7 @@ use std::time::Duration;
 mod daemons;
 mod json;
 pub mod log_net;
+pub mod schedule;
 mod settings;
 pub mod signal;
 
@@ -135,6 +136,8 @@ pub struct DaemonSpec {
     pub output: OutputMode,
     pub depends_on: Vec<String>,
     pub health: Option<HealthSpec>,
+    /// `schedule` (with `timezone` and `overlap`): the daemon is a job.
+    pub job: Option<schedule::JobSpec>,
     /// Position of the daemon object itself, and of each field present, for later errors.
     pub position: Position,
     pub field_positions: Vec<(&'static str, Position)>,
@@ -488,6 +491,8 @@ fn file_error(path: &Path, message: &str) -> ConfigError {
     }
 }
 
+#[cfg(test)]
+mod job_fields_tests;
 #[cfg(test)]
 mod proptests;
 

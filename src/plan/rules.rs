@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::config::{DaemonSpec, HealthSpec, Settings};
 
+pub use crate::config::schedule::{Cadence, JobSpec, Overlap};
+
 pub use crate::config::RestartPolicy;
 
 /// One daemon's rules, as the supervisor's state machine reads them.
@@ -29,6 +31,8 @@ pub struct DaemonRules {
     /// the status it counts as (127/126) and why.
     pub preflight_failure: Option<(i32, String)>,
     pub health: Option<HealthRules>,
+    /// Its schedule, when the daemon is a job.
+    pub job: Option<JobSpec>,
 }
 
 /// How probe results become a health verdict, and how often to probe.
@@ -70,6 +74,7 @@ impl DaemonRules {
             depends_on,
             preflight_failure,
             health: spec.health.as_ref().map(HealthRules::of),
+            job: spec.job.clone(),
         }
     }
 
@@ -91,6 +96,7 @@ impl DaemonRules {
             depends_on: Vec::new(),
             preflight_failure,
             health: None,
+            job: None,
         }
     }
 
@@ -109,6 +115,7 @@ impl DaemonRules {
             depends_on: vec![],
             preflight_failure: None,
             health: None,
+            job: None,
         }
     }
 }

@@ -42,6 +42,7 @@ fn spec(name: &str, command: &str) -> DaemonSpec {
         output: OutputMode::Log,
         depends_on: Vec::new(),
         health: None,
+        job: None,
         position: Position { line: 2, column: 3 },
         field_positions: Vec::new(),
     }

@@ -276,6 +276,8 @@ impl Runtime {
                     Event::Spawned { daemon, .. } => Some(daemon),
                     _ => None,
                 };
+                // Jobs' cron schedules are about the wall clock.
+                self.supervisor.set_wall_clock(jiff::Timestamp::now());
                 let actions = self.supervisor.handle(event, self.now());
                 let exit = self.apply_all(actions, &mut events);
                 if let Some(daemon) = spawned {
@@ -402,6 +404,7 @@ impl Runtime {
     /// Answers one control request and returns the supervisor's actions.
     fn on_control(&mut self, request: ControlRequest) -> Vec<Action> {
         let now = self.now();
+        self.supervisor.set_wall_clock(jiff::Timestamp::now());
         let (name, control) = match request.command {
             ControlCommand::Shutdown => {
                 let actions = self.supervisor.request_shutdown(now);

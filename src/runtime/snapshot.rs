@@ -2,11 +2,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::api::{DaemonInfo, LastExit, Snapshot};
+use crate::api::{DaemonInfo, JobInfo, JobRun, LastExit, Snapshot};
 use crate::config::signal::signal_name;
 use crate::exit::ExitStatus;
 use crate::plan::Launch;
-use crate::supervisor::Supervisor;
+use crate::supervisor::job::stamp;
+use crate::supervisor::{Daemon, Supervisor};
 
 /// Builds the snapshot the API serves. `wall_base` is the wall-clock time of
 /// the supervisor's monotonic zero, to turn its times into RFC 3339 stamps.
@@ -47,6 +48,7 @@ pub fn build(
                     at: rfc3339(wall_base, d.last_exit_at.unwrap_or_default()),
                 }),
                 command: launch.argv.clone(),
+                job: job_info(d),
             }
         })
         .collect();
@@ -55,6 +57,32 @@ pub fn build(
         shutting_down: supervisor.is_shutting_down(),
         reaped_total,
     }
+}
+
+/// A job's schedule, next run, last run and counters.
+fn job_info(d: &Daemon) -> Option<JobInfo> {
+    let (spec, job) = (d.rules.job.as_ref()?, d.job.as_ref()?);
+    Some(JobInfo {
+        schedule: spec.schedule.clone(),
+        timezone: spec.timezone.clone(),
+        overlap: spec.overlap.as_str().to_string(),
+        next_run: job.due.map(|due| stamp(due.wall)),
+        last_run: job.last_run.map(|run| JobRun {
+            started_at: stamp(run.started),
+            duration_seconds: (run.duration.as_millis() as f64) / 1000.0,
+            code: match run.status {
+                ExitStatus::Code(c) => Some(c),
+                ExitStatus::Signal(_) => None,
+            },
+            signal: match run.status {
+                ExitStatus::Signal(n) => Some(signal_name(n)),
+                ExitStatus::Code(_) => None,
+            },
+        }),
+        runs: job.runs,
+        failures: job.failures,
+        skipped: job.skipped,
+    })
 }
 
 fn rfc3339(base: SystemTime, offset: Duration) -> String {

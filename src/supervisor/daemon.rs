@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::health::HealthTracker;
+use super::job::JobState;
 use crate::exit::ExitStatus;
 use crate::plan::DaemonRules;
 
@@ -17,6 +18,8 @@ pub enum State {
     Stopping,
     Exited,
     Failed,
+    /// A job between runs: waiting for its next due time.
+    Scheduled,
 }
 
 impl State {
@@ -29,6 +32,7 @@ impl State {
             State::Stopping => "stopping",
             State::Exited => "exited",
             State::Failed => "failed",
+            State::Scheduled => "scheduled",
         }
     }
 }
@@ -68,11 +72,14 @@ pub struct Daemon {
     pub stop_requested: bool,
     /// The pending restart was asked for through the API: no backoff delay.
     pub manual_restart: bool,
+    /// A job's schedule bookkeeping; `None` for a daemon without `schedule`.
+    pub job: Option<JobState>,
 }
 
 impl Daemon {
     pub fn new(rules: DaemonRules) -> Self {
         let backoff = Backoff::new(rules.restart_delay);
+        let job = rules.job.as_ref().map(|_| JobState::default());
         Daemon {
             rules,
             state: State::Pending,
@@ -90,6 +97,7 @@ impl Daemon {
             restart_requested: false,
             stop_requested: false,
             manual_restart: false,
+            job,
         }
     }
 

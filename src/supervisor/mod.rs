@@ -8,8 +8,12 @@
 pub mod backoff;
 pub mod daemon;
 pub mod health;
+pub mod job;
+mod jobs;
 
 use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::config::signal::signal_name;
 use crate::exit::{self, ExitStatus};
@@ -72,6 +76,8 @@ pub enum Timer {
     RestartDue { daemon: usize, instance: u32 },
     /// Time for the next health probe of an instance.
     ProbeDue { daemon: usize, instance: u32 },
+    /// A job's due time (`seq` tells a re-armed timer from a stale one).
+    JobDue { daemon: usize, seq: u32 },
 }
 
 /// A record of pidzero's own, without its timestamp (the runtime adds it).
@@ -164,6 +170,8 @@ pub struct Supervisor {
     daemons: Vec<Daemon>,
     order: Vec<usize>,
     phase: Phase,
+    /// The wall clock as of the event being handled (see [`Self::set_wall_clock`]).
+    wall: Timestamp,
 }
 
 impl Supervisor {
@@ -173,7 +181,16 @@ impl Supervisor {
             daemons: rules.into_iter().map(Daemon::new).collect(),
             order,
             phase: Phase::Running,
+            wall: Timestamp::UNIX_EPOCH,
         }
+    }
+
+    /// The wall-clock time of the event about to be handled. Only jobs read
+    /// it (cron expressions are about the wall clock); every timer stays on
+    /// the monotonic `now`. The runtime sets it before each event, tests set
+    /// it by hand, so the supervisor still reads no clock itself.
+    pub fn set_wall_clock(&mut self, wall: Timestamp) {
+        self.wall = wall;
     }
 
     pub fn daemons(&self) -> &[Daemon] {
@@ -230,6 +247,9 @@ impl Supervisor {
     }
 
     fn control_start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) -> ControlOutcome {
+        if self.daemons[i].job.is_some() {
+            return self.job_start_now(i, now, out);
+        }
         let d = &mut self.daemons[i];
         match d.state {
             State::Exited | State::Failed => {
@@ -258,6 +278,11 @@ impl Supervisor {
             State::Backoff | State::Pending => {
                 d.state = State::Exited;
                 out.extend(cancel_restart(d, i));
+            }
+            State::Scheduled => {
+                // Between runs: the schedule is paused until `start`.
+                d.state = State::Exited;
+                self.disarm_job(i, out);
             }
             _ => return conflict(d, "is not running"),
         }
@@ -382,7 +407,13 @@ impl Supervisor {
                 State::Backoff => d.group.is_none() && d.restart_at.is_some_and(|t| t <= now),
                 _ => false,
             };
-            if ready {
+            // A job's queued run starts once its last run's group is gone.
+            let queued_run = d.state == State::Scheduled
+                && d.job.as_ref().is_some_and(|job| job.queued)
+                && !d.is_live();
+            if ready && d.job.is_some() {
+                self.schedule_job(i, now, out);
+            } else if ready || queued_run {
                 self.start(i, now, out);
             }
         }
@@ -399,6 +430,7 @@ impl Supervisor {
     }
 
     fn start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
+        self.job_run_starts(i, now);
         let d = &mut self.daemons[i];
         // Started before its restart timer fired (asked for): that timer goes.
         out.extend(cancel_restart(d, i));
@@ -484,7 +516,7 @@ impl Supervisor {
             }
         };
         let quick_clean_exit = status.success() && ran_for < QUICK_EXIT && !shutting_down;
-        if quick_clean_exit && !d.rules.is_main {
+        if quick_clean_exit && !d.rules.is_main && d.job.is_none() {
             let hint =
                 "it exited 0 within 1 s: it may be daemonizing itself; run it in the foreground";
             fields.push(("hint", FieldValue::Str(hint.to_string())));
@@ -520,6 +552,10 @@ impl Supervisor {
     /// A daemon instance ended (exited, or could not be spawned): vital
     /// fail-fast, restart policy, or a final state.
     fn on_ended(&mut self, i: usize, status: ExitStatus, now: Duration, out: &mut Vec<Action>) {
+        if self.daemons[i].job.is_some() {
+            self.job_ended(i, status, now, out);
+            return;
+        }
         let d = &mut self.daemons[i];
         d.last_exit = Some(status);
         d.last_exit_at = Some(now);
@@ -737,8 +773,11 @@ impl Supervisor {
                     d.state = State::Exited;
                     out.extend(cancel_restart(d, i));
                 }
+                State::Scheduled => self.daemons[i].state = State::Exited,
                 _ => {}
             }
+            // No job runs again, even one whose run is still being stopped.
+            self.disarm_job(i, out);
             if self.daemons[i].pid.is_some() {
                 self.stop(i, now, out);
             }
@@ -792,6 +831,7 @@ impl Supervisor {
                 }
             }
             Timer::RestartDue { .. } => self.start_due(now, out),
+            Timer::JobDue { daemon, seq } => self.on_job_due(daemon, seq, now, out),
             Timer::ProbeDue { daemon, instance } => {
                 let d = &self.daemons[daemon];
                 if d.instance == instance && d.state == State::Running {
@@ -897,10 +937,9 @@ impl Supervisor {
         if self.phase == Phase::Done {
             return;
         }
-        let busy = self
-            .daemons
-            .iter()
-            .any(|d| d.is_live() || matches!(d.state, State::Starting | State::Backoff));
+        let busy = self.daemons.iter().any(|d| {
+            d.is_live() || matches!(d.state, State::Starting | State::Backoff | State::Scheduled)
+        });
         if busy {
             return;
         }

@@ -260,6 +260,11 @@ impl FakeRuntime {
                     (daemon, sup.daemons()[daemon].state == State::Backoff)
                 }
                 Timer::ProbeDue { daemon, .. } => (daemon, sup.daemons()[daemon].pid.is_some()),
+                // A job's due timer lives as long as its schedule: not when stopped.
+                Timer::JobDue { daemon, .. } => {
+                    let d = &sup.daemons()[daemon];
+                    (daemon, !matches!(d.state, State::Exited | State::Failed))
+                }
             };
             let d = &sup.daemons()[daemon];
             prop_assert!(

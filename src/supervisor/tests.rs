@@ -933,3 +933,6 @@ fn a_manual_start_waits_for_the_old_group_and_leaves_no_stale_timer() {
     assert!(out.contains(&Action::Spawn(0)));
     assert_eq!(h.state(0), State::Running);
 }
+
+/// Jobs: daemons with a `schedule`.
+mod jobs;

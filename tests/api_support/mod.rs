@@ -50,6 +50,7 @@ pub fn daemon(name: &str, vital: bool, state: &str, health: Option<&str>) -> Dae
             at: "2026-11-28T14:08:00.000Z".into(),
         }),
         command: vec!["/usr/bin/web".into(), "--port".into(), "8080".into()],
+        job: None,
     }
 }
 
