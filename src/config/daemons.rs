@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 use super::json::{self, Fields, Kind, Report};
 use super::signal::parse_signal;
 use super::{
-    CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, OutputMode, Position,
-    RestartPolicy,
+    CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, LineParse, OutputMode, Position,
+    RestartPolicy, SinkKind, SinkSet,
 };
 
 /// Every field a daemon object may have.
@@ -30,6 +30,8 @@ pub(super) const FIELDS: &[&str] = &[
     "output",
     "depends_on",
     "health",
+    "parse",
+    "sinks",
 ];
 
 /// Names other tools use for our fields, so the hint points at the right one.
@@ -71,6 +73,8 @@ const OUTPUT_CHOICES: &[(&str, OutputMode)] = &[
     ("inherit", OutputMode::Inherit),
     ("discard", OutputMode::Discard),
 ];
+
+const PARSE_CHOICES: &[(&str, LineParse)] = &[("text", LineParse::Text), ("json", LineParse::Json)];
 
 /// Parses `daemons.json`. `allow_empty` is for a main command, which needs no sidecars.
 pub(crate) fn parse(
@@ -253,6 +257,10 @@ fn read_optional_fields(
     let health = fields
         .get("health")
         .and_then(|raw| read_health(report, raw));
+    let parse = fields
+        .get("parse")
+        .and_then(|raw| json::choice(report, raw, "parse", PARSE_CHOICES));
+    let sinks = fields.get("sinks").map(|raw| read_sinks(report, raw));
     let field_positions = fields
         .found
         .iter()
@@ -273,9 +281,48 @@ fn read_optional_fields(
         output: output.unwrap_or_default(),
         depends_on: depends_on.into_iter().map(|(name, _)| name).collect(),
         health,
+        parse: parse.unwrap_or_default(),
+        sinks: match sinks {
+            Some(set) => Some(set?),
+            None => None,
+        },
         position,
         field_positions,
     })
+}
+
+/// `sinks`: an array of handler names, each known (whether it is configured
+/// is checked by `plan`, which has `config.json` too) and named once.
+fn read_sinks(report: &mut Report, raw: &RawValue) -> Option<SinkSet> {
+    let items = json::array(report, raw, "sinks")?;
+    let mut set = SinkSet::NONE;
+    let mut ok = true;
+    for item in items {
+        let Some(name) = json::string(report, item, "sinks") else {
+            ok = false;
+            continue;
+        };
+        match SinkKind::from_name(&name) {
+            Some(kind) if set.contains(kind) => {
+                report.at(item, "sinks", format!("`{name}` is listed twice"));
+                ok = false;
+            }
+            Some(kind) => set = set.with(kind),
+            None => {
+                let known: Vec<&str> = SinkKind::ALL.iter().map(|k| k.name()).collect();
+                report.at(
+                    item,
+                    "sinks",
+                    format!(
+                        "unknown sink `{name}`; expected one of {}",
+                        known.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(set)
 }
 
 /// Why `name` is not a valid daemon name, if it is not. Names appear in log records,

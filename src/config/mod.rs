@@ -10,9 +10,11 @@ use std::time::Duration;
 
 mod daemons;
 mod json;
+mod route;
 mod settings;
 pub mod signal;
 
+pub use route::{LineParse, LineRoute, SinkKind, SinkSet};
 pub use settings::FORMAT_VARIABLE;
 
 /// One problem found in a configuration file.
@@ -131,6 +133,10 @@ pub struct DaemonSpec {
     pub output: OutputMode,
     pub depends_on: Vec<String>,
     pub health: Option<HealthSpec>,
+    /// `parse`: how its lines are read.
+    pub parse: LineParse,
+    /// `sinks`: the handlers its lines go to; `None` (absent) means all.
+    pub sinks: Option<SinkSet>,
     /// Position of the daemon object itself, and of each field present, for later errors.
     pub position: Position,
     pub field_positions: Vec<(&'static str, Position)>,

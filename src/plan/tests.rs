@@ -42,6 +42,8 @@ fn spec(name: &str, command: &str) -> DaemonSpec {
         depends_on: Vec::new(),
         health: None,
         position: Position { line: 2, column: 3 },
+        parse: Default::default(),
+        sinks: None,
         field_positions: Vec::new(),
     }
 }
