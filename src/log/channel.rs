@@ -7,6 +7,7 @@
 //! sender than the handle it gives out.
 
 use super::record::LineBatch;
+use crate::config::SinkSet;
 
 /// Line batches allowed in flight (queued or being written) at once: the
 /// permits of the back-pressure semaphore.
@@ -19,8 +20,11 @@ pub(super) enum Message {
     /// writer to format itself (see [`super::LogHandle::send_lines`]).
     Lines {
         batch: LineBatch,
-        to_stream: bool,
+        sinks: SinkSet,
     },
+    /// Close the file sink and open its path again (after what came
+    /// before is written); the answer says what was reopened.
+    Reopen(tokio::sync::oneshot::Sender<Reopened>),
     /// Write what came before, close the sinks and stop.
     Finish,
 }
@@ -28,8 +32,9 @@ pub(super) enum Message {
 /// Formatted records for the sinks: whole lines, each ending in `\n`.
 pub(super) struct Chunk {
     pub bytes: Vec<u8>,
-    /// Also for the stream sink (every chunk goes to the file).
-    pub to_stream: bool,
+    /// The sinks that take these records (the daemon's `sinks`, less the
+    /// stream sink for what quiet mode keeps off it).
+    pub sinks: SinkSet,
     /// A batch of daemon lines holding a permit (events hold none).
     pub permit: bool,
     /// The batch the records were formatted from, for
@@ -37,4 +42,19 @@ pub(super) struct Chunk {
     /// as it takes them, so that they are kept in the order sent whoever
     /// formatted them.
     pub batch: Option<LineBatch>,
+}
+
+/// What a request to reopen the log file did (see [`LogHandle::reopen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reopened {
+    /// The file at this path was closed and opened again.
+    File(std::path::PathBuf),
+    /// There is no file sink (`log.log_to_file` is false).
+    NoFile,
+    /// The path could not be opened again; the sink retries with the next
+    /// records, as after any failed open.
+    Failed {
+        path: std::path::PathBuf,
+        error: String,
+    },
 }

@@ -59,6 +59,7 @@ pub mod channel;
 pub mod format;
 pub mod framer;
 pub mod handle;
+pub mod object;
 pub mod pool;
 pub mod reader;
 pub mod recent;
@@ -67,6 +68,7 @@ pub mod scan;
 pub mod sink;
 pub mod writer;
 
+pub use channel::Reopened;
 pub use framer::Framer;
 pub use handle::LogHandle;
 pub use reader::pump;

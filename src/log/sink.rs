@@ -316,6 +316,22 @@ impl FileSink {
             .try_for_each(|chunk| self.write_records(chunk))
     }
 
+    /// Closes the file and opens its path again, now (creating it): after
+    /// an outside tool (logrotate) renamed the file away, the next records
+    /// go to a new file at the path. An open that fails is returned, and
+    /// retried with the next records as after any failed open.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        self.file = None;
+        self.retry = None;
+        self.backoff.succeeded();
+        self.ensure_open()
+    }
+
+    /// The path this sink writes to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Rotation is on (`max_file_size` above 0) and applies to this file.
     fn rotates(&self) -> bool {
         self.max_file_size > 0 && self.regular

@@ -517,7 +517,7 @@ impl Runtime {
                             fd,
                             self.sources[i].clone(),
                             stream,
-                            self.log.clone(),
+                            self.log.for_daemon(self.launches[i].route),
                             control,
                         )));
                     }
