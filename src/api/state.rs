@@ -7,9 +7,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::model::{ControlRequest, Snapshot};
+use crate::log::Reopened;
 
 /// The largest request head (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -42,6 +43,12 @@ pub trait LogSource: Send + Sync {
     /// The last `n` records of `daemon`, oldest first, each one JSON object.
     fn recent(&self, daemon: &str, n: usize) -> Vec<String>;
     fn counters(&self) -> LogCounters;
+    /// Asks the log writer to close and reopen the log file (for logrotate);
+    /// the answer comes on the receiver. `None`: this source has no writer
+    /// to ask.
+    fn reopen(&self) -> Option<oneshot::Receiver<Reopened>> {
+        None
+    }
 }
 
 /// The log writer keeps the recent records and the counters.
@@ -55,6 +62,10 @@ impl LogSource for crate::log::LogHandle {
             per_daemon: self.daemon_counters(),
             sink_errors: self.sink_error_counts(),
         }
+    }
+
+    fn reopen(&self) -> Option<oneshot::Receiver<Reopened>> {
+        Some(self.request_reopen())
     }
 }
 

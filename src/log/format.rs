@@ -267,6 +267,18 @@ pub fn format_object(
     fields.end();
 }
 
+/// The keys of a record's own: an object member named so is written as
+/// `fields.KEY` in logfmt (see [`Fields::logfmt_member`]).
+const RECORD_KEYS: &[&str] = &[
+    "timestamp",
+    "source",
+    "stream",
+    "level",
+    "line",
+    "partial",
+    "fields",
+];
+
 fn keyed(format: LogFormat) -> Option<Keyed> {
     match format {
         LogFormat::Json => Some(Keyed::Json),
@@ -362,13 +374,19 @@ impl<'o> Fields<'o> {
 
     /// One member of a JSON object as a logfmt pair: the key with the
     /// bytes logfmt cannot hold in a key (space, `=`, `"`, controls) made
-    /// `_`; the value's JSON text `raw` unquoted when it is a string.
+    /// `_`, and `fields.` before a key that a record has itself
+    /// ([`RECORD_KEYS`]: `timestamp`, `level`, ...), so that no key is
+    /// written twice; the value's JSON text `raw` unquoted when it is a
+    /// string.
     fn logfmt_member(&mut self, key: &str, raw: &str) {
         let out = &mut *self.out;
         if !self.first {
             out.push(b' ');
         }
         self.first = false;
+        if RECORD_KEYS.contains(&key) {
+            out.extend_from_slice(b"fields.");
+        }
         if key.is_empty() {
             out.push(b'_');
         }
@@ -790,11 +808,11 @@ mod tests {
         assert_eq!(
             parsed(
                 LogFormat::Logfmt,
-                &[OBJECT, r#"{"a b=c":"x","":1,"nested":{"k":"v w"}}"#]
+                &[OBJECT, r#"{"a b=c":"x","":1,"nested":{"k":"v w"},"timestamp":2}"#]
             ),
             [
-                r#"timestamp=2026-11-28T14:09:00.123Z source=web stream=stdout level=warn level=WARN msg="disk \"low\"" free=0.5 ok=false tags="[\"a b\"]" n=null é=ü"#,
-                r#"timestamp=2026-11-28T14:09:00.123Z source=web stream=stdout a_b_c=x _=1 nested="{\"k\":\"v w\"}""#,
+                r#"timestamp=2026-11-28T14:09:00.123Z source=web stream=stdout level=warn fields.level=WARN msg="disk \"low\"" free=0.5 ok=false tags="[\"a b\"]" n=null é=ü"#,
+                r#"timestamp=2026-11-28T14:09:00.123Z source=web stream=stdout a_b_c=x _=1 nested="{\"k\":\"v w\"}" fields.timestamp=2"#,
             ]
         );
         assert_eq!(

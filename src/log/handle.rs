@@ -151,9 +151,17 @@ impl LogHandle {
     /// of writes, so no record is lost or torn. `None` when the writer has
     /// stopped.
     pub async fn reopen(&self) -> Option<Reopened> {
+        self.request_reopen().await.ok()
+    }
+
+    /// [`LogHandle::reopen`] without waiting here: the answer comes on the
+    /// receiver (an error when the writer has stopped).
+    pub fn request_reopen(&self) -> tokio::sync::oneshot::Receiver<Reopened> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.tx.send(Message::Reopen(reply)).ok()?;
-        answer.await.ok()
+        // Refused only once the writer has stopped: `reply` is then dropped,
+        // which `answer` reports.
+        let _ = self.tx.send(Message::Reopen(reply));
+        answer
     }
 
     /// An empty buffer for a pipe read, recycled when possible.
