@@ -72,7 +72,11 @@ fn each_daemon_reaches_only_its_sinks() {
             .map(|r| r["line"].as_str().unwrap().to_owned())
             .collect()
     };
-    let expected = |name: &str| (0..LINES).map(|i| format!("{name} {i}")).collect::<Vec<_>>();
+    let expected = |name: &str| {
+        (0..LINES)
+            .map(|i| format!("{name} {i}"))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(lines(&in_file, "debug"), expected("debug"));
     assert_eq!(lines(&stdout, "app"), expected("app"));
 }
@@ -83,7 +87,11 @@ fn each_daemon_reaches_only_its_sinks() {
 fn sinks_that_are_not_on_are_config_errors() {
     let cases: &[(&str, &str, &str)] = &[
         (r#"["file"]"#, "{}", "log.log_to_file"),
-        (r#"["stdout"]"#, r#"{"log": {"log_to_stdout": false, "log_to_file": true}}"#, "log.log_to_stdout"),
+        (
+            r#"["stdout"]"#,
+            r#"{"log": {"log_to_stdout": false, "log_to_file": true}}"#,
+            "log.log_to_stdout",
+        ),
         (r#"["stdout", "syslog"]"#, "{}", "`log.syslog`"),
         (r#"["forward"]"#, "{}", "`log.forward`"),
         (r#"["stdout", "stdout"]"#, "{}", "listed twice"),
@@ -99,9 +107,18 @@ fn sinks_that_are_not_on_are_config_errors() {
         for args in [&["check"][..], &[]] {
             let done = pz().args(args).config_dir(&dir).run(DEADLINE);
             assert_eq!(done.status(), 2, "{sinks} {args:?}: {}", done.dump());
-            assert_config_error(&done.stderr, "daemons.json", Some(3), Some("web"), Some("sinks"));
+            assert_config_error(
+                &done.stderr,
+                "daemons.json",
+                Some(3),
+                Some("web"),
+                Some("sinks"),
+            );
             assert!(done.stderr.contains(message), "{sinks}: {}", done.stderr);
-            assert!(!done.stdout_text().contains("\"started\""), "nothing started");
+            assert!(
+                !done.stdout_text().contains("\"started\""),
+                "nothing started"
+            );
         }
     }
 }

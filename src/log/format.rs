@@ -808,7 +808,10 @@ mod tests {
         assert_eq!(
             parsed(
                 LogFormat::Logfmt,
-                &[OBJECT, r#"{"a b=c":"x","":1,"nested":{"k":"v w"},"timestamp":2}"#]
+                &[
+                    OBJECT,
+                    r#"{"a b=c":"x","":1,"nested":{"k":"v w"},"timestamp":2}"#
+                ]
             ),
             [
                 r#"timestamp=2026-11-28T14:09:00.123Z source=web stream=stdout level=warn fields.level=WARN msg="disk \"low\"" free=0.5 ok=false tags="[\"a b\"]" n=null é=ü"#,
