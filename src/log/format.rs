@@ -93,11 +93,22 @@ pub fn format_spans(
     format: LogFormat,
     batch: &LineBatch,
     spans: &[LineSpan],
-    mut ends: Option<&mut Vec<usize>>,
+    ends: Option<&mut Vec<usize>>,
 ) -> usize {
     if batch.route.parse == LineParse::Json {
         return format_parsed_spans(out, format, batch, spans, ends);
     }
+    format_text_spans(out, format, batch, spans, ends)
+}
+
+/// [`format_spans`] with every line a line record (no `parse`).
+fn format_text_spans(
+    out: &mut Vec<u8>,
+    format: LogFormat,
+    batch: &LineBatch,
+    spans: &[LineSpan],
+    mut ends: Option<&mut Vec<usize>>,
+) -> usize {
     let mut head = Vec::with_capacity(128);
     let mut partial_head = Vec::new();
     match keyed(format) {
@@ -178,11 +189,11 @@ pub fn format_spans(
 
 /// [`format_spans`] for a daemon with `"parse": "json"`: each line that is
 /// one JSON object (see [`object::parse_object`]) becomes an object record
-/// ([`format_object`]), any other line a line record as usual. A piece of a
-/// cut line (partial, or the rest after the cuts) is never parsed.
-///
-/// Record by record, with no shared head: the parse costs more than the
-/// head, and daemons without `parse` never come here.
+/// ([`format_object`]); the runs of other lines between them go through
+/// the line path of [`format_text_spans`] as usual, so a daemon that
+/// writes text pays only the look at each line's first and last byte. A
+/// piece of a cut line (partial, or the rest after the cuts) is never
+/// parsed.
 fn format_parsed_spans(
     out: &mut Vec<u8>,
     format: LogFormat,
@@ -190,28 +201,32 @@ fn format_parsed_spans(
     spans: &[LineSpan],
     mut ends: Option<&mut Vec<usize>>,
 ) -> usize {
-    out.reserve(batch.data.len() + spans.len() * 100);
-    for &span in spans {
-        let line = batch.line(span);
-        let parsed = if span.partial || batch.continued(span) {
-            None
-        } else {
-            object::parse_object(line)
+    let mut run = 0;
+    for (i, &span) in spans.iter().enumerate() {
+        if span.partial || batch.continued(span) {
+            continue;
+        }
+        let Some(parsed) = object::parse_object(batch.line(span)) else {
+            continue;
         };
+        if run < i {
+            format_text_spans(out, format, batch, &spans[run..i], ends.as_deref_mut());
+        }
         let record = LineRecord {
             timestamp: &batch.timestamp,
             source: &batch.source,
             stream: batch.stream,
-            line,
-            partial: span.partial,
+            line: batch.line(span),
+            partial: false,
         };
-        match parsed {
-            Some(parsed) => format_object(out, format, &record, parsed),
-            None => format_line(out, format, &record),
-        }
+        format_object(out, format, &record, parsed);
         if let Some(ends) = ends.as_deref_mut() {
             ends.push(out.len());
         }
+        run = i + 1;
+    }
+    if run < spans.len() {
+        format_text_spans(out, format, batch, &spans[run..], ends);
     }
     spans.len()
 }
@@ -886,6 +901,29 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[0].ends_with("\"line\":\"y{\\\"a\\\":1}\"}"), "{out}");
         assert!(lines[1].ends_with("\"fields\":{\"c\":3}}"), "{out}");
+    }
+
+    /// Runs of text lines between objects keep their order, and the record
+    /// ends (what the recent-records ring cuts by) fall after each record.
+    #[test]
+    fn mixed_batches_keep_order_and_record_ends() {
+        let lines = ["a", "{\"x\":1}", "b", "c", "{}", "{}", "d"];
+        let batch = parsed_batch(&lines);
+        for format in FORMATS {
+            let mut out = Vec::new();
+            let mut ends = Vec::new();
+            let n = format_spans(&mut out, format, &batch, &batch.lines, Some(&mut ends));
+            assert_eq!((n, ends.len()), (lines.len(), lines.len()));
+            let mut start = 0;
+            for (end, line) in ends.into_iter().zip(lines) {
+                let record = std::str::from_utf8(&out[start..end]).unwrap();
+                assert_eq!(record.matches('\n').count(), 1, "{record:?}");
+                // The same record as that line alone in a batch.
+                assert_eq!(record.trim_end(), parsed(format, &[line])[0], "{format:?}");
+                start = end;
+            }
+            assert_eq!(start, out.len());
+        }
     }
 
     /// Without `parse`, an object line is a line like any other.

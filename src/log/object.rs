@@ -172,11 +172,17 @@ impl<'de> Visitor<'de> for LevelOf {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Level>, A::Error> {
         let (mut level, mut severity) = (None, None);
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let value: &'de RawValue = map.next_value()?;
+            // Other values are only validated, not even delimited.
             match &*key {
-                "level" if level.is_none() => level = Some(level_of_value(value)),
-                "severity" if severity.is_none() => severity = Some(level_of_value(value)),
-                _ => {}
+                "level" if level.is_none() => {
+                    level = Some(level_of_value(map.next_value::<&'de RawValue>()?));
+                }
+                "severity" if severity.is_none() => {
+                    severity = Some(level_of_value(map.next_value::<&'de RawValue>()?));
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
             }
         }
         Ok(level.flatten().or(severity.flatten()))
