@@ -1241,6 +1241,42 @@ mod tests {
     }
 
     #[test]
+    fn parse_and_sinks() {
+        let text = r#"[{"name": "a", "command": "x"},
+ {"name": "b", "command": "x", "parse": "json", "sinks": ["file", "syslog"]},
+ {"name": "c", "command": "x", "parse": "text", "sinks": []}]"#;
+        let specs = parse_ok(text);
+        assert_eq!((specs[0].parse, specs[0].sinks), (LineParse::Text, None));
+        let both = SinkSet::of([SinkKind::File, SinkKind::Syslog]);
+        assert_eq!(
+            (specs[1].parse, specs[1].sinks),
+            (LineParse::Json, Some(both))
+        );
+        assert_eq!(
+            (specs[2].parse, specs[2].sinks),
+            (LineParse::Text, Some(SinkSet::NONE))
+        );
+    }
+
+    #[test]
+    fn bad_parse_and_sinks() {
+        let text = r#"[{"name": "a", "command": "x", "parse": "yaml",
+  "sinks": ["file", "File", 3, "file"]}]"#;
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert_at(&errors[0], locate(text, "\"yaml\""), "a", Some("parse"));
+        assert_at(&errors[1], locate(text, "\"File\""), "a", Some("sinks"));
+        assert!(
+            errors[1].message.contains("unknown sink `File`"),
+            "{}",
+            errors[1]
+        );
+        assert_at(&errors[2], locate(text, "3"), "a", Some("sinks"));
+        assert_at(&errors[3], locate(text, "\"file\"]"), "a", Some("sinks"));
+        assert!(errors[3].message.contains("listed twice"), "{}", errors[3]);
+    }
+
+    #[test]
     fn bad_numbers() {
         let text = r#"[{"name": "a", "command": "x", "restart_delay": -1, "stop_timeout": 1e9,
   "max_restarts": 2.5, "stop_signal": "TERMINATE", "working_dir": "", "user": "a:b:c"}]"#;

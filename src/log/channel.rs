@@ -44,7 +44,7 @@ pub(super) struct Chunk {
     pub batch: Option<LineBatch>,
 }
 
-/// What a request to reopen the log file did (see [`LogHandle::reopen`]).
+/// What a request to reopen the log file did (see [`super::LogHandle::reopen`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reopened {
     /// The file at this path was closed and opened again.

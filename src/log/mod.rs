@@ -8,10 +8,21 @@
 //! - [`channel`]: the messages from the senders to the writer thread.
 //! - [`writer`]: the thread owning the sinks; one `writev` per sink a round.
 //! - [`format`](mod@format): one record → one line of JSON, map, logfmt or text.
+//! - [`object`]: `"parse": "json"`: is a line one JSON object, and its level.
 //! - [`scan`]: the byte scans (newlines, bytes to escape), scalar and SIMD.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
 //! - [`recent`]: counters and the last records of each source, for the API.
 //! - [`pool`]: read and output buffers handed back for reuse.
+//!
+//! Routing: each batch carries its daemon's `sinks` and `parse`
+//! ([`crate::config::LineRoute`], given to the readers by
+//! [`LogHandle::for_daemon`]), and each formatted chunk the set of sinks
+//! that take it ([`crate::config::SinkSet`], a bitmask): a sink writes the
+//! chunks whose set holds its kind. Events go to every sink.
+//!
+//! Reopen (for logrotate): [`LogHandle::reopen`] queues a request behind
+//! the records sent before it; the writer writes those, then closes and
+//! reopens the file, and answers. Nobody but the asker waits.
 //!
 //! Back-pressure: line batches take a permit from a semaphore before they are
 //! formatted and queued, and the writer returns it once it has taken the
