@@ -18,7 +18,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::record::{Level, Stream};
+use super::record::{Level, LineBatch, LineSpan, Stream};
+use crate::config::LineParse;
 
 /// A line that is one JSON object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,18 @@ pub fn members(object: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
     let members = deserializer.deserialize_map(Members).ok()?;
     deserializer.end().ok()?;
     Some(members)
+}
+
+/// The level of one line of `batch` (the syslog severity of its record):
+/// its object's `level`/`severity` when the daemon has `"parse": "json"`
+/// and the line is an object that gives one, else [`default_level`].
+pub fn line_level(batch: &LineBatch, span: LineSpan) -> Level {
+    let parsed = (batch.route.parse == LineParse::Json && !span.partial && !batch.continued(span))
+        .then(|| parse_object(batch.line(span)))
+        .flatten();
+    parsed
+        .and_then(|object| object.level)
+        .unwrap_or_else(|| default_level(batch.stream))
 }
 
 /// The level of a record of `stream` when the line says none: `info` for
@@ -315,6 +328,22 @@ mod tests {
         }
         assert_eq!(default_level(Stream::Stdout), Level::Info);
         assert_eq!(default_level(Stream::Stderr), Level::Error);
+    }
+
+    #[test]
+    fn line_level_follows_parse_and_stream() {
+        let mut batch = LineBatch::new("d".into(), Stream::Stderr, [b'0'; 24]);
+        let mut framer = crate::log::Framer::new(64);
+        framer.push(b"{\"level\":\"debug\"}\nplain\n{\"a\":1}\n", &mut batch);
+        let spans = batch.lines.clone();
+        let levels = |batch: &LineBatch| -> Vec<Level> {
+            spans.iter().map(|&span| line_level(batch, span)).collect()
+        };
+        assert_eq!(levels(&batch), [Level::Error; 3], "no parse: the stream's");
+        batch.route.parse = LineParse::Json;
+        assert_eq!(levels(&batch), [Level::Debug, Level::Error, Level::Error]);
+        batch.stream = Stream::Stdout;
+        assert_eq!(levels(&batch), [Level::Debug, Level::Info, Level::Info]);
     }
 
     #[test]

@@ -653,6 +653,41 @@ mod tests {
         assert!(!dir.p("pidzero.log.1").exists());
     }
 
+    /// `reopen` opens the path again at once: a renamed-away file keeps
+    /// what was written before, the new one gets what follows; a path that
+    /// cannot be opened is an error now and retried by later writes.
+    #[test]
+    fn reopen_opens_the_path_again() {
+        let dir = Dir::new("sink-reopen");
+        let path = dir.p("out.log");
+        let mut sink = FileSink::open(&path, 0, 1).unwrap();
+        sink.write_records(b"one\n").unwrap();
+        std::fs::rename(&path, dir.p("out.log.1")).unwrap();
+        sink.write_records(b"two\n").unwrap();
+        sink.reopen().unwrap();
+        assert_eq!(read(&path), "");
+        sink.write_records(b"three\n").unwrap();
+        assert_eq!(read(&dir.p("out.log.1")), "one\ntwo\n");
+        assert_eq!(read(&path), "three\n");
+        assert_eq!(sink.path(), path);
+
+        let gone = dir.p("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let inner = gone.join("x.log");
+        let mut sink = FileSink::open(&inner, 0, 1).unwrap();
+        std::fs::remove_file(&inner).unwrap();
+        std::fs::remove_dir(&gone).unwrap();
+        assert!(sink.reopen().is_err());
+        std::fs::create_dir(&gone).unwrap();
+        // Retried after the backoff delay, by a later write.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sink.write_records(b"back\n").is_err() {
+            assert!(Instant::now() < deadline, "never reopened");
+            std::thread::sleep(RETRY_FIRST / 5);
+        }
+        assert_eq!(read(&inner), "back\n");
+    }
+
     #[test]
     fn file_reopens_after_removal() {
         let dir = Dir::new("reopen");
