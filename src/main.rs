@@ -103,10 +103,16 @@ enum Command {
         #[command(flatten)]
         api: ClientOptions,
     },
-    /// Print the last records a daemon logged.
+    /// Print the last records a daemon logged; or, with --reopen, make
+    /// pidzero reopen its log file (after logrotate renamed it).
     Logs {
-        /// The daemon's name, as in daemons.json.
-        name: String,
+        /// The daemon's name, as in daemons.json (not with --reopen).
+        #[arg(required_unless_present = "reopen")]
+        name: Option<String>,
+        /// Close the log file and open its path again, so that the next
+        /// records go to a new file (for logrotate without copytruncate).
+        #[arg(long, conflicts_with_all = ["name", "lines"])]
+        reopen: bool,
         /// How many records (at most 1000 are kept).
         #[arg(short = 'n', long = "lines", default_value_t = pidzero::api::DEFAULT_LOG_LINES)]
         lines: usize,
@@ -243,7 +249,15 @@ fn main() -> ExitCode {
         Some(Command::Stop { name, api }) => (client::Command::Stop(name), api),
         Some(Command::Restart { name, api }) => (client::Command::Restart(name), api),
         Some(Command::Signal { name, signal, api }) => (client::Command::Signal(name, signal), api),
-        Some(Command::Logs { name, lines, api }) => (client::Command::Logs(name, lines), api),
+        Some(Command::Logs {
+            name,
+            lines,
+            reopen,
+            api,
+        }) => match name {
+            Some(name) if !reopen => (client::Command::Logs(name, lines), api),
+            _ => (client::Command::ReopenLogs, api),
+        },
         Some(Command::Shutdown { api }) => (client::Command::Shutdown, api),
     };
     match client_options(&api.or(&cli.api)) {

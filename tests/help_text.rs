@@ -33,8 +33,12 @@ fn name_and_signal_are_described() {
     let text = help(&["signal", "--help"]);
     assert!(text.contains("<NAME>    The daemon's name"), "{text}");
     assert!(text.contains("<SIGNAL>  A signal name"), "{text}");
-    for sub in ["start", "stop", "restart", "logs"] {
+    for sub in ["start", "stop", "restart"] {
         let text = help(&[sub, "--help"]);
         assert!(text.contains("<NAME>  The daemon's name"), "{sub}:\n{text}");
     }
+    // `logs --reopen` takes no NAME, so it is optional there.
+    let text = help(&["logs", "--help"]);
+    assert!(text.contains("[NAME]  The daemon's name"), "logs:\n{text}");
+    assert!(text.contains("--reopen"), "logs:\n{text}");
 }

@@ -24,6 +24,7 @@ use super::metrics;
 use super::model::{ControlCommand, ControlReply, ControlRequest, DaemonInfo};
 use super::state::{Shared, MAX_BODY_BYTES};
 use crate::config::signal::parse_signal;
+use crate::log::Reopened;
 
 pub type Body = Full<Bytes>;
 
@@ -39,6 +40,7 @@ enum Route<'a> {
     Daemon(&'a str),
     Action(&'a str, Action),
     Logs(&'a str),
+    ReopenLogs,
     Shutdown,
     Metrics,
     Version,
@@ -68,6 +70,7 @@ impl Route<'_> {
                 "logs" => Route::Logs(name),
                 _ => return None,
             },
+            ("logs", Some("reopen"), None, None) => Route::ReopenLogs,
             ("shutdown", None, None, None) => Route::Shutdown,
             ("metrics", None, None, None) => Route::Metrics,
             ("version", None, None, None) => Route::Version,
@@ -78,7 +81,7 @@ impl Route<'_> {
 
     fn method(&self) -> Method {
         match self {
-            Route::Action(..) | Route::Shutdown => Method::POST,
+            Route::Action(..) | Route::Shutdown | Route::ReopenLogs => Method::POST,
             _ => Method::GET,
         }
     }
@@ -86,7 +89,7 @@ impl Route<'_> {
     /// The `Allow` header of a 405.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Action(..) | Route::Shutdown => "POST",
+            Route::Action(..) | Route::Shutdown | Route::ReopenLogs => "POST",
             _ => "GET",
         }
     }
@@ -205,6 +208,7 @@ async fn answer(
             control(shared, command).await
         }
         Route::Shutdown => control(shared, ControlCommand::Shutdown).await,
+        Route::ReopenLogs => reopen_logs(shared).await,
         Route::Metrics => {
             let text = {
                 let snapshot = shared.ctx.snapshot.borrow();
@@ -269,6 +273,41 @@ fn logs(shared: &Shared, name: &str, query: Option<&str>) -> Response<Body> {
     }
     out.push_str("]\n");
     with_json_type(Response::new(Body::from(out)))
+}
+
+/// `POST /logs/reopen`: the log writer closes the log file and opens its
+/// path again, between two rounds of writes (so no record is lost or torn),
+/// for an outside logrotate that renamed the file away.
+///
+/// 200 `{"reopened":["file"],"path":…}`; 409 when there is no file sink
+/// (`log.log_to_file` is false); 500 when the path cannot be opened again
+/// (the sink retries with the next records); 503 when the writer does not
+/// answer within the control timeout (a sink is blocked) or has stopped.
+/// Only this request waits: the control loop never does.
+async fn reopen_logs(shared: &Shared) -> Response<Body> {
+    let unavailable = |why: &str| error(StatusCode::SERVICE_UNAVAILABLE, why.to_owned());
+    let Some(answer) = shared.ctx.logs.reopen() else {
+        return unavailable("no log writer to reopen");
+    };
+    match tokio::time::timeout(shared.limits.control_timeout, answer).await {
+        Ok(Ok(Reopened::File(path))) => json_response(
+            StatusCode::OK,
+            &json!({"reopened": ["file"], "path": path.to_string_lossy()}),
+        ),
+        Ok(Ok(Reopened::NoFile)) => error(
+            StatusCode::CONFLICT,
+            "no log file to reopen: log.log_to_file is false".into(),
+        ),
+        Ok(Ok(Reopened::Failed { path, error: why })) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({
+                "error": format!("cannot reopen {}: {why}; retrying with the next records", path.display()),
+                "path": path.to_string_lossy(),
+            }),
+        ),
+        Ok(Err(_)) => unavailable("the log writer has stopped"),
+        Err(_) => unavailable("the log writer did not answer in time (a log sink is blocked)"),
+    }
 }
 
 /// `lines=N` from the query: 0 to 1000 (larger numbers mean all that is kept),

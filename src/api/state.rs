@@ -7,10 +7,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::model::{ControlRequest, Snapshot};
 use crate::log::net::SinkCounts;
+use crate::log::Reopened;
 
 /// The largest request head (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -47,6 +48,12 @@ pub trait LogSource: Send + Sync {
     fn net_sinks(&self) -> Vec<SinkCounts> {
         Vec::new()
     }
+    /// Asks the log writer to close and reopen the log file (for logrotate);
+    /// the answer comes on the receiver. `None`: this source has no writer
+    /// to ask.
+    fn reopen(&self) -> Option<oneshot::Receiver<Reopened>> {
+        None
+    }
 }
 
 /// The log writer keeps the recent records and the counters.
@@ -64,6 +71,10 @@ impl LogSource for crate::log::LogHandle {
 
     fn net_sinks(&self) -> Vec<SinkCounts> {
         self.net_sink_counts()
+    }
+
+    fn reopen(&self) -> Option<oneshot::Receiver<Reopened>> {
+        Some(self.request_reopen())
     }
 }
 

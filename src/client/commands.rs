@@ -26,6 +26,8 @@ pub enum Command {
     Signal(String, String),
     /// Daemon and number of records.
     Logs(String, usize),
+    /// `logs --reopen`: the log file is closed and opened again.
+    ReopenLogs,
     Shutdown,
 }
 
@@ -81,6 +83,7 @@ pub async fn execute(
             daemon_path(name, &format!("/logs?lines={n}")),
             None,
         ),
+        Command::ReopenLogs => (Method::POST, "/logs/reopen".to_owned(), None),
         Command::Shutdown => (Method::POST, "/shutdown".to_owned(), None),
     };
     let reply = match request(endpoint, token, method, &path, body).await {
@@ -132,6 +135,17 @@ pub async fn execute(
             }
             Err(e) => return unexpected(err, &e.to_string()),
         },
+        Command::ReopenLogs => {
+            let path = serde_json::from_slice::<serde_json::Value>(&reply.body)
+                .ok()
+                .and_then(|v| v["path"].as_str().map(str::to_owned));
+            match path {
+                Some(path) => {
+                    let _ = writeln!(out, "pidzero: reopened {path}");
+                }
+                None => return unexpected(err, "no path in the answer"),
+            }
+        }
         Command::Shutdown => {
             let _ = writeln!(out, "pidzero: shutting down");
         }

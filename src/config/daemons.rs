@@ -10,8 +10,8 @@ use super::json::{self, Fields, Kind, Report};
 use super::schedule::{find_zone, parse_schedule, Cadence, JobSpec, Overlap};
 use super::signal::parse_signal;
 use super::{
-    CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, OutputMode, Position,
-    RestartPolicy,
+    CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, LineParse, OutputMode, Position,
+    RestartPolicy, SinkKind, SinkSet,
 };
 
 /// Every field a daemon object may have.
@@ -34,6 +34,8 @@ pub(super) const FIELDS: &[&str] = &[
     "schedule",
     "timezone",
     "overlap",
+    "parse",
+    "sinks",
 ];
 
 /// Names other tools use for our fields, so the hint points at the right one.
@@ -77,6 +79,8 @@ const OUTPUT_CHOICES: &[(&str, OutputMode)] = &[
     ("inherit", OutputMode::Inherit),
     ("discard", OutputMode::Discard),
 ];
+
+const PARSE_CHOICES: &[(&str, LineParse)] = &[("text", LineParse::Text), ("json", LineParse::Json)];
 
 /// Parses `daemons.json`. `allow_empty` is for a main command, which needs no sidecars.
 pub(crate) fn parse(
@@ -264,6 +268,10 @@ fn read_optional_fields(
         .get("health")
         .and_then(|raw| read_health(report, raw));
     let job = read_job(report, fields);
+    let parse = fields
+        .get("parse")
+        .and_then(|raw| json::choice(report, raw, "parse", PARSE_CHOICES));
+    let sinks = fields.get("sinks").map(|raw| read_sinks(report, raw));
     let field_positions = fields
         .found
         .iter()
@@ -285,6 +293,11 @@ fn read_optional_fields(
         depends_on: depends_on.into_iter().map(|(name, _)| name).collect(),
         health,
         job,
+        parse: parse.unwrap_or_default(),
+        sinks: match sinks {
+            Some(set) => Some(set?),
+            None => None,
+        },
         position,
         field_positions,
     })
@@ -359,6 +372,40 @@ fn read_job(report: &mut Report, fields: &Fields) -> Option<JobSpec> {
         zone,
         overlap: overlap.unwrap_or_default(),
     })
+}
+
+/// `sinks`: an array of handler names, each known (whether it is configured
+/// is checked by `plan`, which has `config.json` too) and named once.
+fn read_sinks(report: &mut Report, raw: &RawValue) -> Option<SinkSet> {
+    let items = json::array(report, raw, "sinks")?;
+    let mut set = SinkSet::NONE;
+    let mut ok = true;
+    for item in items {
+        let Some(name) = json::string(report, item, "sinks") else {
+            ok = false;
+            continue;
+        };
+        match SinkKind::from_name(&name) {
+            Some(kind) if set.contains(kind) => {
+                report.at(item, "sinks", format!("`{name}` is listed twice"));
+                ok = false;
+            }
+            Some(kind) => set = set.with(kind),
+            None => {
+                let known: Vec<&str> = SinkKind::ALL.iter().map(|k| k.name()).collect();
+                report.at(
+                    item,
+                    "sinks",
+                    format!(
+                        "unknown sink `{name}`; expected one of {}",
+                        known.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(set)
 }
 
 /// Why `name` is not a valid daemon name, if it is not. Names appear in log records,
@@ -1284,6 +1331,42 @@ mod tests {
             "invalid value \"sometimes\"; expected one of \"never\", \"on-failure\", \"always\"";
         assert_eq!(errors[0].message, message);
         assert_at(&errors[1], locate(text, "\"file\""), "a", Some("output"));
+    }
+
+    #[test]
+    fn parse_and_sinks() {
+        let text = r#"[{"name": "a", "command": "x"},
+ {"name": "b", "command": "x", "parse": "json", "sinks": ["file", "syslog"]},
+ {"name": "c", "command": "x", "parse": "text", "sinks": []}]"#;
+        let specs = parse_ok(text);
+        assert_eq!((specs[0].parse, specs[0].sinks), (LineParse::Text, None));
+        let both = SinkSet::of([SinkKind::File, SinkKind::Syslog]);
+        assert_eq!(
+            (specs[1].parse, specs[1].sinks),
+            (LineParse::Json, Some(both))
+        );
+        assert_eq!(
+            (specs[2].parse, specs[2].sinks),
+            (LineParse::Text, Some(SinkSet::NONE))
+        );
+    }
+
+    #[test]
+    fn bad_parse_and_sinks() {
+        let text = r#"[{"name": "a", "command": "x", "parse": "yaml",
+  "sinks": ["file", "File", 3, "file"]}]"#;
+        let errors = parse_err(text);
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert_at(&errors[0], locate(text, "\"yaml\""), "a", Some("parse"));
+        assert_at(&errors[1], locate(text, "\"File\""), "a", Some("sinks"));
+        assert!(
+            errors[1].message.contains("unknown sink `File`"),
+            "{}",
+            errors[1]
+        );
+        assert_at(&errors[2], locate(text, "3"), "a", Some("sinks"));
+        assert_at(&errors[3], locate(text, "\"file\"]"), "a", Some("sinks"));
+        assert!(errors[3].message.contains("listed twice"), "{}", errors[3]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 mod daemons;
 mod json;
 pub mod log_net;
+mod route;
 pub mod schedule;
 mod settings;
 pub mod signal;
@@ -18,6 +19,7 @@ pub mod signal;
 pub use log_net::{
     ForwardSettings, MessageFormat, NetAddress, NetSettings, SyslogProtocol, SyslogSettings,
 };
+pub use route::{LineParse, LineRoute, SinkKind, SinkSet};
 pub use settings::FORMAT_VARIABLE;
 
 /// One problem found in a configuration file.
@@ -138,6 +140,10 @@ pub struct DaemonSpec {
     pub health: Option<HealthSpec>,
     /// `schedule` (with `timezone` and `overlap`): the daemon is a job.
     pub job: Option<schedule::JobSpec>,
+    /// `parse`: how its lines are read.
+    pub parse: LineParse,
+    /// `sinks`: the handlers its lines go to; `None` (absent) means all.
+    pub sinks: Option<SinkSet>,
     /// Position of the daemon object itself, and of each field present, for later errors.
     pub position: Position,
     pub field_positions: Vec<(&'static str, Position)>,

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use super::record::{EventRecord, LineBatch};
+use crate::config::SinkSet;
 
 /// Line batches allowed in flight (queued or being written) at once: the
 /// permits of the back-pressure semaphore.
@@ -21,8 +22,11 @@ pub(super) enum Message {
     /// writer to format itself (see [`super::LogHandle::send_lines`]).
     Lines {
         batch: LineBatch,
-        to_stream: bool,
+        sinks: SinkSet,
     },
+    /// Close the file sink and open its path again (after what came
+    /// before is written); the answer says what was reopened.
+    Reopen(tokio::sync::oneshot::Sender<Reopened>),
     /// Write what came before, close the sinks and stop.
     Finish,
 }
@@ -30,8 +34,9 @@ pub(super) enum Message {
 /// Formatted records for the sinks: whole lines, each ending in `\n`.
 pub(super) struct Chunk {
     pub bytes: Vec<u8>,
-    /// Also for the stream sink (every chunk goes to the file).
-    pub to_stream: bool,
+    /// The sinks that take these records (the daemon's `sinks`, less the
+    /// stream sink for what quiet mode keeps off it).
+    pub sinks: SinkSet,
     /// A batch of daemon lines holding a permit (events hold none).
     pub permit: bool,
     /// The batch the records were formatted from, for
@@ -42,4 +47,19 @@ pub(super) struct Chunk {
     /// The event the records were formatted from, when network handlers
     /// need it in their own formats (see [`super::net`]).
     pub event: Option<Arc<EventRecord>>,
+}
+
+/// What a request to reopen the log file did (see [`super::LogHandle::reopen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reopened {
+    /// The file at this path was closed and opened again.
+    File(std::path::PathBuf),
+    /// There is no file sink (`log.log_to_file` is false).
+    NoFile,
+    /// The path could not be opened again; the sink retries with the next
+    /// records, as after any failed open.
+    Failed {
+        path: std::path::PathBuf,
+        error: String,
+    },
 }

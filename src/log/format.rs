@@ -21,9 +21,10 @@
 //!   A backslash is left alone, so this escaping is not reversible; use
 //!   `json` or `logfmt` when a machine reads the logs.
 
+use super::object::{self, JsonObject};
 use super::record::{EventRecord, FieldValue, LineBatch, LineSpan, Stream, Timestamp};
 use super::scan;
-use crate::config::LogFormat;
+use crate::config::{LineParse, LogFormat};
 
 /// One daemon line, borrowed from a [`LineBatch`].
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +92,20 @@ pub fn format_batch(out: &mut Vec<u8>, format: LogFormat, batch: &LineBatch) -> 
 /// [`format_batch`] for some of the batch's `spans`; when `ends` is given, the
 /// offset in `out` just past each record (after its `\n`) is pushed to it.
 pub fn format_spans(
+    out: &mut Vec<u8>,
+    format: LogFormat,
+    batch: &LineBatch,
+    spans: &[LineSpan],
+    ends: Option<&mut Vec<usize>>,
+) -> usize {
+    if batch.route.parse == LineParse::Json {
+        return format_parsed_spans(out, format, batch, spans, ends);
+    }
+    format_text_spans(out, format, batch, spans, ends)
+}
+
+/// [`format_spans`] with every line a line record (no `parse`).
+fn format_text_spans(
     out: &mut Vec<u8>,
     format: LogFormat,
     batch: &LineBatch,
@@ -174,6 +189,113 @@ pub fn format_spans(
     }
     spans.len()
 }
+
+/// [`format_spans`] for a daemon with `"parse": "json"`: each line that is
+/// one JSON object (see [`object::parse_object`]) becomes an object record
+/// ([`format_object`]); the runs of other lines between them go through
+/// the line path of [`format_text_spans`] as usual, so a daemon that
+/// writes text pays only the look at each line's first and last byte. A
+/// piece of a cut line (partial, or the rest after the cuts) is never
+/// parsed.
+fn format_parsed_spans(
+    out: &mut Vec<u8>,
+    format: LogFormat,
+    batch: &LineBatch,
+    spans: &[LineSpan],
+    mut ends: Option<&mut Vec<usize>>,
+) -> usize {
+    let mut run = 0;
+    for (i, &span) in spans.iter().enumerate() {
+        if span.partial || batch.continued(span) {
+            continue;
+        }
+        let Some(parsed) = object::parse_object(batch.line(span)) else {
+            continue;
+        };
+        if run < i {
+            format_text_spans(out, format, batch, &spans[run..i], ends.as_deref_mut());
+        }
+        let record = LineRecord {
+            timestamp: &batch.timestamp,
+            source: &batch.source,
+            stream: batch.stream,
+            line: batch.line(span),
+            partial: false,
+        };
+        format_object(out, format, &record, parsed);
+        if let Some(ends) = ends.as_deref_mut() {
+            ends.push(out.len());
+        }
+        run = i + 1;
+    }
+    if run < spans.len() {
+        format_text_spans(out, format, batch, &spans[run..], ends);
+    }
+    spans.len()
+}
+
+/// Appends the record of a daemon line that is a JSON object, ending in
+/// `\n`: the keys of a line record, with `level` after `stream` when the
+/// object gives one, and the object in place of `line`:
+/// - json: `"fields":` and the object's bytes as written (valid JSON: it
+///   was parsed whole);
+/// - map: `fields => ` and the object's JSON text;
+/// - logfmt: each top-level member flattened as `key=value` (strings
+///   unquoted as logfmt allows, numbers, `true`, `false` and `null` as
+///   written, nested objects and arrays as their JSON text, quoted);
+/// - text: the line as written (the level is part of it).
+pub fn format_object(
+    out: &mut Vec<u8>,
+    format: LogFormat,
+    record: &LineRecord<'_>,
+    parsed: JsonObject<'_>,
+) {
+    let Some(keyed) = keyed(format) else {
+        return text_line(out, record);
+    };
+    let members = match keyed {
+        Keyed::Logfmt => match object::members(parsed.text) {
+            Some(members) => members,
+            None => return format_line(out, format, record),
+        },
+        Keyed::Json | Keyed::Map => Vec::new(),
+    };
+    let mut fields = Fields::begin(out, keyed);
+    fields.field("timestamp", Value::Text(record.timestamp));
+    fields.field("source", Value::Text(record.source.as_bytes()));
+    fields.field("stream", Value::Text(record.stream.as_str().as_bytes()));
+    if let Some(level) = parsed.level {
+        fields.field("level", Value::Text(level.as_str().as_bytes()));
+    }
+    match keyed {
+        Keyed::Json => {
+            fields.key("fields");
+            fields.out.extend_from_slice(parsed.text.as_bytes());
+        }
+        Keyed::Map => {
+            fields.key("fields");
+            human_escaped(fields.out, parsed.text.as_bytes());
+        }
+        Keyed::Logfmt => {
+            for (key, raw) in members {
+                fields.logfmt_member(&key, raw.get());
+            }
+        }
+    }
+    fields.end();
+}
+
+/// The keys of a record's own: an object member named so is written as
+/// `fields.KEY` in logfmt (see [`Fields::logfmt_member`]).
+const RECORD_KEYS: &[&str] = &[
+    "timestamp",
+    "source",
+    "stream",
+    "level",
+    "line",
+    "partial",
+    "fields",
+];
 
 fn keyed(format: LogFormat) -> Option<Keyed> {
     match format {
@@ -266,6 +388,39 @@ impl<'o> Fields<'o> {
             }
         }
         self.first = false;
+    }
+
+    /// One member of a JSON object as a logfmt pair: the key with the
+    /// bytes logfmt cannot hold in a key (space, `=`, `"`, controls) made
+    /// `_`, and `fields.` before a key that a record has itself
+    /// ([`RECORD_KEYS`]: `timestamp`, `level`, ...), so that no key is
+    /// written twice; the value's JSON text `raw` unquoted when it is a
+    /// string.
+    fn logfmt_member(&mut self, key: &str, raw: &str) {
+        let out = &mut *self.out;
+        if !self.first {
+            out.push(b' ');
+        }
+        self.first = false;
+        if RECORD_KEYS.contains(&key) {
+            out.extend_from_slice(b"fields.");
+        }
+        if key.is_empty() {
+            out.push(b'_');
+        }
+        for &b in key.as_bytes() {
+            let bad = b <= b' ' || b == b'=' || b == b'"' || b == 0x7f;
+            out.push(if bad { b'_' } else { b });
+        }
+        out.push(b'=');
+        let string = raw
+            .starts_with('"')
+            .then(|| serde_json::from_str::<std::borrow::Cow<'_, str>>(raw).ok())
+            .flatten();
+        match string {
+            Some(text) => logfmt_value(out, Value::Text(text.as_bytes())),
+            None => logfmt_value(out, Value::Text(raw.as_bytes())),
+        }
     }
 
     fn end(self) {
@@ -622,6 +777,168 @@ mod tests {
             line(LogFormat::Text, b"abc", true),
             "2026-11-28T14:09:00.123Z web stdout partial: abc\n"
         );
+    }
+
+    /// A batch of `lines` from `web`'s stdout, with `"parse": "json"`.
+    fn parsed_batch(lines: &[&str]) -> LineBatch {
+        let mut batch = LineBatch::new("web".into(), Stream::Stdout, *TS);
+        batch.route.parse = LineParse::Json;
+        for line in lines {
+            let start = batch.data.len() as u32;
+            batch.data.extend_from_slice(line.as_bytes());
+            let end = batch.data.len() as u32;
+            batch.data.push(b'\n');
+            batch.lines.push(LineSpan {
+                start,
+                end,
+                partial: false,
+            });
+        }
+        batch
+    }
+
+    fn parsed(format: LogFormat, lines: &[&str]) -> Vec<String> {
+        let batch = parsed_batch(lines);
+        let mut out = Vec::new();
+        assert_eq!(format_batch(&mut out, format, &batch), lines.len());
+        let text = String::from_utf8(out).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    const OBJECT: &str = r#"{"level":"WARN","msg":"disk \"low\"","free":0.5,"ok":false,"tags":["a b"],"n":null,"é":"ü"}"#;
+
+    #[test]
+    fn object_lines_in_each_format() {
+        let head =
+            "\"timestamp\":\"2026-11-28T14:09:00.123Z\",\"source\":\"web\",\"stream\":\"stdout\"";
+        assert_eq!(
+            parsed(LogFormat::Json, &[OBJECT, "plain", " {\"a\":1} "]),
+            [
+                format!("{{{head},\"level\":\"warn\",\"fields\":{OBJECT}}}"),
+                format!("{{{head},\"line\":\"plain\"}}"),
+                format!("{{{head},\"fields\":{{\"a\":1}}}}"),
+            ]
+        );
+        assert_eq!(
+            parsed(LogFormat::Map, &[OBJECT]),
+            [format!("{{timestamp => 2026-11-28T14:09:00.123Z, source => web, stream => stdout, level => warn, fields => {OBJECT}}}")]
+        );
+        assert_eq!(
+            parsed(
+                LogFormat::Logfmt,
+                &[
+                    OBJECT,
+                    r#"{"a b=c":"x","":1,"nested":{"k":"v w"},"timestamp":2}"#
+                ]
+            ),
+            [
+                r#"timestamp=2026-11-28T14:09:00.123Z source=web stream=stdout level=warn fields.level=WARN msg="disk \"low\"" free=0.5 ok=false tags="[\"a b\"]" n=null é=ü"#,
+                r#"timestamp=2026-11-28T14:09:00.123Z source=web stream=stdout a_b_c=x _=1 nested="{\"k\":\"v w\"}" fields.timestamp=2"#,
+            ]
+        );
+        assert_eq!(
+            parsed(LogFormat::Text, &[OBJECT]),
+            [format!("2026-11-28T14:09:00.123Z web stdout: {OBJECT}")]
+        );
+    }
+
+    /// Every JSON record of a parsed batch is valid JSON with the keys in
+    /// order, whatever the line; objects keep their members as written.
+    #[test]
+    fn object_records_are_valid_json() {
+        let lines = [
+            OBJECT,
+            "{\"a\":1} trailing",
+            "[1]",
+            "{\"unterminated\":",
+            "{\"esc\":\"\\u0041\\n\"}",
+        ];
+        for (record, line) in parsed(LogFormat::Json, &lines).iter().zip(lines) {
+            let value: serde_json::Value = serde_json::from_str(record).unwrap();
+            match object::parse_object(line.as_bytes()) {
+                Some(_) => {
+                    assert!(
+                        record.ends_with(&format!(",\"fields\":{line}}}")),
+                        "{record}"
+                    );
+                    let fields: serde_json::Value = serde_json::from_str(line).unwrap();
+                    assert_eq!(value["fields"], fields);
+                }
+                None => assert_eq!(value["line"], line, "{record}"),
+            }
+        }
+    }
+
+    /// The pieces of a cut line are never parsed: not the partial ones,
+    /// not the rest after the cuts, even when that rest is an object, in
+    /// this batch or continuing one cut in an earlier batch.
+    #[test]
+    fn pieces_of_a_cut_line_stay_lines() {
+        let text = b"xxxxxxxx{\"a\":1}\n{\"b\":2}\n";
+        let mut framer = crate::log::Framer::new(8);
+        let mut batch = parsed_batch(&[]);
+        framer.push(text, &mut batch);
+        let mut out = Vec::new();
+        format_batch(&mut out, LogFormat::Json, &batch);
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].ends_with("\"line\":\"xxxxxxxx\",\"partial\":true}"),
+            "{out}"
+        );
+        assert!(lines[1].ends_with("\"line\":\"{\\\"a\\\":1}\"}"), "{out}");
+        assert!(lines[2].ends_with("\"fields\":{\"b\":2}}"), "{out}");
+        // The rest of the cut line in the next read's batch.
+        let mut framer = crate::log::Framer::new(8);
+        let mut first = parsed_batch(&[]);
+        framer.push(b"xxxxxxxx", &mut first);
+        assert_eq!(first.lines.len(), 0, "a full piece waits for its next byte");
+        framer.push(b"y", &mut first);
+        assert_eq!(first.lines.len(), 1);
+        let mut second = parsed_batch(&[]);
+        framer.push(b"{\"a\":1}\n{\"c\":3}\n", &mut second);
+        assert!(second.continues);
+        let mut out = Vec::new();
+        format_batch(&mut out, LogFormat::Json, &second);
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].ends_with("\"line\":\"y{\\\"a\\\":1}\"}"), "{out}");
+        assert!(lines[1].ends_with("\"fields\":{\"c\":3}}"), "{out}");
+    }
+
+    /// Runs of text lines between objects keep their order, and the record
+    /// ends (what the recent-records ring cuts by) fall after each record.
+    #[test]
+    fn mixed_batches_keep_order_and_record_ends() {
+        let lines = ["a", "{\"x\":1}", "b", "c", "{}", "{}", "d"];
+        let batch = parsed_batch(&lines);
+        for format in FORMATS {
+            let mut out = Vec::new();
+            let mut ends = Vec::new();
+            let n = format_spans(&mut out, format, &batch, &batch.lines, Some(&mut ends));
+            assert_eq!((n, ends.len()), (lines.len(), lines.len()));
+            let mut start = 0;
+            for (end, line) in ends.into_iter().zip(lines) {
+                let record = std::str::from_utf8(&out[start..end]).unwrap();
+                assert_eq!(record.matches('\n').count(), 1, "{record:?}");
+                // The same record as that line alone in a batch.
+                assert_eq!(record.trim_end(), parsed(format, &[line])[0], "{format:?}");
+                start = end;
+            }
+            assert_eq!(start, out.len());
+        }
+    }
+
+    /// Without `parse`, an object line is a line like any other.
+    #[test]
+    fn objects_stay_lines_without_parse() {
+        let mut batch = parsed_batch(&["{\"a\":1}"]);
+        batch.route.parse = LineParse::Text;
+        let mut out = Vec::new();
+        format_batch(&mut out, LogFormat::Json, &batch);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("\"line\":\"{\\\"a\\\":1}\"}\n"));
     }
 
     #[test]

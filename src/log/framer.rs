@@ -29,6 +29,9 @@ pub struct Framer {
     /// read (a `\n` next ends the line there, anything else makes the piece
     /// partial and starts the next one with that `\r`).
     carry: Vec<u8>,
+    /// The last span given out was a `partial` piece: the next line given
+    /// out is the rest of that line (see [`LineBatch::continued`]).
+    mid_line: bool,
 }
 
 impl Framer {
@@ -37,6 +40,7 @@ impl Framer {
         Framer {
             max_line_bytes: max_line_bytes.max(1),
             carry: Vec::new(),
+            mid_line: false,
         }
     }
 
@@ -57,6 +61,7 @@ impl Framer {
     /// `batch.data` must stay below 4 GiB (spans are `u32`).
     pub fn push(&mut self, chunk: &[u8], batch: &mut LineBatch) {
         let start = batch.data.len();
+        self.mark_start(batch);
         batch.data.reserve(self.carry.len() + chunk.len());
         batch.data.extend_from_slice(&self.carry);
         self.carry.clear();
@@ -76,6 +81,7 @@ impl Framer {
     pub unsafe fn frame_read(&mut self, batch: &mut LineBatch, n: usize) {
         let carried = self.carry.len();
         assert!(batch.data.is_empty() && batch.data.capacity() >= carried + n);
+        self.mark_start(batch);
         // Within capacity: no reallocation, so the bytes read stay in place.
         batch.data.extend_from_slice(&self.carry);
         self.carry.clear();
@@ -91,6 +97,7 @@ impl Framer {
             return;
         }
         let start = batch.data.len();
+        self.mark_start(batch);
         batch.data.extend_from_slice(&self.carry);
         self.carry.clear();
         let end = batch.data.len();
@@ -101,6 +108,15 @@ impl Framer {
             push_span(&mut batch.lines, cut, end, false);
         } else {
             push_span(&mut batch.lines, start, end, false);
+        }
+        self.mid_line = false;
+    }
+
+    /// Marks whether a batch about to be framed from its start begins with
+    /// the rest of a cut line.
+    fn mark_start(&self, batch: &mut LineBatch) {
+        if batch.data.is_empty() {
+            batch.continues = self.mid_line;
         }
     }
 
@@ -117,6 +133,7 @@ impl Framer {
         debug_assert!(batch.data.len() <= u32::MAX as usize);
         let max = self.max_line_bytes;
         let (data, lines) = (&batch.data, &mut batch.lines);
+        let first_new = lines.len();
         let len = data.len();
         let mut at = start;
         for_each_newline(&data[start..], |i| {
@@ -138,6 +155,9 @@ impl Framer {
         }
         self.carry.extend_from_slice(&batch.data[at..]);
         batch.data.truncate(at);
+        if lines.len() > first_new {
+            self.mid_line = lines[lines.len() - 1].partial;
+        }
     }
 }
 

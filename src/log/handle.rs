@@ -23,13 +23,13 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::channel::{Chunk, Message, BATCHES_IN_FLIGHT};
+use super::channel::{Chunk, Message, Reopened, BATCHES_IN_FLIGHT};
 use super::format::{format_event, format_spans};
-use super::net::{SinkCounts, SinkKind, SinkStats};
+use super::net::{SinkCounts, SinkStats};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{EventRecord, Level, LineBatch};
-use crate::config::LogFormat;
+use crate::config::{LineRoute, LogFormat, SinkKind, SinkSet};
 
 /// Formats records and sends them to the writer thread; cheap to clone, one
 /// per reader.
@@ -51,6 +51,9 @@ pub struct LogHandle {
     pidzero: Arc<str>,
     /// The network handlers' counters, for `/metrics`.
     net_stats: Arc<[(SinkKind, Arc<SinkStats>)]>,
+    /// The `sinks` and `parse` of the daemon whose lines this handle sends
+    /// (see [`LogHandle::for_daemon`]); all sinks and text otherwise.
+    route: LineRoute,
 }
 
 /// What the sinks take, so that records are formatted here as they need.
@@ -63,8 +66,10 @@ pub(super) struct Routing {
     /// Quiet, with no file and no format the user chose: pidzero's own
     /// warnings and errors are plain `pidzero: ...` lines, as tini's are.
     pub plain_events: bool,
-    /// Some sink takes daemon lines (else they are only counted and kept).
-    pub lines_have_sink: bool,
+    /// The sinks that take daemon lines: the stream sink unless quiet,
+    /// the file when on. A batch goes to those of them in its daemon's
+    /// `sinks`; to none (only counted and kept) when that leaves none.
+    pub line_sinks: SinkSet,
     /// Network handlers are on: events travel with their record too.
     pub net: bool,
 }
@@ -89,6 +94,16 @@ impl LogHandle {
             max_line_bytes,
             pidzero: "pidzero".into(),
             net_stats: Arc::new([]),
+            route: LineRoute::default(),
+        }
+    }
+
+    /// A handle for the pipe readers of one daemon: its lines go to the
+    /// sinks of `route` only, and are parsed as `route` says.
+    pub fn for_daemon(&self, route: LineRoute) -> LogHandle {
+        LogHandle {
+            route,
+            ..self.clone()
         }
     }
 
@@ -103,7 +118,7 @@ impl LogHandle {
     pub fn net_sink_counts(&self) -> Vec<SinkCounts> {
         self.net_stats
             .iter()
-            .map(|(kind, stats)| stats.counts(kind.as_str()))
+            .map(|(kind, stats)| stats.counts(kind.name()))
             .collect()
     }
 
@@ -118,12 +133,14 @@ impl LogHandle {
     /// so that formatted bytes in flight stay bounded too. When no other
     /// batch is queued, the batch goes as it is, for the writer to format
     /// (see the module docs).
-    pub async fn send_lines(&self, batch: LineBatch) {
+    pub async fn send_lines(&self, mut batch: LineBatch) {
         if batch.is_empty() {
             self.read_buffers.give_back(std::iter::once(batch.data));
             return;
         }
-        if !self.routing.lines_have_sink {
+        batch.route = self.route;
+        let sinks = self.routing.line_sinks.and(self.route.sinks);
+        if sinks.is_empty() {
             self.recent.add_lines(batch);
             return;
         }
@@ -133,22 +150,40 @@ impl LogHandle {
         };
         // The writer gives the permit back once it has taken the batch.
         permit.forget();
-        let to_stream = !self.routing.quiet;
         // Every other permit free: no other batch is queued (this task's
         // thread runs every reader, so none is being sent either).
         if self.permits.available_permits() + 1 == BATCHES_IN_FLIGHT {
-            let _ = self.tx.send(Message::Lines { batch, to_stream });
+            let _ = self.tx.send(Message::Lines { batch, sinks });
             return;
         }
         let mut bytes = self.pool.take();
         format_spans(&mut bytes, self.routing.format, &batch, &batch.lines, None);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            to_stream,
+            sinks,
             permit: true,
             batch: Some(batch),
             event: None,
         }));
+    }
+
+    /// Asks the writer thread to write what was sent before, then close the
+    /// log file and open its path again (for logrotate). Only this task
+    /// waits for the answer: the writer does the work between two rounds
+    /// of writes, so no record is lost or torn. `None` when the writer has
+    /// stopped.
+    pub async fn reopen(&self) -> Option<Reopened> {
+        self.request_reopen().await.ok()
+    }
+
+    /// [`LogHandle::reopen`] without waiting here: the answer comes on the
+    /// receiver (an error when the writer has stopped).
+    pub fn request_reopen(&self) -> tokio::sync::oneshot::Receiver<Reopened> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // Refused only once the writer has stopped: `reply` is then dropped,
+        // which `answer` reports.
+        let _ = self.tx.send(Message::Reopen(reply));
+        answer
     }
 
     /// An empty buffer for a pipe read, recycled when possible.
@@ -169,10 +204,14 @@ impl LogHandle {
             self.routing.plain_events,
             &record,
         );
-        let to_stream = !self.routing.quiet || record.level != Level::Info;
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            to_stream,
+            // Events go to every sink, but quiet mode keeps info off the stream.
+            sinks: if self.routing.quiet && record.level == Level::Info {
+                SinkSet::ALL.without(SinkKind::Stdout)
+            } else {
+                SinkSet::ALL
+            },
             permit: false,
             batch: None,
             event: self.routing.net.then(|| Arc::new(record)),

@@ -8,6 +8,7 @@
 //! - [`channel`]: the messages from the senders to the writer thread.
 //! - [`writer`]: the thread owning the sinks; one `writev` per sink a round.
 //! - [`format`](mod@format): one record → one line of JSON, map, logfmt or text.
+//! - [`object`]: `"parse": "json"`: is a line one JSON object, and its level.
 //! - [`scan`]: the byte scans (newlines, bytes to escape), scalar and SIMD.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
 //! - [`net`]: the network handlers (`log.forward`, `log.syslog`), each on
@@ -16,6 +17,16 @@
 //!   and the file stay lossless and never wait for a network receiver.
 //! - [`recent`]: counters and the last records of each source, for the API.
 //! - [`pool`]: read and output buffers handed back for reuse.
+//!
+//! Routing: each batch carries its daemon's `sinks` and `parse`
+//! ([`crate::config::LineRoute`], given to the readers by
+//! [`LogHandle::for_daemon`]), and each formatted chunk the set of sinks
+//! that take it ([`crate::config::SinkSet`], a bitmask): a sink writes the
+//! chunks whose set holds its kind. Events go to every sink.
+//!
+//! Reopen (for logrotate): [`LogHandle::reopen`] queues a request behind
+//! the records sent before it; the writer writes those, then closes and
+//! reopens the file, and answers. Nobody but the asker waits.
 //!
 //! Back-pressure: line batches take a permit from a semaphore before they are
 //! formatted and queued, and the writer returns it once it has taken the
@@ -68,6 +79,7 @@ pub mod format;
 pub mod framer;
 pub mod handle;
 pub mod net;
+pub mod object;
 pub mod pool;
 pub mod reader;
 pub mod recent;
@@ -76,6 +88,7 @@ pub mod scan;
 pub mod sink;
 pub mod writer;
 
+pub use channel::Reopened;
 pub use framer::Framer;
 pub use handle::LogHandle;
 pub use reader::pump;

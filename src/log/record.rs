@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::config::LineRoute;
+
 /// Which stream a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -77,17 +79,23 @@ fn put_digits(out: &mut [u8], mut value: u64) {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    Trace,
+    Debug,
     Info,
     Warn,
     Error,
+    Fatal,
 }
 
 impl Level {
     pub fn as_str(self) -> &'static str {
         match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
             Level::Info => "info",
             Level::Warn => "warn",
             Level::Error => "error",
+            Level::Fatal => "fatal",
         }
     }
 }
@@ -129,6 +137,12 @@ pub struct LineBatch {
     pub timestamp: Timestamp,
     pub data: Vec<u8>,
     pub lines: Vec<LineSpan>,
+    /// The daemon's `sinks` and `parse`: which sinks take these lines, and
+    /// whether a line that is a JSON object is carried as one.
+    pub route: LineRoute,
+    /// The first line starts with the rest of a line cut at
+    /// `max_line_bytes` in an earlier batch (see [`LineBatch::continued`]).
+    pub continues: bool,
 }
 
 impl LineBatch {
@@ -140,6 +154,22 @@ impl LineBatch {
             timestamp,
             data: Vec::new(),
             lines: Vec::new(),
+            route: LineRoute::default(),
+            continues: false,
+        }
+    }
+
+    /// True when `span` is not the start of a line but the rest of one cut
+    /// at `max_line_bytes` (its last piece, which is not `partial`): such a
+    /// piece is never parsed as a JSON object, it is not one line's text.
+    ///
+    /// Every line but a continued one starts just after a `\n`, or at the
+    /// start of the batch; so one byte tells, with [`LineBatch::continues`]
+    /// for the first.
+    pub fn continued(&self, span: LineSpan) -> bool {
+        match span.start {
+            0 => self.continues,
+            start => self.data[start as usize - 1] != b'\n',
         }
     }
 
@@ -168,7 +198,10 @@ impl LineBatch {
             // The last piece: from the last multiple of `max` on.
             let spans = self.lines.split_off((self.lines.len() - 1) / max * max);
             let (base, end) = (spans[0].start, spans[spans.len() - 1].end);
+            let continues = self.continued(spans[0]);
             pieces.push(LineBatch {
+                route: self.route,
+                continues,
                 source: Arc::clone(&self.source),
                 stream: self.stream,
                 timestamp: self.timestamp,

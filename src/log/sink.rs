@@ -316,6 +316,22 @@ impl FileSink {
             .try_for_each(|chunk| self.write_records(chunk))
     }
 
+    /// Closes the file and opens its path again, now (creating it): after
+    /// an outside tool (logrotate) renamed the file away, the next records
+    /// go to a new file at the path. An open that fails is returned, and
+    /// retried with the next records as after any failed open.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        self.file = None;
+        self.retry = None;
+        self.backoff.succeeded();
+        self.ensure_open()
+    }
+
+    /// The path this sink writes to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Rotation is on (`max_file_size` above 0) and applies to this file.
     fn rotates(&self) -> bool {
         self.max_file_size > 0 && self.regular
@@ -635,6 +651,41 @@ mod tests {
         }
         assert_eq!(read(&path).len(), 4 + 1100);
         assert!(!dir.p("pidzero.log.1").exists());
+    }
+
+    /// `reopen` opens the path again at once: a renamed-away file keeps
+    /// what was written before, the new one gets what follows; a path that
+    /// cannot be opened is an error now and retried by later writes.
+    #[test]
+    fn reopen_opens_the_path_again() {
+        let dir = Dir::new("sink-reopen");
+        let path = dir.p("out.log");
+        let mut sink = FileSink::open(&path, 0, 1).unwrap();
+        sink.write_records(b"one\n").unwrap();
+        std::fs::rename(&path, dir.p("out.log.1")).unwrap();
+        sink.write_records(b"two\n").unwrap();
+        sink.reopen().unwrap();
+        assert_eq!(read(&path), "");
+        sink.write_records(b"three\n").unwrap();
+        assert_eq!(read(&dir.p("out.log.1")), "one\ntwo\n");
+        assert_eq!(read(&path), "three\n");
+        assert_eq!(sink.path(), path);
+
+        let gone = dir.p("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let inner = gone.join("x.log");
+        let mut sink = FileSink::open(&inner, 0, 1).unwrap();
+        std::fs::remove_file(&inner).unwrap();
+        std::fs::remove_dir(&gone).unwrap();
+        assert!(sink.reopen().is_err());
+        std::fs::create_dir(&gone).unwrap();
+        // Retried after the backoff delay, by a later write.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sink.write_records(b"back\n").is_err() {
+            assert!(Instant::now() < deadline, "never reopened");
+            std::thread::sleep(RETRY_FIRST / 5);
+        }
+        assert_eq!(read(&inner), "back\n");
     }
 
     #[test]

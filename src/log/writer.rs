@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::channel::{Chunk, Message, BATCHES_IN_FLIGHT};
+use super::channel::{Chunk, Message, Reopened, BATCHES_IN_FLIGHT};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::net::NetSinks;
@@ -39,7 +39,7 @@ use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{timestamp_now, EventRecord, FieldValue, Level};
 use super::sink::{self as sinks, FileSink, GiveUpFlag, StdoutSink};
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogSettings, NetSettings, SinkKind, SinkSet};
 
 /// Bytes taken before one round of writes (a soft limit: a round stops
 /// taking from the channel once it holds this much).
@@ -329,9 +329,11 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         format: settings.format,
         quiet: options.quiet,
         plain_events,
-        lines_have_sink: settings.log_to_file
-            || (stream_fd.is_some() && !options.quiet)
-            || settings.net.any(),
+        line_sinks: line_sinks(
+            settings.log_to_file,
+            stream_fd.is_some() && !options.quiet,
+            &settings.net,
+        ),
         net: settings.net.any(),
     };
     let handle = LogHandle::new(
@@ -388,6 +390,25 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
             losses,
         },
     ))
+}
+
+/// The sinks that take daemon lines: the file when on, the stream sink
+/// when it takes them (not in quiet mode).
+fn line_sinks(file: bool, stream: bool, net: &NetSettings) -> SinkSet {
+    let mut sinks = SinkSet::NONE;
+    if file {
+        sinks = sinks.with(SinkKind::File);
+    }
+    if stream {
+        sinks = sinks.with(SinkKind::Stdout);
+    }
+    if net.forward.is_some() {
+        sinks = sinks.with(SinkKind::Forward);
+    }
+    if net.syslog.is_some() {
+        sinks = sinks.with(SinkKind::Syslog);
+    }
+    sinks
 }
 
 /// What a sink must do for the writer.
@@ -593,25 +614,33 @@ impl Writer {
     fn take(&mut self, message: Message) -> bool {
         let mut chunk = match message {
             Message::Records(chunk) => chunk,
-            Message::Lines { batch, to_stream } => {
+            Message::Lines { batch, sinks } => {
                 let mut bytes = self.pool.take();
                 format_spans(&mut bytes, self.format, &batch, &batch.lines, None);
                 Chunk {
                     bytes,
-                    to_stream,
+                    sinks,
                     permit: true,
                     batch: Some(batch),
                     event: None,
                 }
             }
+            Message::Reopen(reply) => {
+                // What came before goes to the file being closed.
+                self.permits
+                    .add_permits(std::mem::take(&mut self.taken_permits));
+                self.flush();
+                let _ = reply.send(self.reopen());
+                return false;
+            }
             Message::Finish => return true,
         };
         if let Some(net) = &self.net {
             if let Some(batch) = &chunk.batch {
-                net.lines(batch);
+                net.lines(batch, chunk.sinks);
             }
             if let Some(event) = chunk.event.take() {
-                net.event(&event);
+                net.event(&event, chunk.sinks);
             }
         }
         if let Some(batch) = chunk.batch.take() {
@@ -631,7 +660,7 @@ impl Writer {
             let chunks: Vec<&[u8]> = self
                 .pending
                 .iter()
-                .filter(|c| c.to_stream)
+                .filter(|c| c.sinks.contains(SinkKind::Stdout))
                 .map(|c| &c.bytes[..])
                 .collect();
             if let Some(error) = stream.write(&chunks, &self.recent) {
@@ -645,7 +674,12 @@ impl Writer {
             }
         }
         if let Some(file) = self.file.as_mut() {
-            let mut chunks: Vec<&[u8]> = self.pending.iter().map(|c| &c.bytes[..]).collect();
+            let mut chunks: Vec<&[u8]> = self
+                .pending
+                .iter()
+                .filter(|c| c.sinks.contains(SinkKind::File))
+                .map(|c| &c.bytes[..])
+                .collect();
             chunks.extend(stream_report.as_deref());
             if let Some(error) = file.write(&chunks, &self.recent) {
                 let report = report(
@@ -665,6 +699,21 @@ impl Writer {
             .give_back(self.pending.drain(..).filter(|c| c.permit).map(|c| c.bytes));
         self.pending_bytes = 0;
         self.publish_losses();
+    }
+
+    /// Reopens the file sink, if there is one.
+    fn reopen(&mut self) -> Reopened {
+        let Some(file) = self.file.as_mut() else {
+            return Reopened::NoFile;
+        };
+        let path = file.sink.path().to_path_buf();
+        match file.sink.reopen() {
+            Ok(()) => Reopened::File(path),
+            Err(error) => Reopened::Failed {
+                path,
+                error: error.to_string(),
+            },
+        }
     }
 
     fn publish_losses(&mut self) {
@@ -881,7 +930,7 @@ mod tests {
             format: LogFormat::Json,
             quiet: false,
             plain_events: false,
-            lines_have_sink: true,
+            line_sinks: SinkSet::ALL,
             net: false,
         };
         let pool = Arc::new(BufferPool::default());
@@ -929,7 +978,7 @@ mod tests {
                     log.permits.acquire().await.unwrap().forget();
                     let _ = log.tx.send(Message::Lines {
                         batch,
-                        to_stream: true,
+                        sinks: SinkSet::ALL,
                     });
                 } else {
                     // With a permit held, as if a batch were queued: the
@@ -1183,5 +1232,95 @@ mod tests {
         assert_eq!(stream.lines().count(), 1, "{stream}");
         let file = std::fs::read_to_string(&path).unwrap();
         assert_eq!(file.lines().count(), 3, "{file}");
+    }
+
+    /// A daemon's lines reach only the sinks of its `sinks`; events reach
+    /// every sink; a daemon routed to no enabled sink is still kept.
+    #[test]
+    fn lines_reach_only_the_sinks_of_their_daemon() {
+        use crate::config::{LineRoute, SinkKind, SinkSet};
+        let dir = Dir::new("routed");
+        let path = dir.p("pidzero.log");
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut settings = settings(&path, LogFormat::Text);
+        settings.log_to_stdout = true;
+        let (log, writer) = start_writer(settings, Some(write_end.as_raw_fd()));
+        let route = |sinks: SinkSet| LineRoute {
+            sinks,
+            ..LineRoute::default()
+        };
+        let to_file = log.for_daemon(route(SinkSet::of([SinkKind::File])));
+        let to_stdout = log.for_daemon(route(SinkSet::of([SinkKind::Stdout])));
+        let to_syslog = log.for_daemon(route(SinkSet::of([SinkKind::Syslog])));
+        block_on(async {
+            for i in 0..50 {
+                to_file
+                    .send_lines(batch_of("debug", &format!("f{i}\n")))
+                    .await;
+                to_stdout
+                    .send_lines(batch_of("app", &format!("s{i}\n")))
+                    .await;
+                log.send_lines(batch_of("all", &format!("a{i}\n"))).await;
+                to_syslog
+                    .send_lines(batch_of("net", &format!("n{i}\n")))
+                    .await;
+            }
+        });
+        log.event(info("started", "an event"));
+        writer.finish(&log);
+        drop(write_end);
+        let mut stream = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut stream).unwrap();
+        let file = std::fs::read_to_string(&path).unwrap();
+        let sources = |text: &str| {
+            let mut seen: Vec<String> = text
+                .lines()
+                .map(|l| l.split(' ').nth(1).unwrap().to_string())
+                .collect();
+            seen.sort();
+            seen.dedup();
+            seen
+        };
+        assert_eq!(sources(&stream), ["all", "app", "pidzero"], "{stream}");
+        assert_eq!(sources(&file), ["all", "debug", "pidzero"], "{file}");
+        assert_eq!(stream.lines().count(), 101);
+        assert_eq!(file.lines().count(), 101);
+        // Lines routed to no enabled sink are still counted and kept.
+        assert_eq!(log.recent("net", 100).len(), 50);
+    }
+
+    /// A reopen writes what came before to the file being closed and the
+    /// records after it to a new file at the path (after a rename away, as
+    /// logrotate does); without a file sink it says so.
+    #[test]
+    fn reopen_sends_the_next_records_to_a_new_file() {
+        let dir = Dir::new("reopen");
+        let path = dir.p("pidzero.log");
+        let rotated = dir.p("pidzero.log.old");
+        let (log, writer) = start_writer(settings(&path, LogFormat::Text), None);
+        block_on(log.send_lines(batch_of("d", "before\n")));
+        std::fs::rename(&path, &rotated).unwrap();
+        block_on(log.send_lines(batch_of("d", "renamed\n")));
+        let answer = block_on(log.reopen());
+        assert_eq!(answer, Some(Reopened::File(path.clone())));
+        block_on(log.send_lines(batch_of("d", "after\n")));
+        writer.finish(&log);
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(old.ends_with(" d stdout: before\n") || old.contains(" d stdout: before\n"));
+        assert!(old.ends_with(" d stdout: renamed\n"), "{old}");
+        assert_eq!(old.lines().count(), 2, "{old}");
+        assert!(new.ends_with(" d stdout: after\n"), "{new}");
+        assert_eq!(new.lines().count(), 1, "{new}");
+
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut settings = settings(&path, LogFormat::Text);
+        settings.log_to_file = false;
+        settings.log_to_stdout = true;
+        let (log, writer) = start_writer(settings, Some(write_end.as_raw_fd()));
+        assert_eq!(block_on(log.reopen()), Some(Reopened::NoFile));
+        writer.finish(&log);
+        drop((read_end, write_end));
+        assert_eq!(block_on(log.reopen()), None, "the writer has stopped");
     }
 }

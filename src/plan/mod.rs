@@ -17,6 +17,7 @@ mod command;
 mod env;
 mod order;
 mod preflight;
+pub mod route;
 pub mod rules;
 mod users;
 
@@ -26,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{
-    CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, OutputMode, Position, Settings,
+    CommandSpec, ConfigError, DaemonSpec, HealthProbe, HealthSpec, LineRoute, OutputMode, Position,
+    Settings,
 };
 
 pub use command::{has_shell_syntax, split_command};
@@ -58,6 +60,8 @@ pub struct Launch {
     pub inherit_stdin: bool,
     /// The health probe to run, when the daemon has a check.
     pub probe: Option<Probe>,
+    /// Where its lines go and how they are read (`sinks`, `parse`).
+    pub route: LineRoute,
 }
 
 /// What one health probe runs, and how long it may take.
@@ -271,6 +275,7 @@ pub fn add_main_command(
             output: OutputMode::Inherit,
             inherit_stdin: true,
             probe: None,
+            route: LineRoute::default(),
         },
     });
 }
@@ -301,7 +306,9 @@ fn plan_daemon(
         .map(|u| ctx.accounts.resolve(u))
         .transpose()
         .map_err(|e| errors.push(site.error("user", e)));
-    let (Ok(argv), Ok(working_dir), Ok(user)) = (argv, working_dir, user) else {
+    let route =
+        route::line_route(spec, &ctx.settings.log).map_err(|e| errors.push(site.error("sinks", e)));
+    let (Ok(argv), Ok(working_dir), Ok(user), Ok(route)) = (argv, working_dir, user, route) else {
         return Err(errors);
     };
     let mut env = env::merge_env(ctx.base_env, &spec.environment);
@@ -326,6 +333,7 @@ fn plan_daemon(
             output: spec.output,
             inherit_stdin: false,
             probe: spec.health.as_ref().map(Probe::of),
+            route,
         },
     })
 }

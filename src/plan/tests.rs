@@ -44,6 +44,8 @@ fn spec(name: &str, command: &str) -> DaemonSpec {
         health: None,
         job: None,
         position: Position { line: 2, column: 3 },
+        parse: Default::default(),
+        sinks: None,
         field_positions: Vec::new(),
     }
 }

@@ -527,7 +527,7 @@ impl Runtime {
                             fd,
                             self.sources[i].clone(),
                             stream,
-                            self.log.clone(),
+                            self.log.for_daemon(self.launches[i].route),
                             control,
                         )));
                     }

@@ -1,11 +1,14 @@
 //! `cargo run --release --manifest-path bench/micro/Cargo.toml`: framing and
 //! JSON formatting of a batch of 655 lines of 100 bytes (one 64 KiB pipe
 //! read of the throughput benchmark's generator), in ns per line, best of
-//! five rounds of 20,000 batches.
+//! five rounds of 20,000 batches. Then the same with `"parse": "json"`:
+//! for those text lines (what a daemon that logs text pays for the
+//! setting), and for lines of JSON objects of about 100 bytes in JSON and
+//! logfmt.
 
 use std::time::Instant;
 
-use pidzero::config::LogFormat;
+use pidzero::config::{LineParse, LogFormat};
 use pidzero::log::format::format_batch;
 use pidzero::log::{Framer, LineBatch, Stream};
 
@@ -41,6 +44,40 @@ fn main() {
         "framing {framing:.1} ns/line (with the copy of the read into the batch), \
          JSON formatting {formatting:.1} ns/line ({} bytes per record)",
         out.len() / LINES
+    );
+    batch.route.parse = LineParse::Json;
+    let text_parsed = best(|| {
+        out.clear();
+        format_batch(&mut out, LogFormat::Json, &batch);
+    });
+    let mut objects = Vec::new();
+    for i in 0..LINES {
+        let mut msg = format!("g0 {i:010} ");
+        while msg.len() < 60 {
+            msg.push((b'a' + (msg.len() % 26) as u8) as char);
+        }
+        objects.extend_from_slice(
+            format!("{{\"level\":\"info\",\"msg\":\"{msg}\",\"n\":{i},\"ok\":true}}\n").as_bytes(),
+        );
+    }
+    let mut batch = new_batch();
+    batch.route.parse = LineParse::Json;
+    Framer::new(16 * 1024).push(&objects, &mut batch);
+    assert_eq!(batch.lines.len(), LINES);
+    let mut result = |format| {
+        let ns = best(|| {
+            out.clear();
+            format_batch(&mut out, format, &batch);
+        });
+        (ns, out.len() / LINES)
+    };
+    let (json, json_bytes) = result(LogFormat::Json);
+    let (logfmt, logfmt_bytes) = result(LogFormat::Logfmt);
+    println!(
+        "parse json: text lines {text_parsed:.1} ns/line; object lines of {} bytes: \
+         JSON {json:.1} ns/line ({json_bytes} bytes per record), \
+         logfmt {logfmt:.1} ns/line ({logfmt_bytes} bytes per record)",
+        objects.len() / LINES
     );
 }
 

@@ -39,27 +39,10 @@ use std::time::Duration;
 
 use self::encode::{Encoder, Item, SyslogEncoder};
 use self::queue::Queue;
-use crate::config::{NetAddress, NetSettings};
+use crate::config::{NetAddress, NetSettings, SinkKind, SinkSet};
 use crate::log::record::{EventRecord, LineBatch};
 use crate::log::writer::SinkLoss;
 use crate::log::LogHandle;
-
-/// The kinds of log sinks, so that records can be routed to some of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SinkKind {
-    Syslog,
-    Forward,
-}
-
-impl SinkKind {
-    /// The `sink` label in `/metrics` and in events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Syslog => "syslog",
-            SinkKind::Forward => "forward",
-        }
-    }
-}
 
 /// A handler's counters, read by `/metrics`.
 #[derive(Debug, Default)]
@@ -202,20 +185,22 @@ impl NetSinks {
             .collect()
     }
 
-    /// Queues a read's lines for every handler (one copy, shared).
-    pub fn lines(&self, batch: &LineBatch) {
+    /// Queues a read's lines for every handler in `sinks` (the daemon's
+    /// `sinks`; one copy, shared).
+    pub fn lines(&self, batch: &LineBatch, sinks: SinkSet) {
         if batch.lines.is_empty() {
             return;
         }
-        let batch = Arc::new(batch.clone());
-        for handler in &self.handlers {
-            handler.shared.push(Item::lines(Arc::clone(&batch)));
+        let mut shared = None;
+        for handler in self.handlers.iter().filter(|h| sinks.contains(h.kind)) {
+            let batch = shared.get_or_insert_with(|| Arc::new(batch.clone()));
+            handler.shared.push(Item::lines(Arc::clone(batch)));
         }
     }
 
-    /// Queues an event of pidzero's own for every handler.
-    pub fn event(&self, event: &Arc<EventRecord>) {
-        for handler in &self.handlers {
+    /// Queues an event of pidzero's own for every handler in `sinks`.
+    pub fn event(&self, event: &Arc<EventRecord>, sinks: SinkSet) {
+        for handler in self.handlers.iter().filter(|h| sinks.contains(h.kind)) {
             handler.shared.push(Item::event(Arc::clone(event)));
         }
     }
@@ -240,7 +225,7 @@ impl NetSinks {
                 Err(_) => handler.shared.lock().queue.records() as u64,
             };
             losses.push(SinkLoss {
-                sink: handler.kind.as_str(),
+                sink: handler.kind.name(),
                 dropped: handler
                     .shared
                     .stats
@@ -267,7 +252,7 @@ fn spawn(target: worker::Target, buffer_bytes: usize, log: &LogHandle) -> io::Re
     let (done_tx, done) = std::sync::mpsc::channel();
     let worker = worker::Worker::new(target, Arc::clone(&shared), log.clone());
     let thread = std::thread::Builder::new()
-        .name(format!("pidzero-{}", kind.as_str()))
+        .name(format!("pidzero-{}", kind.name()))
         .spawn(move || {
             let given_up = worker.run();
             let _ = done_tx.send(given_up);

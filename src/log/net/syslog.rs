@@ -31,9 +31,11 @@ pub const DEBUG: u8 = 7;
 /// Severity of an event of pidzero's own.
 pub fn event_severity(level: Level) -> u8 {
     match level {
+        Level::Trace | Level::Debug => DEBUG,
         Level::Info => INFO,
         Level::Warn => WARNING,
         Level::Error => ERROR,
+        Level::Fatal => CRITICAL,
     }
 }
 

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use super::conn::{Conn, SendError};
 use super::encode::Encoder;
 use super::queue::Entry;
-use super::{Shared, SinkKind};
+use super::Shared;
 use crate::config::NetAddress;
+use crate::config::SinkKind;
 use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level};
 use crate::log::LogHandle;
 
@@ -324,7 +325,7 @@ impl Worker {
             since: Instant::now(),
             dropped_before: self.accounted,
         });
-        let kind = self.target.kind.as_str();
+        let kind = self.target.kind.name();
         let address = self.target.address.to_string();
         self.log.event(EventRecord {
             timestamp: timestamp_now(),
@@ -369,7 +370,7 @@ impl Worker {
         let seconds = outage.since.elapsed().as_secs_f64();
         self.outage = None;
         self.accounted = dropped;
-        let kind = self.target.kind.as_str();
+        let kind = self.target.kind.name();
         let address = self.target.address.to_string();
         self.log.event(EventRecord {
             timestamp: timestamp_now(),
