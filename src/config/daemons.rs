@@ -365,13 +365,26 @@ fn read_job(report: &mut Report, fields: &Fields) -> Option<JobSpec> {
         None if fields.get("timezone").is_some() => return None,
         None => ("UTC".to_string(), jiff::tz::TimeZone::UTC),
     };
-    Some(JobSpec {
+    let job = JobSpec {
         schedule: text.trim().to_string(),
         cadence,
         timezone,
         zone,
         overlap: overlap.unwrap_or_default(),
-    })
+    };
+    // A date that never comes (`0 0 31 2 *`) would leave the job waiting
+    // forever with no word: refused here instead.
+    if matches!(job.cadence, Cadence::Cron(_))
+        && job.next_cron_after(jiff::Timestamp::now()).is_none()
+    {
+        let why = format!(
+            "`{}` is never due (no such date); check the day and month fields",
+            job.schedule
+        );
+        report.at(raw, "schedule", why);
+        return None;
+    }
+    Some(job)
 }
 
 /// `sinks`: an array of handler names, each known (whether it is configured

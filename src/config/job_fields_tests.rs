@@ -128,3 +128,11 @@ fn nothing_can_depend_on_a_job() {
             {"name": "report", "command": "y", "schedule": "@daily", "depends_on": ["db"]}]"#,
     );
 }
+
+#[test]
+fn a_date_that_never_comes_is_refused() {
+    let (field, message) =
+        only_error(r#"[{"name": "never", "command": "true", "schedule": "0 0 31 2 *"}]"#);
+    assert_eq!(field.as_deref(), Some("schedule"));
+    assert!(message.contains("never due"), "{message}");
+}

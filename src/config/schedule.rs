@@ -16,6 +16,11 @@ use jiff::Timestamp;
 /// The shortest `@every` interval: a job that runs more often is a daemon.
 pub const MIN_EVERY: Duration = Duration::from_secs(1);
 
+/// The longest `@every`: a year and a day. Longer intervals are typos (and
+/// their due times would leave the range of the clocks); a yearly run is
+/// `@yearly` or a cron expression.
+pub const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// What happens when a run is due while the previous one still runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overlap {
@@ -126,6 +131,12 @@ fn parse_every(duration: &str) -> Result<Cadence, String> {
             MIN_EVERY.as_secs()
         ));
     }
+    if interval > MAX_EVERY {
+        return Err(format!(
+            "`@every {duration}` is longer than {} days: use a cron expression such as \"@yearly\"",
+            MAX_EVERY.as_secs() / 86400
+        ));
+    }
     Ok(Cadence::Every(interval))
 }
 
@@ -197,6 +208,8 @@ mod tests {
         for (text, needle) in [
             ("@every", "not a duration"),
             ("@every 500ms", "shorter than 1 s"),
+            ("@every 367d", "longer than 366 days"),
+            ("@every 99999999999h", "longer than 366 days"),
             ("@every soon", "not a duration"),
             ("@reboot", "@reboot"),
             ("* * * *", "5 cron fields"),
