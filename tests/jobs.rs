@@ -208,29 +208,6 @@ fn a_vital_job_that_fails_ends_pidzero_with_its_status() {
     assert_eq!(vital["status"], 7, "{vital}");
 }
 
-/// Context switches of every thread of `pid`.
-fn wakeups(pid: i32) -> u64 {
-    let mut total = 0;
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    for task in tasks.flatten() {
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        for line in status.lines() {
-            if line.starts_with("voluntary_ctxt_switches:")
-                || line.starts_with("nonvoluntary_ctxt_switches:")
-            {
-                total += line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    total
-}
-
 #[test]
 fn no_wakeups_between_two_runs() {
     let (_d, mut r, _socket) = start(

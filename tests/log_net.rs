@@ -557,26 +557,6 @@ fn check_reports_bad_network_settings_with_their_place() {
     assert!(stderr.contains("unsupported scheme \"udp\""), "{stderr}");
 }
 
-/// Context switches of pidzero's thread named `name` so far.
-fn thread_switches(pid: i32, name: &str) -> Option<u64> {
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let task = task.ok()?.path();
-        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let status = std::fs::read_to_string(task.join("status")).ok()?;
-        return Some(
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-                .sum(),
-        );
-    }
-    None
-}
-
 /// Connected and with nothing to send, a handler's thread sleeps: not one
 /// wake-up in a 2-second window (forward over TCP, syslog over UDP).
 #[test]
@@ -598,14 +578,14 @@ fn idle_handlers_do_not_wake_up() {
     assert!(arrived.is_some(), "{}", received.text());
     let pid = r.pid;
     let before = (
-        thread_switches(pid, "pidzero-forward").unwrap(),
-        thread_switches(pid, "pidzero-syslog").unwrap(),
+        thread_wakeups(pid, "pidzero-forward").unwrap(),
+        thread_wakeups(pid, "pidzero-syslog").unwrap(),
     );
     // A measurement window, not a synchronisation.
     thread::sleep(secs(2.0));
     let after = (
-        thread_switches(pid, "pidzero-forward").unwrap(),
-        thread_switches(pid, "pidzero-syslog").unwrap(),
+        thread_wakeups(pid, "pidzero-forward").unwrap(),
+        thread_wakeups(pid, "pidzero-syslog").unwrap(),
     );
     assert_eq!(before, after, "(forward, syslog) context switches");
     r.signal(libc::SIGTERM);

@@ -309,28 +309,6 @@ fn sigpipe_does_not_kill_pidzero() {
     assert_eq!(exit.signal, None, "pidzero died of a signal\n{}", r.dump());
 }
 
-/// Context switches of every thread of `pid`.
-fn wakeups(pid: i32) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for e in rd.flatten() {
-            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-            for l in status.lines() {
-                if l.starts_with("voluntary_ctxt_switches:")
-                    || l.starts_with("nonvoluntary_ctxt_switches:")
-                {
-                    total += l
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or(0);
-                }
-            }
-        }
-    }
-    total
-}
-
 #[test]
 fn no_wakeups_while_idle() {
     let d = Dir::new("idle");

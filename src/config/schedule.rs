@@ -170,6 +170,20 @@ pub fn find_zone(name: &str) -> Result<TimeZone, String> {
 }
 
 #[cfg(test)]
+impl JobSpec {
+    /// A job of `schedule` in `zone` with the default overlap, for tests.
+    pub(crate) fn for_test(schedule: &str, zone: &str) -> JobSpec {
+        JobSpec {
+            schedule: schedule.into(),
+            cadence: parse_schedule(schedule).expect("schedule"),
+            timezone: zone.into(),
+            zone: find_zone(zone).expect("zone"),
+            overlap: Overlap::Skip,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -178,13 +192,7 @@ mod tests {
     }
 
     fn job(schedule: &str, zone: &str) -> JobSpec {
-        JobSpec {
-            schedule: schedule.into(),
-            cadence: parse_schedule(schedule).expect("schedule"),
-            timezone: zone.into(),
-            zone: find_zone(zone).expect("zone"),
-            overlap: Overlap::Skip,
-        }
+        JobSpec::for_test(schedule, zone)
     }
 
     #[test]

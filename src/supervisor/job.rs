@@ -145,16 +145,9 @@ fn add(wall: Timestamp, d: Duration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schedule::{find_zone, parse_schedule};
 
     fn spec(schedule: &str, zone: &str) -> JobSpec {
-        JobSpec {
-            schedule: schedule.into(),
-            cadence: parse_schedule(schedule).expect("schedule"),
-            timezone: zone.into(),
-            zone: find_zone(zone).expect("zone"),
-            overlap: Overlap::Skip,
-        }
+        JobSpec::for_test(schedule, zone)
     }
 
     fn ts(text: &str) -> Timestamp {

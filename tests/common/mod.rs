@@ -104,6 +104,42 @@ pub fn fd_count(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
+/// Context switches (voluntary and not) of every thread of `pid` so far:
+/// how the idle tests count wake-ups.
+pub fn wakeups(pid: i32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .map(|task| thread_status_switches(&task.path()))
+        .sum()
+}
+
+/// Context switches of `pid`'s thread named `name` so far.
+pub fn thread_wakeups(pid: i32, name: &str) -> Option<u64> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let task = task.ok()?.path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            return Some(thread_status_switches(&task));
+        }
+    }
+    None
+}
+
+fn thread_status_switches(task: &Path) -> u64 {
+    std::fs::read_to_string(task.join("status"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The user+system CPU time `pid` has used so far.
 pub fn cpu_time(pid: i32) -> Duration {
     let stat = proc_stat(pid).expect("a /proc/PID/stat");
