@@ -63,3 +63,16 @@ pub enum Reopened {
         error: String,
     },
 }
+
+/// Records one sink never got: those of its failed writes. Here, beside
+/// the other types the writer and the senders share, because the network
+/// handlers report theirs too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkLoss {
+    pub sink: &'static str,
+    /// Every record of a failed write (while a FIFO had no reader, the disk
+    /// was full, stdout was closed, ...).
+    pub dropped: u64,
+    /// Of those, the records given up at exit.
+    pub given_up: u64,
+}

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::channel::{Chunk, Message, Reopened, BATCHES_IN_FLIGHT};
+use super::channel::{Chunk, Message, Reopened, SinkLoss, BATCHES_IN_FLIGHT};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::net::NetSinks;
@@ -77,17 +77,6 @@ pub struct LogWriter {
     give_up: GiveUp,
     /// What each sink lost so far, as the writer last published it.
     losses: Arc<Mutex<Vec<SinkLoss>>>,
-}
-
-/// Records one sink never got: those of its failed writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SinkLoss {
-    pub sink: &'static str,
-    /// Every record of a failed write (while a FIFO had no reader, the disk
-    /// was full, stdout was closed, ...).
-    pub dropped: u64,
-    /// Of those, the records given up at exit.
-    pub given_up: u64,
 }
 
 /// The line pidzero prints on stderr at exit when a sink lost records, e.g.

@@ -40,8 +40,8 @@ use std::time::Duration;
 use self::encode::{Encoder, Item, SyslogEncoder};
 use self::queue::Queue;
 use crate::config::{NetAddress, NetSettings, SinkKind, SinkSet};
+use crate::log::channel::SinkLoss;
 use crate::log::record::{EventRecord, LineBatch};
-use crate::log::writer::SinkLoss;
 use crate::log::LogHandle;
 
 /// A handler's counters, read by `/metrics`.
