@@ -116,6 +116,22 @@ pub fn wakeups(pid: i32) -> u64 {
         .sum()
 }
 
+/// Wake-ups of `pid` in a 2 s window once it has gone idle (its count
+/// still for 200 ms); `None` when it never does within [`DEADLINE`].
+pub fn wakeups_once_idle(pid: i32) -> Option<u64> {
+    let mut last = wakeups(pid);
+    wait_until(DEADLINE, || {
+        thread::sleep(secs(0.2));
+        let now = wakeups(pid);
+        let still = now == last;
+        last = now;
+        still
+    })?;
+    // A measurement window, not synchronisation.
+    thread::sleep(secs(2.0));
+    Some(wakeups(pid) - last)
+}
+
 /// Context switches of `pid`'s thread named `name` so far.
 pub fn thread_wakeups(pid: i32, name: &str) -> Option<u64> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
