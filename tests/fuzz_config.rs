@@ -52,46 +52,15 @@ const TOKENS: &[&str] = &[
     "\"\\ud800\"",
 ];
 
-const KEYS: &[&str] = &[
-    "name",
-    "command",
-    "vital",
-    "environment",
-    "restart",
-    "restart_delay",
-    "max_restarts",
-    "working_dir",
-    "user",
-    "stop_signal",
-    "stop_timeout",
-    "output",
-    "depends_on",
-    "health",
-    "interval",
-    "timeout",
-    "retries",
-    "start_period",
-    "http",
-    "tcp",
-    "log",
-    "api",
-    "format",
-    "json",
-    "file_path",
-    "log_to_file",
-    "log_to_stdout",
-    "max_file_size",
-    "max_files",
-    "max_line_bytes",
-    "listen",
-    "token",
-    "socket",
-    "shutdown_timeout",
-    "vitall",
-    "comments",
-];
+/// Keys a mutation inserts: every key pidzero knows, and a misspelt one.
+fn keys() -> Vec<&'static str> {
+    let mut keys = pidzero::config::known_keys();
+    keys.push("vitall");
+    keys
+}
 
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let keys = keys();
     let mut out = input.to_vec();
     for _ in 0..=rng.below(4) {
         let at = rng.below(out.len() + 1);
@@ -118,7 +87,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
                 }
             }
             5 => {
-                let field = format!("\"{}\": {}, ", rng.pick(KEYS), rng.pick(TOKENS));
+                let field = format!("\"{}\": {}, ", rng.pick(&keys), rng.pick(TOKENS));
                 // After an opening brace, so it lands as a member.
                 if let Some(brace) = out[at.min(out.len())..].iter().position(|&b| b == b'{') {
                     let pos = at + brace + 1;
@@ -133,7 +102,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
                 out.splice(at..at, piece);
             }
             7 => out.splice(at..at, rng.pick(TOKENS).bytes()).for_each(drop),
-            _ => out.splice(at..at, rng.pick(KEYS).bytes()).for_each(drop),
+            _ => out.splice(at..at, rng.pick(&keys).bytes()).for_each(drop),
         }
     }
     out

@@ -22,6 +22,22 @@ pub use log_net::{
 pub use route::{LineParse, LineRoute, SinkKind, SinkSet};
 pub use settings::FORMAT_VARIABLE;
 
+/// Every key either file knows, at any depth (duplicates included), for the
+/// fuzz driver: a new field is fuzzed as soon as it is parsed, with no list
+/// in the tests to keep up to date.
+pub fn known_keys() -> Vec<&'static str> {
+    [
+        daemons::FIELDS,
+        daemons::HEALTH_FIELDS,
+        settings::TOP_FIELDS,
+        settings::LOG_FIELDS,
+        settings::API_FIELDS,
+        log_net::SYSLOG_FIELDS,
+        log_net::FORWARD_FIELDS,
+    ]
+    .concat()
+}
+
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
