@@ -228,6 +228,21 @@ uid_of() { procs | awk -v p="$1" '$5 ~ p { print $4; exit }'; }
 
 # ---- cases ------------------------------------------------------------------
 
+
+# What `docker stop` does: TERM to PID 1. pidzero must exit 0 within the
+# bound, its stdout all JSON records, with a shutdown event naming SIGTERM.
+stop_with_term_and_expect_0() {
+    local t0
+    t0=$(now_ms)
+    runc --root "$state" kill "$(cid)" TERM
+    wait_exit 20
+    [ "$status" = 0 ] || fail "runc kill TERM: the container exited $status, want 0"
+    stopped_within "$t0" "TERM -> exit"
+    python3 "$helpers" all-json "$work/$case_name/stdout" ||
+        fail "the container's stdout is not all JSON records"
+    has_event shutdown - signal=SIGTERM || fail "no shutdown event naming SIGTERM"
+}
+
 case_sidecar_records() {
     bundle "$work/busybox-rootfs" '["/pidzero"]'
     start
@@ -238,15 +253,7 @@ case_sidecar_records() {
     [ "$(uid_of '^sh$')" = 65534 ] || fail "the heartbeat does not run as nobody: $(procs)"
     # Case 2, first half, and case 3 on the same container.
     until_ok 20 "pidzero health to answer 0" health_is 0
-    local t0
-    t0=$(now_ms)
-    runc --root "$state" kill "$(cid)" TERM
-    wait_exit 20
-    [ "$status" = 0 ] || fail "runc kill TERM: the container exited $status, want 0"
-    stopped_within "$t0" "TERM -> exit"
-    python3 "$helpers" all-json "$work/$case_name/stdout" ||
-        fail "the container's stdout is not all JSON records"
-    has_event shutdown - signal=SIGTERM || fail "no shutdown event naming SIGTERM"
+    stop_with_term_and_expect_0
 }
 
 case_health_hung_httpd() {
@@ -379,15 +386,7 @@ case_scratch() {
     until_ok 20 "pidzero health to answer 0" health_is 0
     until_ok 20 "an access-log record of httpd" has_record web stderr "127.0.0.1]:"
     [ "$(uid_of '^httpd$')" = 65534 ] || fail "httpd does not run as 65534: $(procs)"
-    local t0
-    t0=$(now_ms)
-    runc --root "$state" kill "$(cid)" TERM
-    wait_exit 20
-    [ "$status" = 0 ] || fail "runc kill TERM: the container exited $status, want 0"
-    stopped_within "$t0" "TERM -> exit"
-    python3 "$helpers" all-json "$work/$case_name/stdout" ||
-        fail "the container's stdout is not all JSON records"
-    has_event shutdown - signal=SIGTERM || fail "no shutdown event naming SIGTERM"
+    stop_with_term_and_expect_0
 }
 
 # The pod of examples/kubernetes/pod.yaml: its ConfigMap's files at /etc/pidzero and
