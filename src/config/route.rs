@@ -88,6 +88,13 @@ impl SinkSet {
         self.0 == 0
     }
 
+    /// Whether a sink that takes formatted bytes (stdout, the file) is in
+    /// the set: the network handlers encode records in their own format,
+    /// so lines going only to them need no formatting in the pipeline.
+    pub fn takes_formatted(self) -> bool {
+        self.contains(SinkKind::Stdout) || self.contains(SinkKind::File)
+    }
+
     /// The kinds in the set, in [`SinkKind::ALL`] order.
     pub fn kinds(self) -> impl Iterator<Item = SinkKind> {
         SinkKind::ALL

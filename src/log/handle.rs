@@ -151,8 +151,9 @@ impl LogHandle {
         // The writer gives the permit back once it has taken the batch.
         permit.forget();
         // Every other permit free: no other batch is queued (this task's
-        // thread runs every reader, so none is being sent either).
-        if self.permits.available_permits() + 1 == BATCHES_IN_FLIGHT {
+        // thread runs every reader, so none is being sent either). Or only
+        // network handlers take these lines: nothing to format here.
+        if self.permits.available_permits() + 1 == BATCHES_IN_FLIGHT || !sinks.takes_formatted() {
             let _ = self.tx.send(Message::Lines { batch, sinks });
             return;
         }

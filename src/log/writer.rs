@@ -605,7 +605,9 @@ impl Writer {
             Message::Records(chunk) => chunk,
             Message::Lines { batch, sinks } => {
                 let mut bytes = self.pool.take();
-                format_spans(&mut bytes, self.format, &batch, &batch.lines, None);
+                if sinks.takes_formatted() {
+                    format_spans(&mut bytes, self.format, &batch, &batch.lines, None);
+                }
                 Chunk {
                     bytes,
                     sinks,
@@ -906,6 +908,43 @@ mod tests {
         assert!(log.permits.is_closed());
         // After the writer stopped, sending returns at once instead of waiting forever.
         block_on(log.send_lines(batch_of("w", "after\n")));
+    }
+
+    /// Lines only network handlers take are never formatted in the
+    /// pipeline (the handlers encode records in their own format), whether
+    /// the reader or the writer would have formatted them.
+    #[test]
+    fn lines_only_for_network_handlers_are_not_formatted() {
+        use crate::config::{LineRoute, SinkKind};
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+        let read_buffers = Arc::new(BufferPool::default());
+        let recent = Arc::new(Recent::new(Arc::clone(&read_buffers)));
+        let routing = Routing {
+            format: LogFormat::Json,
+            quiet: false,
+            plain_events: false,
+            line_sinks: SinkSet::ALL,
+            net: true,
+        };
+        let pool = Arc::new(BufferPool::default());
+        let log = LogHandle::new(tx, permits, recent, read_buffers, pool, routing, 16384)
+            .for_daemon(LineRoute {
+                sinks: SinkSet::of([SinkKind::Forward]),
+                ..LineRoute::default()
+            });
+        block_on(async {
+            log.send_lines(batch_of("a", "first\n")).await;
+            log.send_lines(batch_of("a", "second\n")).await;
+        });
+        // The second would have been formatted by its sender (the first
+        // is queued): it goes unformatted too.
+        for _ in 0..2 {
+            let Ok(Message::Lines { sinks, .. }) = rx.try_recv() else {
+                panic!("a batch for the forward handler only was formatted by its sender");
+            };
+            assert_eq!(sinks, SinkSet::of([SinkKind::Forward]));
+        }
     }
 
     /// A batch goes unformatted only when no other batch is queued.
