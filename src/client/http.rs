@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::check::{Entry, Filesystem, System};
 use crate::nosigpipe::NoSigPipe;
 
 /// Time to connect, and then for the whole exchange. Commands are answered at once
@@ -176,7 +177,7 @@ fn connect_error(endpoint: &Endpoint, e: &io::Error) -> String {
         }
         io::ErrorKind::NotFound => {
             let why = match endpoint {
-                Endpoint::Unix(path) => socket_dir_hint(path, probe_socket_dir(path)),
+                Endpoint::Unix(path) => socket_dir_hint(path, &System.entry(socket_dir(path))),
                 Endpoint::Tcp { .. } => None,
             };
             match why {
@@ -193,50 +194,32 @@ fn connect_error(endpoint: &Endpoint, e: &io::Error) -> String {
     }
 }
 
-/// What the client can see of the directory a missing socket should be in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SocketDir {
-    Missing,
-    NotWritable,
-    Writable,
-}
-
-fn probe_socket_dir(socket: &Path) -> SocketDir {
-    let dir = match socket.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        SocketDir::Missing
-    } else if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
-        SocketDir::NotWritable
-    } else {
-        SocketDir::Writable
-    }
-}
-
 /// Why a socket may be missing although pidzero runs: in the silent main
 /// command mode (and as a non-root user) pidzero runs without a default
 /// socket it cannot create and says so only with `-v`, so the client is
 /// where the user learns it. A directory this user cannot write is the same
 /// one a pidzero running as this user could not create its socket in.
-fn socket_dir_hint(socket: &Path, dir: SocketDir) -> Option<String> {
-    let shown = socket
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .display();
+fn socket_dir_hint(socket: &Path, dir: &Entry) -> Option<String> {
+    let shown = socket_dir(socket).display();
     let remedy =
         "give pidzero and this command the same --socket in a writable directory, or use --url";
     match dir {
-        SocketDir::Missing => Some(format!(
+        Entry::Missing => Some(format!(
             "{shown} does not exist, so pidzero could not create its socket there: {remedy}"
         )),
-        SocketDir::NotWritable => Some(format!(
+        Entry::Dir { writable: false } => Some(format!(
             "{shown} is not writable for this user, so a pidzero running as this user could not create its socket there (`pidzero -v` says why at start): {remedy}"
         )),
-        SocketDir::Writable => None,
+        _ => None,
     }
+}
+
+/// The directory a socket path names (`.` for a bare name).
+fn socket_dir(socket: &Path) -> &Path {
+    socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 async fn exchange<S>(
@@ -317,9 +300,9 @@ mod tests {
     #[test]
     fn missing_socket_says_why_its_directory_could_not_hold_it() {
         let socket = Path::new("/run/pidzero.sock");
-        let missing = socket_dir_hint(socket, SocketDir::Missing).unwrap();
+        let missing = socket_dir_hint(socket, &Entry::Missing).unwrap();
         assert!(missing.starts_with("/run does not exist"), "{missing}");
-        let locked = socket_dir_hint(socket, SocketDir::NotWritable).unwrap();
+        let locked = socket_dir_hint(socket, &Entry::Dir { writable: false }).unwrap();
         assert!(
             locked.starts_with("/run is not writable for this user"),
             "{locked}"
@@ -328,8 +311,11 @@ mod tests {
             locked.contains("--socket") && locked.contains("--url"),
             "{locked}"
         );
-        assert_eq!(socket_dir_hint(socket, SocketDir::Writable), None);
-        assert!(socket_dir_hint(Path::new("x.sock"), SocketDir::Missing)
+        assert_eq!(
+            socket_dir_hint(socket, &Entry::Dir { writable: true }),
+            None
+        );
+        assert!(socket_dir_hint(Path::new("x.sock"), &Entry::Missing)
             .unwrap()
             .starts_with(". does not exist"));
     }
