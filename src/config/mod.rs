@@ -187,6 +187,9 @@ pub struct LogSettings {
     pub log_to_stdout: bool,
     pub max_file_size: u64,
     pub max_files: u32,
+    /// `log.compress`: gzip rotated files (`pidzero.log.1.gz` …) on a
+    /// thread of their own.
+    pub compress: bool,
     pub max_line_bytes: usize,
     /// `log.syslog` and `log.forward`.
     pub net: NetSettings,

@@ -19,6 +19,7 @@ pub(super) const LOG_FIELDS: &[&str] = &[
     "log_to_stdout",
     "max_file_size",
     "max_files",
+    "compress",
     "max_line_bytes",
     "syslog",
     "forward",
@@ -59,6 +60,7 @@ impl Default for Settings {
                 log_to_stdout: true,
                 max_file_size: 10 * 1024 * 1024,
                 max_files: 5,
+                compress: false,
                 max_line_bytes: 16 * 1024,
                 net: NetSettings::default(),
             },
@@ -218,6 +220,7 @@ fn read_log(report: &mut Report, raw: &RawValue, config_dir: &Path, log: &mut Lo
         read_bool(report, &fields, "log_to_stdout"),
     );
     read_log_limits(report, &fields, log);
+    set(&mut log.compress, read_bool(report, &fields, "compress"));
     if let Some(raw) = fields.get("syslog") {
         log.net.syslog = log_net::read_syslog(report, raw);
     }
@@ -705,5 +708,19 @@ mod tests {
                 .max_files,
             1000
         );
+    }
+
+    /// `log.compress` is off unless set, and takes only a boolean.
+    #[test]
+    fn compress_is_a_boolean_off_by_default() {
+        assert!(!parse_ok("{}", None).log.compress);
+        assert!(
+            parse_ok(r#"{"log": {"compress": true}}"#, None)
+                .log
+                .compress
+        );
+        let errors = parse_err(r#"{"log": {"compress": "gzip"}}"#);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].field.as_deref(), Some("log.compress"));
     }
 }

@@ -75,6 +75,7 @@
 //! pipe that turns to empty lines) and 384 KiB per daemon.
 
 pub mod channel;
+pub mod compress;
 pub mod format;
 pub mod framer;
 pub mod handle;

@@ -389,6 +389,7 @@ mod tests {
             log_to_stdout: false,
             max_file_size: 0,
             max_files: 1,
+            compress: false,
             max_line_bytes: 8,
             net: Default::default(),
         };

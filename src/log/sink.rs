@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use memchr::{memchr, memrchr};
 
+use super::compress::{with_suffix, Compressor};
+
 /// Mode of a newly created log file (before the umask).
 pub const FILE_MODE: u32 = 0o640;
 
@@ -232,6 +234,8 @@ pub struct FileSink {
     /// Once a write has been given up at exit, later ones are too.
     abandoned: bool,
     give_up: GiveUpFlag,
+    /// `log.compress`: rotated files are gzipped by its thread.
+    compressor: Option<Compressor>,
 }
 
 impl FileSink {
@@ -253,6 +257,7 @@ impl FileSink {
             backoff: Backoff::default(),
             abandoned: false,
             give_up: GiveUpFlag::default(),
+            compressor: None,
         };
         match sink.ensure_open() {
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
@@ -269,6 +274,20 @@ impl FileSink {
     pub fn with_give_up(mut self, give_up: GiveUpFlag) -> Self {
         self.give_up = give_up;
         self
+    }
+
+    /// Gzips the files rotated from now on with `compressor` (made for this
+    /// sink's path and `max_files`); see [`super::compress`].
+    pub fn compress_with(&mut self, compressor: Compressor) {
+        self.compressor = Some(compressor);
+    }
+
+    /// At exit: waits up to `bound` for the compressions queued or under
+    /// way, then cancels them (see [`Compressor::finish`]).
+    pub fn finish_compression(&self, bound: Duration) {
+        if let Some(compressor) = &self.compressor {
+            compressor.finish(bound);
+        }
     }
 
     /// Writes a buffer of whole records, rotating before a record that would
@@ -432,20 +451,46 @@ impl FileSink {
     /// [`rotation_renames`]): a rotation costs O(files that exist), never
     /// O(`max_files`), which a large `max_files` would turn into minutes
     /// with the writer (and so the daemons) blocked.
+    ///
+    /// With compression, `path.N.gz` files shift along with the plain ones
+    /// (a file being compressed is plain until its `.gz` is complete), under
+    /// the compressor's lock on the names, and the new `path.1` is queued
+    /// for compression: the writer never waits for gzip.
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
         if self.max_files == 0 {
             ignore_missing(std::fs::remove_file(&self.path))?;
         } else {
+            let mut names = self.compressor.as_ref().map(Compressor::names);
+            let gz = names.is_some();
             let renames = rotation_renames(self.max_files, |n| {
                 std::fs::symlink_metadata(self.rotated(n)).is_ok()
+                    || (gz && std::fs::symlink_metadata(self.rotated_gz(n)).is_ok())
             });
             for (from, to) in renames {
+                if gz {
+                    if to == self.max_files {
+                        // Whichever form the oldest has, it goes.
+                        ignore_missing(std::fs::remove_file(self.rotated(to)))?;
+                        ignore_missing(std::fs::remove_file(self.rotated_gz(to)))?;
+                    }
+                    ignore_missing(std::fs::rename(self.rotated_gz(from), self.rotated_gz(to)))?;
+                }
                 ignore_missing(std::fs::rename(self.rotated(from), self.rotated(to)))?;
             }
             ignore_missing(std::fs::rename(&self.path, self.rotated(1)))?;
+            let job = names.as_mut().map(|names| names.rotated());
+            drop(names);
+            if let (Some(compressor), Some(job)) = (&self.compressor, job) {
+                compressor.submit(job);
+            }
         }
         self.ensure_open()
+    }
+
+    /// `path.n.gz`: the compressed form of `path.n`.
+    fn rotated_gz(&self, n: u32) -> PathBuf {
+        with_suffix(&self.path, &format!(".{n}.gz"))
     }
 
     /// `path` with `.n` appended to its file name.
@@ -597,6 +642,95 @@ mod tests {
         assert_eq!(read(&path), "r08\n");
         assert_eq!(read(&dir.p("pidzero.log.1")), "a-very-long-record\n");
         assert_eq!(read(&dir.p("pidzero.log.2")), "r07\n");
+    }
+
+    /// The text of `path` whether plain or gzipped, and whether it was
+    /// gzipped; `None` if neither exists (both at once is a failure).
+    fn rotated_text(path: &Path) -> Option<(String, bool)> {
+        let gz = with_suffix(path, ".gz");
+        match (path.exists(), gz.exists()) {
+            (false, false) => None,
+            (true, false) => Some((read(path), false)),
+            (false, true) => {
+                let mut text = String::new();
+                let file = File::open(&gz).unwrap();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::MultiGzDecoder::new(file),
+                    &mut text,
+                )
+                .unwrap();
+                Some((text, true))
+            }
+            (true, true) => panic!("both {} and its .gz exist", path.display()),
+        }
+    }
+
+    /// Many rotations while the compressor works: each rotated file ends up
+    /// gzipped once the worker is idle, and the rotated files, oldest
+    /// first, then the live one hold every record once, in order.
+    #[test]
+    fn compressed_rotations_keep_every_record_in_order() {
+        let dir = Dir::new("gz-rotate");
+        let path = dir.p("pidzero.log");
+        let max_files = 40;
+        let mut sink = FileSink::open(&path, 2000, max_files).unwrap();
+        sink.compress_with(Compressor::new(
+            &path,
+            max_files,
+            Box::new(|p, e| panic!("compressing {}: {e}", p.display())),
+        ));
+        let records: Vec<String> = (0..3000).map(|i| format!("record {i:05}\n")).collect();
+        for (k, batch) in records.chunks(7).enumerate() {
+            let chunks: Vec<&[u8]> = batch.iter().map(|r| r.as_bytes()).collect();
+            sink.write_chunks(&chunks).unwrap();
+            if k % 50 == 0 {
+                // Rotations both while the worker runs and after it is done.
+                let compressor = sink.compressor.as_ref().unwrap();
+                assert!(compressor.wait_idle(Duration::from_secs(10)));
+            }
+        }
+        let compressor = sink.compressor.as_ref().unwrap();
+        assert!(compressor.wait_idle(Duration::from_secs(20)));
+        assert!(!compressor.running(), "no compression thread while idle");
+        let mut text = String::new();
+        for n in (1..=max_files).rev() {
+            if let Some((rotated, gzipped)) = rotated_text(&sink.rotated(n)) {
+                assert!(gzipped, "file {n} was left plain");
+                text.push_str(&rotated);
+            }
+        }
+        assert!(!dir.p("pidzero.log.gz.tmp").exists());
+        text.push_str(&read(&path));
+        assert_eq!(text, records.concat());
+    }
+
+    /// `max_files` counts compressed files: the oldest, plain or gzipped,
+    /// is dropped, and no index holds both forms.
+    #[test]
+    fn compressed_rotations_keep_max_files() {
+        let dir = Dir::new("gz-keep");
+        let path = dir.p("pidzero.log");
+        let mut sink = FileSink::open(&path, 8, 3).unwrap();
+        sink.compress_with(Compressor::new(&path, 3, Box::new(|_, _| {})));
+        for i in 0..30 {
+            sink.write_records(format!("r{i:02}\n").as_bytes()).unwrap();
+            if i % 4 == 0 {
+                // Now and then let the worker catch up, so that both forms
+                // get shifted and dropped.
+                sink.compressor
+                    .as_ref()
+                    .unwrap()
+                    .wait_idle(Duration::from_secs(10));
+            }
+        }
+        let compressor = sink.compressor.as_ref().unwrap();
+        assert!(compressor.wait_idle(Duration::from_secs(10)));
+        let texts: Vec<String> = (1..=3)
+            .map(|n| rotated_text(&sink.rotated(n)).expect("rotated file").0)
+            .collect();
+        assert_eq!(texts, ["r26\nr27\n", "r24\nr25\n", "r22\nr23\n"]);
+        assert!(rotated_text(&sink.rotated(4)).is_none(), "oldest dropped");
+        assert_eq!(read(&path), "r28\nr29\n");
     }
 
     #[test]

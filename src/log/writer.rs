@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::channel::{Chunk, Message, Reopened, SinkLoss, BATCHES_IN_FLIGHT};
+use super::compress::{self, Compressor};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::net::NetSinks;
@@ -275,7 +276,7 @@ impl LogWriter {
 fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHandle, LogWriter)> {
     let settings = &options.settings;
     let flag = GiveUpFlag::default();
-    let file = if settings.log_to_file {
+    let mut file = if settings.log_to_file {
         let sink = FileSink::open(
             &settings.file_path,
             settings.max_file_size,
@@ -334,6 +335,13 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         routing,
         settings.max_line_bytes,
     );
+    if let Some(file) = file.as_mut().filter(|_| settings.compress) {
+        file.sink.compress_with(Compressor::new(
+            &settings.file_path,
+            settings.max_files,
+            compress_report(&handle, &recent),
+        ));
+    }
     // The handlers send their outage events through the handle, like any sender.
     let net = NetSinks::start(&settings.net, &handle)?;
     let handle = match &net {
@@ -540,6 +548,9 @@ impl Writer {
         }
         self.report_given_up();
         self.finish_net();
+        if let Some(file) = &self.file {
+            file.sink.finish_compression(compress::EXIT_WAIT);
+        }
     }
 
     /// Lets the network handlers send what they hold (briefly) and adds
@@ -762,6 +773,36 @@ fn gave_up_event(sink: &'static str, given_up: u64, dropped: u64) -> EventRecord
     }
 }
 
+/// What a failed compression does: a `sink_error` event for the file
+/// sink (sent like any event, from the compressor's thread), counted with
+/// the file's errors.
+fn compress_report(handle: &LogHandle, recent: &Arc<Recent>) -> compress::Report {
+    let handle = handle.clone();
+    let recent = Arc::clone(recent);
+    Box::new(move |plain, error| {
+        recent.sink_error("file");
+        handle.event(compress_error(plain, error));
+    })
+}
+
+/// The `sink_error` event for a rotated file that could not be compressed.
+fn compress_error(plain: &std::path::Path, error: &io::Error) -> EventRecord {
+    EventRecord {
+        timestamp: timestamp_now(),
+        level: Level::Error,
+        event: "sink_error",
+        fields: vec![
+            ("sink", FieldValue::Str("file".to_string())),
+            ("error", FieldValue::Str(error.to_string())),
+            ("path", FieldValue::Str(plain.display().to_string())),
+        ],
+        line: format!(
+            "cannot compress the rotated log file {}: {error}; it stays uncompressed",
+            plain.display()
+        ),
+    }
+}
+
 /// The `sink_error` event for a sink that just started failing.
 fn sink_error(sink: &'static str, error: &io::Error) -> EventRecord {
     EventRecord {
@@ -796,6 +837,7 @@ mod tests {
             log_to_stdout: false,
             max_file_size: 0,
             max_files: 1,
+            compress: false,
             max_line_bytes: 16384,
             net: Default::default(),
         }

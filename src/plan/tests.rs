@@ -17,6 +17,7 @@ fn settings() -> Settings {
             log_to_stdout: true,
             max_file_size: 10 << 20,
             max_files: 5,
+            compress: false,
             max_line_bytes: 16384,
             net: Default::default(),
         },
