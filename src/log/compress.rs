@@ -430,4 +430,32 @@ mod tests {
         assert!(dir.p("x.log.1").exists(), "not touched");
         assert!(!dir.p("x.log.1.gz").exists());
     }
+
+    /// At exit, a compression still under way past the bound is cancelled:
+    /// its temporary file goes, the plain file stays, no `.gz` appears.
+    #[test]
+    fn finish_cancels_a_long_compression_cleanly() {
+        let dir = Dir::new("gz-cancel");
+        let path = dir.p("x.log");
+        // 32 MiB of varied text: far more than a moment of gzip.
+        let mut text = Vec::with_capacity(32 << 20);
+        let mut n: u64 = 1;
+        while text.len() < 32 << 20 {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.extend_from_slice(format!("record {n:x} {}\n", n >> 7).as_bytes());
+        }
+        std::fs::write(dir.p("x.log.1"), &text).unwrap();
+        let compressor = Compressor::new(&path, 5, Box::new(|_, _| {}));
+        let job = compressor.names().rotated();
+        compressor.submit(job);
+        let started = Instant::now();
+        assert!(!compressor.finish(Duration::from_millis(50)), "cancelled");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(!compressor.running(), "the worker stopped");
+        assert_eq!(std::fs::read(dir.p("x.log.1")).unwrap(), text);
+        assert!(!dir.p("x.log.1.gz").exists());
+        assert!(!dir.p("x.log.gz.tmp").exists());
+    }
 }
