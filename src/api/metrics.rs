@@ -13,7 +13,12 @@ type JobFamily = (&'static str, &'static str, fn(&JobInfo) -> u64);
 
 /// Renders every metric family with its HELP and TYPE lines, even when it has no
 /// samples yet, so dashboards and alerts can rely on the names.
-pub fn render(snapshot: &Snapshot, logs: &LogCounters, net: &[SinkCounts]) -> String {
+///
+/// `sinks`: the counters of every sink that has them, the writer's own
+/// (`stdout` or `stderr`, `file`) and the network handlers. A sink's
+/// errors come from `logs.sink_errors` when it is listed there, else from
+/// `sinks`, so that no sink is sampled twice.
+pub fn render(snapshot: &Snapshot, logs: &LogCounters, sinks: &[SinkCounts]) -> String {
     let mut out = String::with_capacity(256 + 160 * snapshot.daemons.len());
     family(
         &mut out,
@@ -94,7 +99,10 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters, net: &[SinkCounts]) -> St
     for (sink, errors) in &logs.sink_errors {
         sample(&mut out, "pidzero_sink_errors_total", "sink", sink, errors);
     }
-    for s in net {
+    for s in sinks
+        .iter()
+        .filter(|s| !logs.sink_errors.iter().any(|(name, _)| name == s.sink))
+    {
         sample(
             &mut out,
             "pidzero_sink_errors_total",
@@ -103,7 +111,7 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters, net: &[SinkCounts]) -> St
             s.errors,
         );
     }
-    net_sinks(&mut out, net);
+    sink_families(&mut out, sinks);
     family(
         &mut out,
         "pidzero_reaped_total",
@@ -114,32 +122,32 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters, net: &[SinkCounts]) -> St
     out
 }
 
-/// The network handlers' families (only samples for those configured).
-fn net_sinks(out: &mut String, net: &[SinkCounts]) {
+/// The per-sink families (samples for the sinks that are on).
+fn sink_families(out: &mut String, sinks: &[SinkCounts]) {
     type Pick = fn(&SinkCounts) -> u64;
     let families: [(&str, &str, &str, Pick); 3] = [
         (
             "pidzero_log_written_total",
             "counter",
-            "Log records sent by a network sink.",
+            "Log records a sink wrote (stdout, file) or sent (network sinks).",
             |s| s.written,
         ),
         (
             "pidzero_log_dropped_total",
             "counter",
-            "Log records a network sink dropped (queue full while its receiver was away or slow, failed sends, left at exit).",
+            "Log records a sink lost: failed writes of stdout or the file (disk full, closed stdout, given up at exit); for a network sink also a full queue while its receiver was away or slow.",
             |s| s.dropped,
         ),
         (
             "pidzero_log_queued_records",
             "gauge",
-            "Log records waiting in a network sink's queue.",
+            "Log records sent towards a sink and not yet written or dropped (for stdout and the file: queued for the writer thread or in the round it is writing).",
             |s| s.queued,
         ),
     ];
     for (name, kind, help, pick) in families {
         family(out, name, kind, help);
-        for s in net {
+        for s in sinks {
             sample(out, name, "sink", s.sink, pick(s));
         }
     }
@@ -199,13 +207,22 @@ mod tests {
             per_daemon: vec![("web".into(), 10, 420)],
             sink_errors: vec![("file".into(), 2)],
         };
-        let net = [SinkCounts {
-            sink: "forward",
-            written: 5,
-            dropped: 3,
-            errors: 1,
-            queued: 9,
-        }];
+        let net = [
+            SinkCounts {
+                sink: "file",
+                written: 12,
+                dropped: 4,
+                errors: 2,
+                queued: 6,
+            },
+            SinkCounts {
+                sink: "forward",
+                written: 5,
+                dropped: 3,
+                errors: 1,
+                queued: 9,
+            },
+        ];
         let text = render(&snapshot, &logs, &net);
         for line in [
             "# TYPE pidzero_daemon_up gauge",
@@ -222,6 +239,9 @@ mod tests {
             "pidzero_log_dropped_total{sink=\"forward\"} 3",
             "# TYPE pidzero_log_queued_records gauge",
             "pidzero_log_queued_records{sink=\"forward\"} 9",
+            "pidzero_log_written_total{sink=\"file\"} 12",
+            "pidzero_log_dropped_total{sink=\"file\"} 4",
+            "pidzero_log_queued_records{sink=\"file\"} 6",
             "# HELP pidzero_reaped_total Orphaned processes reaped by pidzero.",
             "pidzero_reaped_total 7",
         ] {
@@ -231,6 +251,11 @@ mod tests {
             );
         }
         assert!(text.ends_with('\n'));
+        let errors = text
+            .lines()
+            .filter(|l| l.starts_with("pidzero_sink_errors_total{sink=\"file\"}"))
+            .count();
+        assert_eq!(errors, 1, "one sample per sink:\n{text}");
     }
 
     #[test]

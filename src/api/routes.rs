@@ -211,12 +211,10 @@ async fn answer(
         Route::ReopenLogs => reopen_logs(shared).await,
         Route::Metrics => {
             let text = {
+                let mut sinks = shared.ctx.logs.local_sinks();
+                sinks.extend(shared.ctx.logs.net_sinks());
                 let snapshot = shared.ctx.snapshot.borrow();
-                metrics::render(
-                    &snapshot,
-                    &shared.ctx.logs.counters(),
-                    &shared.ctx.logs.net_sinks(),
-                )
+                metrics::render(&snapshot, &shared.ctx.logs.counters(), &sinks)
             };
             let mut response = Response::new(Body::from(text));
             response.headers_mut().insert(

@@ -48,6 +48,11 @@ pub trait LogSource: Send + Sync {
     fn net_sinks(&self) -> Vec<SinkCounts> {
         Vec::new()
     }
+    /// The same counters for the writer's own sinks (`stdout` or `stderr`,
+    /// `file`); none by default.
+    fn local_sinks(&self) -> Vec<SinkCounts> {
+        Vec::new()
+    }
     /// Asks the log writer to close and reopen the log file (for logrotate);
     /// the answer comes on the receiver. `None`: this source has no writer
     /// to ask.
@@ -71,6 +76,10 @@ impl LogSource for crate::log::LogHandle {
 
     fn net_sinks(&self) -> Vec<SinkCounts> {
         self.net_sink_counts()
+    }
+
+    fn local_sinks(&self) -> Vec<SinkCounts> {
+        self.local_sink_counts()
     }
 
     fn reopen(&self) -> Option<oneshot::Receiver<Reopened>> {

@@ -19,6 +19,7 @@
 //! of lines ends up in [`Recent`], which keeps it as it is (see there)
 //! instead of a copy of its records.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Semaphore};
@@ -51,10 +52,17 @@ pub struct LogHandle {
     pidzero: Arc<str>,
     /// The network handlers' counters, for `/metrics`.
     net_stats: Arc<[(SinkKind, Arc<SinkStats>)]>,
+    /// The writer's sinks (stdout or stderr, file), their names and
+    /// counters: senders add what they queue for each.
+    local_stats: Arc<[LocalStats]>,
     /// The `sinks` and `parse` of the daemon whose lines this handle sends
     /// (see [`LogHandle::for_daemon`]); all sinks and text otherwise.
     route: LineRoute,
 }
+
+/// One of the writer's sinks for `/metrics`: its kind, its name (`stdout`,
+/// `stderr` in quiet mode, `file`) and its counters.
+pub(super) type LocalStats = (SinkKind, &'static str, Arc<SinkStats>);
 
 /// What the sinks take, so that records are formatted here as they need.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +102,7 @@ impl LogHandle {
             max_line_bytes,
             pidzero: "pidzero".into(),
             net_stats: Arc::new([]),
+            local_stats: Arc::new([]),
             route: LineRoute::default(),
         }
     }
@@ -111,6 +120,40 @@ impl LogHandle {
     pub(super) fn with_net_stats(mut self, stats: Vec<(SinkKind, Arc<SinkStats>)>) -> Self {
         self.net_stats = stats.into();
         self
+    }
+
+    /// This handle with the writer's sinks' counters (see `local_stats`).
+    pub(super) fn with_local_stats(mut self, stats: Vec<LocalStats>) -> Self {
+        self.local_stats = stats.into();
+        self
+    }
+
+    /// Records written, dropped and failed writes of the writer's own
+    /// sinks (`stdout` or `stderr`, `file`), and the records queued for
+    /// each: sent to the writer, not yet written (or dropped).
+    pub fn local_sink_counts(&self) -> Vec<SinkCounts> {
+        let errors = self.recent.sink_error_counts();
+        self.local_stats
+            .iter()
+            .map(|(_, name, stats)| SinkCounts {
+                errors: errors
+                    .iter()
+                    .find(|(sink, _)| sink == name)
+                    .map_or(0, |(_, n)| *n),
+                ..stats.counts(name)
+            })
+            .collect()
+    }
+
+    /// Counts `records` as queued for each of the writer's sinks in
+    /// `sinks`: one atomic add per sink and batch, before the send (the
+    /// writer subtracts once it has written them).
+    fn count_queued(&self, sinks: SinkSet, records: u64) {
+        for (kind, _, stats) in self.local_stats.iter() {
+            if sinks.contains(*kind) {
+                stats.queued.fetch_add(records, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Each network handler's records written, dropped, failed attempts
@@ -150,6 +193,7 @@ impl LogHandle {
         };
         // The writer gives the permit back once it has taken the batch.
         permit.forget();
+        self.count_queued(sinks, batch.lines.len() as u64);
         // Every other permit free: no other batch is queued (this task's
         // thread runs every reader, so none is being sent either). Or only
         // network handlers take these lines: nothing to format here.
@@ -205,14 +249,16 @@ impl LogHandle {
             self.routing.plain_events,
             &record,
         );
+        // Events go to every sink, but quiet mode keeps info off the stream.
+        let sinks = if self.routing.quiet && record.level == Level::Info {
+            SinkSet::ALL.without(SinkKind::Stdout)
+        } else {
+            SinkSet::ALL
+        };
+        self.count_queued(sinks, 1);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            // Events go to every sink, but quiet mode keeps info off the stream.
-            sinks: if self.routing.quiet && record.level == Level::Info {
-                SinkSet::ALL.without(SinkKind::Stdout)
-            } else {
-                SinkSet::ALL
-            },
+            sinks,
             permit: false,
             batch: None,
             event: self.routing.net.then(|| Arc::new(record)),

@@ -35,7 +35,7 @@ use super::channel::{Chunk, Message, Reopened, SinkLoss, BATCHES_IN_FLIGHT};
 use super::compress::{self, Compressor};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
-use super::net::NetSinks;
+use super::net::{NetSinks, SinkStats};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{timestamp_now, EventRecord, FieldValue, Level};
@@ -326,6 +326,16 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         ),
         net: settings.net.any(),
     };
+    let local_stats = [
+        stream
+            .as_ref()
+            .map(|t| (SinkKind::Stdout, t.name, Arc::clone(&t.stats))),
+        file.as_ref()
+            .map(|t| (SinkKind::File, t.name, Arc::clone(&t.stats))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let handle = LogHandle::new(
         tx,
         Arc::clone(&permits),
@@ -335,6 +345,7 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         routing,
         settings.max_line_bytes,
     );
+    let handle = handle.with_local_stats(local_stats);
     if let Some(file) = file.as_mut().filter(|_| settings.compress) {
         file.sink.compress_with(Compressor::new(
             &settings.file_path,
@@ -436,6 +447,8 @@ struct Target<S> {
     dropped: u64,
     /// Of those, records of writes given up at exit.
     given_up: u64,
+    /// Its counters for `/metrics`: written, dropped, queued.
+    stats: Arc<SinkStats>,
 }
 
 impl<S: Sink> Target<S> {
@@ -446,26 +459,29 @@ impl<S: Sink> Target<S> {
             failed_at: None,
             dropped: 0,
             given_up: 0,
+            stats: Arc::default(),
         }
     }
 
-    /// Writes `chunks`; returns the error when it starts a new failure
-    /// episode (the only time it is reported). A write given up at exit is
-    /// counted, not reported: the writer's last event sums those up.
-    fn write(&mut self, chunks: &[&[u8]], recent: &Recent) -> Option<io::Error> {
+    /// Writes `chunks`, which hold `records` records; returns the error
+    /// when it starts a new failure episode (the only time it is
+    /// reported). A write given up at exit is counted, not reported: the
+    /// writer's last event sums those up. The counters move once per call.
+    fn write(&mut self, chunks: &[&[u8]], records: u64, recent: &Recent) -> Option<io::Error> {
         if chunks.is_empty() {
             return None;
         }
         match self.sink.write_chunks(chunks) {
             Ok(()) => {
+                self.stats.written.fetch_add(records, Ordering::Relaxed);
                 if self.failed_at.is_some_and(|at| at.elapsed() >= RECOVERY) {
                     self.failed_at = None;
                 }
                 None
             }
             Err(error) => {
-                let records = count_records(chunks);
                 self.dropped += records;
+                self.stats.dropped.store(self.dropped, Ordering::Relaxed);
                 if sinks::gave_up(&error) {
                     self.given_up += records;
                     return None;
@@ -489,14 +505,6 @@ impl<S> Target<S> {
     }
 }
 
-/// Records in `chunks`: each ends in the only `\n` it holds.
-fn count_records(chunks: &[&[u8]]) -> u64 {
-    chunks
-        .iter()
-        .map(|c| memchr::memchr_iter(b'\n', c).count() as u64)
-        .sum()
-}
-
 struct Writer {
     format: LogFormat,
     /// Its own events as `pidzero: ...` lines (see `Routing::plain_events`).
@@ -506,8 +514,8 @@ struct Writer {
     recent: Arc<Recent>,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
-    /// The chunks taken in this round, in order.
-    pending: Vec<Chunk>,
+    /// The chunks taken in this round, in order, with their record counts.
+    pending: Vec<(Chunk, u64)>,
     pending_bytes: usize,
     /// Where the written batches' buffers go back to the readers.
     pool: Arc<BufferPool>,
@@ -601,11 +609,12 @@ impl Writer {
             return;
         }
         let chunks: Vec<&[u8]> = reports.iter().map(|r| &r[..]).collect();
+        let records = chunks.len() as u64;
         if let Some(stream) = self.stream.as_mut().filter(|t| t.given_up == 0) {
-            stream.write(&chunks, &self.recent);
+            stream.write(&chunks, records, &self.recent);
         }
         if let Some(file) = self.file.as_mut().filter(|t| t.given_up == 0) {
-            file.write(&chunks, &self.recent);
+            file.write(&chunks, records, &self.recent);
         }
     }
 
@@ -645,12 +654,14 @@ impl Writer {
                 net.event(&event, chunk.sinks);
             }
         }
+        // A batch is one record per line; anything else is one event.
+        let records = chunk.batch.as_ref().map_or(1, |b| b.lines.len() as u64);
         if let Some(batch) = chunk.batch.take() {
             self.recent.add_lines(batch);
         }
         self.taken_permits += usize::from(chunk.permit);
         self.pending_bytes += chunk.bytes.len();
-        self.pending.push(chunk);
+        self.pending.push((chunk, records));
         false
     }
 
@@ -659,13 +670,8 @@ impl Writer {
     fn flush(&mut self) {
         let mut stream_report = None;
         if let Some(stream) = self.stream.as_mut() {
-            let chunks: Vec<&[u8]> = self
-                .pending
-                .iter()
-                .filter(|c| c.sinks.contains(SinkKind::Stdout))
-                .map(|c| &c.bytes[..])
-                .collect();
-            if let Some(error) = stream.write(&chunks, &self.recent) {
+            let (chunks, records) = round_for(&self.pending, SinkKind::Stdout);
+            if let Some(error) = stream.write(&chunks, records, &self.recent) {
                 stream_report = Some(report(
                     (self.format, self.plain_events),
                     &self.recent,
@@ -674,16 +680,13 @@ impl Writer {
                     &error,
                 ));
             }
+            stream.stats.queued.fetch_sub(records, Ordering::Relaxed);
         }
         if let Some(file) = self.file.as_mut() {
-            let mut chunks: Vec<&[u8]> = self
-                .pending
-                .iter()
-                .filter(|c| c.sinks.contains(SinkKind::File))
-                .map(|c| &c.bytes[..])
-                .collect();
+            let (mut chunks, records) = round_for(&self.pending, SinkKind::File);
             chunks.extend(stream_report.as_deref());
-            if let Some(error) = file.write(&chunks, &self.recent) {
+            let reports = u64::from(stream_report.is_some());
+            if let Some(error) = file.write(&chunks, records + reports, &self.recent) {
                 let report = report(
                     (self.format, self.plain_events),
                     &self.recent,
@@ -693,12 +696,17 @@ impl Writer {
                 );
                 // Written now rather than with the next round, which may be far off.
                 if let Some(stream) = self.stream.as_mut() {
-                    stream.write(&[&report], &self.recent);
+                    stream.write(&[&report], 1, &self.recent);
                 }
             }
+            file.stats.queued.fetch_sub(records, Ordering::Relaxed);
         }
-        self.pool
-            .give_back(self.pending.drain(..).filter(|c| c.permit).map(|c| c.bytes));
+        self.pool.give_back(
+            self.pending
+                .drain(..)
+                .filter(|(c, _)| c.permit)
+                .map(|(c, _)| c.bytes),
+        );
         self.pending_bytes = 0;
         self.publish_losses();
     }
@@ -732,6 +740,21 @@ impl Writer {
             *self.losses.lock().unwrap_or_else(|e| e.into_inner()) = losses;
         }
     }
+}
+
+/// The bytes of this round's chunks that `kind` takes, and how many
+/// records they hold.
+fn round_for(pending: &[(Chunk, u64)], kind: SinkKind) -> (Vec<&[u8]>, u64) {
+    let mut records = 0;
+    let chunks = pending
+        .iter()
+        .filter(|(c, _)| c.sinks.contains(kind))
+        .map(|(c, n)| {
+            records += n;
+            &c.bytes[..]
+        })
+        .collect();
+    (chunks, records)
 }
 
 /// Closes the semaphore when dropped, so that no reader waits for a permit
@@ -939,6 +962,11 @@ mod tests {
             sent
         });
         assert!((BATCHES_IN_FLIGHT..100).contains(&sent), "sent {sent}");
+        // What the pipe did not take is queued (or in the write that waits).
+        let stdout = log.local_sink_counts()[0];
+        assert_eq!(stdout.sink, "stdout");
+        assert_eq!(stdout.written + stdout.queued, sent as u64, "{stdout:?}");
+        assert!(stdout.queued > BATCHES_IN_FLIGHT as u64, "{stdout:?}");
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
@@ -947,6 +975,8 @@ mod tests {
         writer.finish(&log);
         drop(write_end);
         assert_eq!(reader.join().unwrap().lines().count(), sent);
+        let stdout = log.local_sink_counts()[0];
+        assert_eq!((stdout.written, stdout.queued), (sent as u64, 0));
         assert!(log.permits.is_closed());
         // After the writer stopped, sending returns at once instead of waiting forever.
         block_on(log.send_lines(batch_of("w", "after\n")));
@@ -1172,6 +1202,20 @@ mod tests {
         assert_eq!(errors[0]["level"], "error");
         assert!(errors[0]["error"].as_str().unwrap().contains("Broken pipe"));
         assert_eq!(records.iter().filter(|r| r["source"] == "w").count(), 50);
+        let [stdout, file] = log.local_sink_counts()[..] else {
+            panic!("two sinks");
+        };
+        assert_eq!(stdout.sink, "stdout");
+        assert!(stdout.errors >= 1, "{stdout:?}");
+        assert_eq!(stdout.written + stdout.dropped, 50, "{stdout:?}");
+        assert!(stdout.dropped >= 1, "{stdout:?}");
+        assert_eq!(stdout.queued, 0);
+        assert_eq!(file.sink, "file");
+        assert_eq!(
+            (file.written, file.dropped, file.queued, file.errors),
+            (records.len() as u64, 0, 0, 0),
+            "{file:?}"
+        );
         let counts = log.sink_error_counts();
         assert!(counts[0].1 >= 1, "{counts:?}");
         assert_eq!(counts[1], ("file".to_string(), 0));
