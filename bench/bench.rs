@@ -16,6 +16,18 @@
 //! same way (spawn to exit, output checked) and its ratio to cat is printed:
 //! what the machine allowed in that invocation.
 //!
+//! With PIDZERO_BENCH_FORWARD=1 (`bench/forward.sh`), each run also times
+//! pidzero with the same file sink plus a `log.forward` sink: once to a
+//! local receiver (a thread of this driver that reads and counts lines,
+//! as fast as the kernel hands them over), once to a port where nothing
+//! listens. For all three pidzero runs the file is checked as usual and the
+//! time is taken from spawn to the last generator's `exited` event (its
+//! timestamp in the file; pidzero writes it after that generator's last
+//! line): the forward sink's last attempts at exit (up to a second with no
+//! receiver) are not the file's throughput. Printed: lines/s medians, each
+//! forward run against the file-only run of the same invocation, and the
+//! share of records the receiver got.
+//!
 //! Usage: bench PIDZERO GEN DIR [TOTAL_LINES [RUNS [CHUNK]]]
 //! No dependencies: `rustc -O bench/bench.rs`.
 
@@ -45,6 +57,16 @@ struct Args {
     runs: usize,
     chunk: usize,
     floor: Option<PathBuf>,
+    /// PIDZERO_BENCH_FORWARD: also the runs with a forward sink.
+    forward: bool,
+}
+
+/// The forward sink of one pidzero run.
+#[derive(Clone, Copy)]
+enum Forward {
+    Off,
+    /// To this local port.
+    To(u16),
 }
 
 fn main() {
@@ -62,6 +84,7 @@ fn main() {
         chunk: a.get(6).map_or(4096, |s| s.parse().expect("CHUNK")),
         floor: std::env::var_os("PIDZERO_BENCH_FLOOR")
             .map(|p| fs::canonicalize(p).expect("PIDZERO_BENCH_FLOOR path")),
+        forward: std::env::var_os("PIDZERO_BENCH_FORWARD").is_some_and(|v| v != "0"),
     };
     let _ = fs::remove_dir_all(&args.dir);
     fs::create_dir_all(&args.dir).expect("bench dir");
@@ -81,6 +104,8 @@ fn main() {
 
 struct PidzeroRun {
     secs: f64,
+    /// Spawn to the last generator's `exited` event.
+    logged_secs: f64,
     cpu_secs: f64,
     hwm_kib: u64,
 }
@@ -92,11 +117,17 @@ fn scenario(args: &Args, gens: usize) -> bool {
     let mut runs = Vec::new();
     let mut ratios = Vec::new();
     let mut floor_secs = Vec::new();
+    let mut forwarded = Vec::new();
+    let mut unreachable = Vec::new();
     for _ in 0..args.runs {
         let c = run_cat(args, gens, per_gen);
-        let p = run_pidzero(args, gens, per_gen);
+        let p = run_pidzero(args, gens, per_gen, Forward::Off);
         if let Some(floor) = &args.floor {
             floor_secs.push(run_floor(args, floor, gens, per_gen));
+        }
+        if args.forward {
+            forwarded.push(run_forwarded(args, gens, per_gen));
+            unreachable.push(run_pidzero(args, gens, per_gen, Forward::To(closed_port())));
         }
         ratios.push(c / p.secs);
         cat_secs.push(c);
@@ -129,7 +160,71 @@ fn scenario(args: &Args, gens: usize) -> bool {
             floor_rate / cat_rate
         );
     }
+    if args.forward {
+        let logged = |runs: &[&PidzeroRun]| {
+            lines as f64 / median(runs.iter().map(|r| r.logged_secs).collect())
+        };
+        let file_only = logged(&runs.iter().collect::<Vec<_>>());
+        let with_receiver = logged(&forwarded.iter().map(|(r, _)| r).collect::<Vec<_>>());
+        let without = logged(&unreachable.iter().collect::<Vec<_>>());
+        // Records the receiver got (daemon lines and events) per line sent.
+        let share = median(forwarded.iter().map(|(_, got)| *got as f64 / lines as f64).collect());
+        println!(
+            "  file only (to the last exited event): {:.2} M lines/s\n  \
+             file + forward to a local receiver: {:.2} M lines/s, {:.3} of file only; \
+             receiver got {:.3} records per line\n  \
+             file + forward, nothing listening: {:.2} M lines/s, {:.3} of file only",
+            file_only / 1e6,
+            with_receiver / 1e6,
+            with_receiver / file_only,
+            share,
+            without / 1e6,
+            without / file_only,
+        );
+    }
     true
+}
+
+/// A local port where nothing listens (bound, then closed): connections
+/// are refused, as when a log receiver is down.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// pidzero with a forward sink to a receiver in this process, which reads
+/// and counts lines until pidzero closes the connection; returns the run
+/// and the records received.
+fn run_forwarded(args: &Args, gens: usize, per_gen: u64) -> (PidzeroRun, u64) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut received = 0u64;
+            let mut buf = vec![0u8; 256 * 1024];
+            for stream in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                }
+            }
+            received
+        })
+    };
+    let run = run_pidzero(args, gens, per_gen, Forward::To(port));
+    // pidzero has exited (its connection is closed): wake the accept.
+    stop.store(true, Ordering::Relaxed);
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    (run, receiver.join().expect("receiver"))
 }
 
 /// Runs the floor program (which spawns the generators itself) to the same
@@ -275,7 +370,7 @@ impl Stream {
     }
 }
 
-fn run_pidzero(args: &Args, gens: usize, per_gen: u64) -> PidzeroRun {
+fn run_pidzero(args: &Args, gens: usize, per_gen: u64, forward: Forward) -> PidzeroRun {
     let conf = args.dir.join("conf");
     let _ = fs::remove_dir_all(&conf);
     fs::create_dir_all(&conf).unwrap();
@@ -294,15 +389,20 @@ fn run_pidzero(args: &Args, gens: usize, per_gen: u64) -> PidzeroRun {
         })
         .collect();
     fs::write(conf.join("daemons.json"), format!("[{}]", daemons.join(","))).unwrap();
+    let forward = match forward {
+        Forward::Off => String::new(),
+        Forward::To(port) => format!(r#","forward":{{"address":"tcp://127.0.0.1:{port}"}}"#),
+    };
     fs::write(
         conf.join("config.json"),
         format!(
-            r#"{{"log":{{"format":"json","log_to_file":true,"log_to_stdout":false,"file_path":"{}","max_file_size":0}},"api":{{"socket":null}}}}"#,
+            r#"{{"log":{{"format":"json","log_to_file":true,"log_to_stdout":false,"file_path":"{}","max_file_size":0{forward}}},"api":{{"socket":null}}}}"#,
             log.display()
         ),
     )
     .unwrap();
     let start = Instant::now();
+    let start_ms = unix_ms();
     let child = Command::new(&args.pidzero)
         .arg("--config-dir")
         .arg(&conf)
@@ -342,12 +442,46 @@ fn run_pidzero(args: &Args, gens: usize, per_gen: u64) -> PidzeroRun {
     let status = child.wait().unwrap();
     assert!(status.success(), "pidzero failed: {status}");
     verify_pidzero_log(&log, gens, per_gen);
+    let last_exit_ms = last_exited_ms(&log).expect("an exited event per generator");
     fs::remove_file(&log).unwrap();
     PidzeroRun {
         secs,
+        logged_secs: last_exit_ms.saturating_sub(start_ms).max(1) as f64 / 1e3,
         cpu_secs: ticks as f64 / hz,
         hwm_kib: hwm.load(Ordering::Relaxed),
     }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("clock after 1970").as_millis() as u64
+}
+
+/// The timestamp (ms since the epoch) of the last `exited` event in the log.
+fn last_exited_ms(path: &Path) -> Option<u64> {
+    let data = fs::read(path).ok()?;
+    data.split(|&b| b == b'\n')
+        .filter(|r| r.windows(16).any(|w| w == br#""event":"exited""#))
+        .filter_map(|r| std::str::from_utf8(r.get(14..38)?).ok().and_then(parse_rfc3339_ms))
+        .max()
+}
+
+/// `2026-11-28T14:09:00.123Z` → ms since the epoch (UTC, the only form
+/// pidzero writes).
+fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    // Days from civil (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs * 1000 + ms).ok()
 }
 
 fn vm_hwm(status: &str) -> Option<u64> {
