@@ -11,6 +11,8 @@
 //! - [`object`]: `"parse": "json"`: is a line one JSON object, and its level.
 //! - [`scan`]: the byte scans (newlines, bytes to escape), scalar and SIMD.
 //! - [`sink`]: raw stdout/stderr fd, and the rotated file.
+//! - [`compress`]: `log.compress`: gzip of rotated files on a thread that
+//!   exists only while there is a file to compress.
 //! - [`net`]: the network handlers (`log.forward`, `log.syslog`), each on
 //!   its own thread behind a bounded queue that drops its oldest records:
 //!   they are the one place where records may be dropped, so that stdout

@@ -13,6 +13,15 @@
 //! syscalls, no copy of formatted records, and records are never torn or
 //! interleaved because nothing else writes to the sinks.
 //!
+//! Counters for `/metrics`, per sink (`stdout` or `stderr`, `file`): the
+//! records written and dropped move once per write, by the line counts of
+//! the batches in it; the records queued are added by the senders, per
+//! batch, before they send, and taken off here once written or dropped.
+//!
+//! With `log.compress`, a rotation only renames and queues the new `.1`
+//! for the compressor's thread ([`super::compress`]); at exit the writer
+//! waits for it up to [`super::compress::EXIT_WAIT`].
+//!
 //! At exit pidzero waits for the sinks to take what is queued, but not
 //! forever: after a second stop signal, or `shutdown_timeout` after the last
 //! daemon is gone, it gives up ([`GiveUp`]): a write waiting for room is
