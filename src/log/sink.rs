@@ -478,6 +478,10 @@ impl FileSink {
                 }
                 ignore_missing(std::fs::rename(self.rotated(from), self.rotated(to)))?;
             }
+            if gz && self.max_files == 1 {
+                // Nothing shifts: the new `.1` replaces the old, in either form.
+                ignore_missing(std::fs::remove_file(self.rotated_gz(1)))?;
+            }
             ignore_missing(std::fs::rename(&self.path, self.rotated(1)))?;
             let job = names.as_mut().map(|names| names.rotated());
             drop(names);
@@ -731,6 +735,20 @@ mod tests {
         assert_eq!(texts, ["r26\nr27\n", "r24\nr25\n", "r22\nr23\n"]);
         assert!(rotated_text(&sink.rotated(4)).is_none(), "oldest dropped");
         assert_eq!(read(&path), "r28\nr29\n");
+
+        // With one file kept, the new `.1` replaces a gzipped old one.
+        let path = dir.p("one.log");
+        let mut sink = FileSink::open(&path, 4, 1).unwrap();
+        sink.compress_with(Compressor::new(&path, 1, Box::new(|_, _| {})));
+        sink.write_records(b"r1\nr2\n").unwrap();
+        let compressor = sink.compressor.as_ref().unwrap();
+        assert!(compressor.wait_idle(Duration::from_secs(10)));
+        assert_eq!(rotated_text(&sink.rotated(1)), Some(("r1\n".into(), true)));
+        sink.write_records(b"r3\n").unwrap();
+        // Looked at with the names held: the worker cannot rename meanwhile.
+        let names = sink.compressor.as_ref().unwrap().names();
+        assert_eq!(rotated_text(&sink.rotated(1)).unwrap().0, "r2\n");
+        drop(names);
     }
 
     #[test]
