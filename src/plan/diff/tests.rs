@@ -144,9 +144,15 @@ fn a_preflight_verdict_alone_is_no_change() {
 #[test]
 fn dependencies_compare_by_name_and_update_in_place() {
     // Same names in another file order: the indices differ, the edges do not.
-    let mut old = plan(vec![daemon("db", &["/bin/db"]), daemon("web", &["/bin/web"])]);
+    let mut old = plan(vec![
+        daemon("db", &["/bin/db"]),
+        daemon("web", &["/bin/web"]),
+    ]);
     old.daemons[1].rules.depends_on = vec![0];
-    let mut same = plan(vec![daemon("web", &["/bin/web"]), daemon("db", &["/bin/db"])]);
+    let mut same = plan(vec![
+        daemon("web", &["/bin/web"]),
+        daemon("db", &["/bin/db"]),
+    ]);
     same.daemons[0].rules.depends_on = vec![1];
     same.start_order = vec![1, 0];
     assert_eq!(
