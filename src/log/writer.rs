@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::channel::{Chunk, Message, Reopened, SinkLoss, BATCHES_IN_FLIGHT};
+use super::channel::{Applied, Chunk, Message, Reopened, SinkLoss, BATCHES_IN_FLIGHT};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::net::NetSinks;
@@ -341,6 +341,7 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         None => handle,
     };
     let writer = Writer {
+        give_up: Arc::clone(&flag),
         pool: Arc::clone(&pool),
         format: settings.format,
         plain_events,
@@ -490,6 +491,8 @@ fn count_records(chunks: &[&[u8]]) -> u64 {
 }
 
 struct Writer {
+    /// The flag every sink gets, for sinks opened by a reload.
+    give_up: GiveUpFlag,
     format: LogFormat,
     /// Its own events as `pidzero: ...` lines (see `Routing::plain_events`).
     plain_events: bool,
@@ -624,6 +627,13 @@ impl Writer {
                 let _ = reply.send(self.reopen());
                 return false;
             }
+            Message::Apply(applied) => {
+                self.permits
+                    .add_permits(std::mem::take(&mut self.taken_permits));
+                self.flush();
+                self.apply(*applied);
+                return false;
+            }
             Message::Finish => return true,
         };
         if let Some(net) = &self.net {
@@ -705,6 +715,55 @@ impl Writer {
                 error: error.to_string(),
             },
         }
+    }
+
+    /// Takes new settings (see [`Applied`]). A file that cannot be opened
+    /// leaves the old one in use (and the answer says why).
+    fn apply(&mut self, applied: Applied) {
+        let Applied {
+            settings,
+            plain_events,
+            stream,
+            reply,
+        } = applied;
+        self.format = settings.format;
+        self.plain_events = plain_events;
+        match (stream, self.stream.is_some()) {
+            (Some(true), false) => {
+                let sink =
+                    StdoutSink::new(libc::STDOUT_FILENO).with_give_up(Arc::clone(&self.give_up));
+                self.recent.register_sink("stdout");
+                self.stream = Some(Target::new(sink, "stdout"));
+            }
+            (Some(false), true) => self.stream = None,
+            _ => {}
+        }
+        if !settings.log_to_file {
+            self.file = None;
+            let _ = reply.send(Reopened::NoFile);
+            return;
+        }
+        let path = settings.file_path.clone();
+        let opened = FileSink::open(&path, settings.max_file_size, settings.max_files);
+        let answer = match opened {
+            Ok(sink) => {
+                let sink = sink.with_give_up(Arc::clone(&self.give_up));
+                match self.file.as_mut() {
+                    // Its loss counters carry on.
+                    Some(file) => file.sink = sink,
+                    None => {
+                        self.recent.register_sink("file");
+                        self.file = Some(Target::new(sink, "file"));
+                    }
+                }
+                Reopened::File(path)
+            }
+            Err(error) => Reopened::Failed {
+                path,
+                error: error.to_string(),
+            },
+        };
+        let _ = reply.send(answer);
     }
 
     fn publish_losses(&mut self) {
@@ -1350,5 +1409,31 @@ mod tests {
         writer.finish(&log);
         drop((read_end, write_end));
         assert_eq!(block_on(log.reopen()), None, "the writer has stopped");
+    }
+
+    /// New settings (a reload): the records before go to the old file in
+    /// the old format, those after to the new path in the new format.
+    #[test]
+    fn apply_switches_the_format_and_the_file() {
+        let dir = Dir::new("apply");
+        let (old_path, new_path) = (dir.p("old.log"), dir.p("new.log"));
+        let (log, writer) = start_writer(settings(&old_path, LogFormat::Text), None);
+        block_on(log.send_lines(batch_of("d", "before\n")));
+        let answer = block_on(log.apply(&settings(&new_path, LogFormat::Json)));
+        assert_eq!(answer, Ok(Reopened::File(new_path.clone())));
+        block_on(log.send_lines(batch_of("d", "after\n")));
+        log.event(info("started", "an event"));
+        writer.finish(&log);
+        let old = std::fs::read_to_string(&old_path).unwrap();
+        let new = std::fs::read_to_string(&new_path).unwrap();
+        assert!(old.ends_with(" d stdout: before\n"), "{old}");
+        assert_eq!(old.lines().count(), 1, "{old}");
+        let lines: Vec<&str> = new.lines().collect();
+        assert_eq!(lines.len(), 2, "{new}");
+        assert!(
+            lines[0].starts_with('{') && lines[0].contains(r#""line":"after""#),
+            "{new}"
+        );
+        assert!(lines[1].contains(r#""event":"started""#), "{new}");
     }
 }
