@@ -599,7 +599,7 @@ fn run(
         give_up: log_writer.give_up_handle(),
         shutdown_timeout: config.settings.shutdown_timeout,
     };
-    let reloading = reloading(&paths, &main_command, &api_options, &config.settings);
+    let reloading = reloading(&paths, &main_command, api_options, &config.settings);
     let status = runtime::run(plan, log.clone(), inherited, api, log_exit, Some(reloading));
     let losses = log_writer.finish(&log);
     if let Some(line) = writer::describe_losses(&losses) {
