@@ -155,13 +155,15 @@ impl Supervisor {
         d.retired = true;
         d.stop_requested = true;
         d.restart_requested = false;
+        // By liveness rather than state by state, so that a state added
+        // later is covered: a process is stopped, anything waiting ends.
         match d.state {
-            State::Running | State::Starting => self.stop(i, now, out),
-            State::Pending | State::Backoff | State::Scheduled => {
+            State::Stopping | State::Exited | State::Failed => {}
+            _ if d.pid.is_some() => self.stop(i, now, out),
+            _ => {
                 d.state = State::Exited;
                 out.extend(cancel_restart(d, i));
             }
-            State::Stopping | State::Exited | State::Failed => {}
         }
     }
 
@@ -178,23 +180,25 @@ impl Supervisor {
         let d = &mut self.daemons[i];
         d.backoff = Backoff::new(d.rules.restart_delay);
         match d.state {
-            State::Running | State::Stopping => {
-                d.restart_requested = true;
-                d.manual_restart = true;
-                d.stop_requested = false;
-                if d.state == State::Running {
-                    self.stop(i, now, out);
-                }
-            }
             State::Backoff => d.restart_at = Some(now),
             State::Exited | State::Failed => {
                 d.state = State::Pending;
                 d.attempts = 0;
             }
-            // Pending starts with the new rules anyway; Starting is never
-            // seen between two events of the runtime (its spawn is answered
-            // before the next request is taken).
-            State::Pending | State::Starting | State::Scheduled => {}
+            // Any state with a process (running, stopping, and states added
+            // later): stopped, then started again.
+            _ if d.pid.is_some() => {
+                d.restart_requested = true;
+                d.manual_restart = true;
+                d.stop_requested = false;
+                if d.state != State::Stopping {
+                    self.stop(i, now, out);
+                }
+            }
+            // Pending starts with the new rules anyway; Starting without a
+            // pid is never seen between two events of the runtime (its
+            // spawn is answered before the next request is taken).
+            _ => {}
         }
     }
 

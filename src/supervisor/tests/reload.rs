@@ -286,3 +286,79 @@ fn removing_every_running_daemon_ends_with_status_zero() {
     let out = h.exit(0, ExitStatus::Signal(libc::SIGTERM));
     assert_eq!(exit_status(&out), Some(0));
 }
+
+fn job(name: &str, schedule: &str) -> DaemonRules {
+    use crate::config::schedule::{find_zone, parse_schedule};
+    use crate::plan::rules::{JobSpec, Overlap};
+    DaemonRules {
+        job: Some(JobSpec {
+            schedule: schedule.into(),
+            cadence: parse_schedule(schedule).expect("schedule"),
+            timezone: "UTC".into(),
+            zone: find_zone("UTC").expect("zone"),
+            overlap: Overlap::Skip,
+        }),
+        ..rules(name)
+    }
+}
+
+/// The job timers armed by `actions`, with their due times.
+fn job_timers(actions: &[Action]) -> Vec<Duration> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetTimer {
+                timer: Timer::JobDue { .. },
+                at,
+            } => Some(*at),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_changed_jobs_run_finishes_and_its_schedule_is_planned_again() {
+    let mut h = Harness::new(vec![job("tick", "@every 10s")]);
+    let out = h.send(Event::Boot);
+    assert_eq!(job_timers(&out), [secs(10)]);
+    h.now = secs(10);
+    h.send(Event::Timer(Timer::JobDue { daemon: 0, seq: 1 }));
+    assert_eq!(h.state(0), State::Running);
+    h.now = secs(12);
+    let (reloaded, out) = reload(
+        &mut h,
+        vec![job("tick", "@every 60s")],
+        vec![Change::Changed(0)],
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(reloaded.summary.restarted, names(&["tick"]));
+    // The run in progress is not stopped; the next one is 60 s away.
+    assert!(signals_sent(&out).is_empty(), "{out:?}");
+    assert_eq!(job_timers(&out), [secs(72)]);
+    assert_eq!(h.state(0), State::Running);
+    h.exit(0, ExitStatus::Code(0));
+    assert_eq!(h.state(0), State::Scheduled);
+}
+
+#[test]
+fn a_daemon_that_becomes_a_job_is_replaced() {
+    let mut h = Harness::new(vec![rules("tick")]);
+    h.send(Event::Boot);
+    let (reloaded, out) = reload(
+        &mut h,
+        vec![job("tick", "@every 10s")],
+        vec![Change::Changed(0)],
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(reloaded.summary.restarted, names(&["tick"]));
+    assert!(reloaded.summary.started.is_empty());
+    assert_eq!(reloaded.indices, [1]);
+    // The old daemon is stopped; the job waits for it, then is scheduled.
+    assert_eq!(signals_sent(&out), [(0, libc::SIGTERM)]);
+    assert_eq!(h.state(1), State::Pending);
+    h.exit(0, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(h.state(1), State::Scheduled);
+    assert_eq!(shown(&h), ["tick"]);
+}
