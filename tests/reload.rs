@@ -332,3 +332,31 @@ fn a_reload_during_shutdown_is_refused() {
         running.dump()
     );
 }
+
+#[test]
+fn sighup_is_forwarded_and_does_not_reload() {
+    let dir = Dir::new("reload-hup");
+    dir.daemons_value(&json!([{
+        "name": "hup",
+        "command": "trap 'echo got HUP' HUP; echo ready; while :; do sleep 0.1; done"
+    }]));
+    let Some((mut running, _socket)) = start(&dir, "reload-hup") else {
+        return;
+    };
+    running.wait_line("hup", "ready");
+    dir.daemons_value(&json!([
+        { "name": "hup", "command": "sleep 1000" },
+        { "name": "added", "command": "sleep 1000" },
+    ]));
+    running.signal(libc::SIGHUP);
+    running.wait_line("hup", "got HUP");
+    let records = running.records();
+    assert!(
+        !records
+            .iter()
+            .any(|r| is_event(r, "reload", None) || is_event(r, "started", Some("added"))),
+        "{}",
+        running.dump()
+    );
+    running.assert_running();
+}

@@ -141,6 +141,16 @@ impl Supervisor {
         summary.restarted.extend(flipped);
         self.order = set.start_order.iter().map(|&j| indices[j]).collect();
         out.push(reload_log(&summary));
+        // The notes a start gives, for the rules this reload brought in.
+        for (j, change) in changes.iter().enumerate() {
+            let rules = &self.daemons[indices[j]].rules;
+            if let (false, Some(line)) = (
+                matches!(change, Change::Kept(_)),
+                super::restart_delay_note(rules),
+            ) {
+                out.push(super::config_warning(rules, "restart_delay", line));
+            }
+        }
         self.start_due(now, &mut out);
         self.check_done(&mut out);
         Ok((Reloaded { summary, indices }, out))

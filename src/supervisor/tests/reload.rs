@@ -362,3 +362,34 @@ fn a_daemon_that_becomes_a_job_is_replaced() {
     assert_eq!(h.state(1), State::Scheduled);
     assert_eq!(shown(&h), ["tick"]);
 }
+
+#[test]
+fn rules_a_reload_brings_in_get_the_notes_a_start_gives() {
+    let mut h = Harness::new(vec![rules("a")]);
+    h.send(Event::Boot);
+    let quick = |name: &str| DaemonRules {
+        restart: RestartPolicy::Always,
+        restart_delay: Duration::ZERO,
+        ..rules(name)
+    };
+    let (_, out) = reload(
+        &mut h,
+        vec![rules("a"), quick("b")],
+        vec![Change::Kept(0), Change::Added],
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(
+        field(&out, "config_warning", "daemon"),
+        Some(&FieldValue::Str("b".into()))
+    );
+    // Kept rules were noted when they came in: not again.
+    let (_, out) = reload(
+        &mut h,
+        vec![rules("a"), quick("b")],
+        vec![Change::Kept(0), Change::Kept(1)],
+        vec![],
+    )
+    .unwrap();
+    assert!(!events(&out).contains(&"config_warning"), "{out:?}");
+}
