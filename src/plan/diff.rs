@@ -125,15 +125,5 @@ fn process_rules(rules: &DaemonRules) -> DaemonRules {
     }
 }
 
-/// The order in which the daemons of the new plan that `pick` selects
-/// start: the plan's start order (dependencies first).
-pub fn in_start_order(new: &Plan, pick: impl Fn(usize) -> bool) -> Vec<usize> {
-    new.start_order
-        .iter()
-        .copied()
-        .filter(|&i| pick(i))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests;
