@@ -17,6 +17,7 @@ use pidzero::exit;
 use pidzero::log::sink;
 use pidzero::log::writer::{self, WriterOptions};
 use pidzero::plan;
+use pidzero::runtime::reload::ApiTargets;
 use pidzero::runtime::{self, process, signals, ApiSetup};
 use std::sync::Arc;
 
@@ -116,6 +117,12 @@ enum Command {
         /// How many records (at most 1000 are kept).
         #[arg(short = 'n', long = "lines", default_value_t = pidzero::api::DEFAULT_LOG_LINES)]
         lines: usize,
+        #[command(flatten)]
+        api: ClientOptions,
+    },
+    /// Make the running pidzero read daemons.json and config.json again and
+    /// apply the difference (SIGHUP does not: it is forwarded to the daemons).
+    Reload {
         #[command(flatten)]
         api: ClientOptions,
     },
@@ -259,6 +266,7 @@ fn main() -> ExitCode {
             _ => (client::Command::ReopenLogs, api),
         },
         Some(Command::Shutdown { api }) => (client::Command::Shutdown, api),
+        Some(Command::Reload { api }) => (client::Command::Reload, api),
     };
     match client_options(&api.or(&cli.api)) {
         Ok(options) => ExitCode::from(client::run(&options, &client_command)),
@@ -417,21 +425,96 @@ fn api_setup(
     logs: Arc<dyn LogSource>,
     warn_if_unavailable: bool,
 ) -> ApiSetup {
+    let (targets, socket_is_default) = api_targets(api, settings);
+    ApiSetup {
+        socket: targets.socket,
+        socket_is_default,
+        warn_if_unavailable,
+        tcp: targets.tcp,
+        token: targets.token,
+        logs,
+    }
+}
+
+/// The socket, TCP address and token of the control API, and whether the
+/// socket is the default one (nobody chose it). At startup and at each reload.
+fn api_targets(api: &ApiOptions, settings: &config::Settings) -> (ApiTargets, bool) {
     let (socket, socket_is_default) = match (&settings.api.socket, &api.socket) {
         (SocketSetting::Off, _) => (None, false),
         (_, Some(cli)) => (Some(cli.clone()), false),
         (SocketSetting::Path(path), None) => (Some(path.clone()), false),
         (SocketSetting::Default, None) => (Some(PathBuf::from(client::DEFAULT_SOCKET)), true),
     };
-    ApiSetup {
+    let targets = ApiTargets {
         socket,
-        socket_is_default,
-        warn_if_unavailable,
         // Validated by the config layer as an IP address and port.
         tcp: settings.api.listen.as_deref().and_then(|a| a.parse().ok()),
         token: pidzero::api::pick_token(api.token.clone(), settings.api.token.as_deref()),
-        logs,
+    };
+    (targets, socket_is_default)
+}
+
+/// How a running pidzero reloads: the startup's own loading and checks,
+/// plus the refusal a start would make for a vital daemon whose executable
+/// is missing (exit 127/126 at startup; an error naming it here).
+fn reloading(
+    paths: &Paths,
+    main_command: &[OsString],
+    api: &ApiOptions,
+    settings: &config::Settings,
+) -> runtime::reload::Reloading {
+    let (paths, main_command, options) = (paths.clone(), main_command.to_vec(), api.clone());
+    let loader = move || {
+        let to_lines = |errors: Vec<ConfigError>| errors.iter().map(|e| e.to_string()).collect();
+        let (config, plan) = load_plan(&paths, &main_command).map_err(to_lines)?;
+        let refused = vital_preflight_errors(&config, &plan, &paths);
+        if !refused.is_empty() {
+            return Err(to_lines(refused));
+        }
+        let (api, _) = api_targets(&options, &config.settings);
+        Ok(runtime::reload::Loaded {
+            plan,
+            log: config.settings.log,
+            api,
+            shutdown_timeout: config.settings.shutdown_timeout,
+        })
+    };
+    runtime::reload::Reloading {
+        loader: Box::new(loader),
+        api: api_targets(api, settings).0,
+        log: settings.log.clone(),
     }
+}
+
+/// The preflight problems (as `pidzero check` words them) of the vital
+/// daemons of daemons.json whose executable is missing or not executable.
+fn vital_preflight_errors(
+    config: &config::Config,
+    plan: &plan::Plan,
+    paths: &Paths,
+) -> Vec<ConfigError> {
+    let refused: Vec<&str> = plan
+        .daemons
+        .iter()
+        .filter(|d| d.rules.vital && !d.rules.is_main && d.rules.preflight_failure.is_some())
+        .map(|d| d.rules.name.as_str())
+        .collect();
+    if refused.is_empty() {
+        return Vec::new();
+    }
+    let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    plan::check(
+        &config.daemons,
+        &config.settings,
+        &paths.daemons,
+        &base_env,
+        Path::new("/etc"),
+    )
+    .problems
+    .into_iter()
+    .filter(|e| e.field.as_deref() == Some("command"))
+    .filter(|e| e.daemon.as_deref().is_some_and(|d| refused.contains(&d)))
+    .collect()
 }
 
 /// The run mode's options that tini users know: `-v`, `-e CODE`, `-p SIGNAL`.
@@ -505,8 +588,9 @@ fn run(
     };
     // The default socket is a convenience: in the silent mode its absence
     // (no writable /run in a non-root image) is no news unless asked for.
+    let api_options = api;
     let api = api_setup(
-        api,
+        api_options,
         &config.settings,
         Arc::new(log.clone()),
         !quiet || tini.verbose,
@@ -515,7 +599,8 @@ fn run(
         give_up: log_writer.give_up_handle(),
         shutdown_timeout: config.settings.shutdown_timeout,
     };
-    let status = runtime::run(plan, log.clone(), inherited, api, log_exit);
+    let reloading = reloading(&paths, &main_command, api_options, &config.settings);
+    let status = runtime::run(plan, log.clone(), inherited, api, log_exit, Some(reloading));
     let losses = log_writer.finish(&log);
     if let Some(line) = writer::describe_losses(&losses) {
         writer::tell_stderr(&line);

@@ -147,6 +147,21 @@ pub enum ControlCommand {
     /// Daemon name and signal number (already validated by the server).
     Signal(String, i32),
     Shutdown,
+    /// Read both configuration files again and apply the difference.
+    Reload,
+}
+
+/// What a reload did (`POST /reload` → 200): the daemons by what happened to
+/// them, and what did not go as asked without making the reload fail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadAnswer {
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+    pub restarted: Vec<String>,
+    pub kept: Vec<String>,
+    pub updated: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The runtime's answer to a [`ControlCommand`].
@@ -160,6 +175,10 @@ pub enum ControlReply {
     /// The command does not apply now (stopping a daemon that is not running, ...) →
     /// 409 with this message.
     Conflict(String),
+    /// A reload was applied → 200 with this body.
+    Reloaded(ReloadAnswer),
+    /// A reload found errors (each `file:line:col: ...`) and changed nothing → 422.
+    Invalid(Vec<String>),
 }
 
 /// A command with the channel for its answer. The runtime must answer (or drop the

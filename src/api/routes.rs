@@ -41,6 +41,7 @@ enum Route<'a> {
     Action(&'a str, Action),
     Logs(&'a str),
     ReopenLogs,
+    Reload,
     Shutdown,
     Metrics,
     Version,
@@ -71,6 +72,7 @@ impl Route<'_> {
                 _ => return None,
             },
             ("logs", Some("reopen"), None, None) => Route::ReopenLogs,
+            ("reload", None, None, None) => Route::Reload,
             ("shutdown", None, None, None) => Route::Shutdown,
             ("metrics", None, None, None) => Route::Metrics,
             ("version", None, None, None) => Route::Version,
@@ -81,7 +83,7 @@ impl Route<'_> {
 
     fn method(&self) -> Method {
         match self {
-            Route::Action(..) | Route::Shutdown | Route::ReopenLogs => Method::POST,
+            Route::Action(..) | Route::Shutdown | Route::ReopenLogs | Route::Reload => Method::POST,
             _ => Method::GET,
         }
     }
@@ -89,7 +91,7 @@ impl Route<'_> {
     /// The `Allow` header of a 405.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Action(..) | Route::Shutdown | Route::ReopenLogs => "POST",
+            Route::Action(..) | Route::Shutdown | Route::ReopenLogs | Route::Reload => "POST",
             _ => "GET",
         }
     }
@@ -130,12 +132,13 @@ async fn answer(
         return closing(too_large());
     }
     let path = parts.uri.path();
+    let token = shared.token();
     if let Err(refusal) = auth::check(
         transport,
         &parts.method,
         path,
         &parts.headers,
-        shared.ctx.token.as_deref(),
+        token.as_deref(),
     ) {
         return refused(refusal);
     }
@@ -208,6 +211,7 @@ async fn answer(
             control(shared, command).await
         }
         Route::Shutdown => control(shared, ControlCommand::Shutdown).await,
+        Route::Reload => control(shared, ControlCommand::Reload).await,
         Route::ReopenLogs => reopen_logs(shared).await,
         Route::Metrics => {
             let text = {
@@ -388,6 +392,14 @@ async fn control(shared: &Shared, command: ControlCommand) -> Response<Body> {
         }
         Ok(Ok(ControlReply::NotFound)) => error(StatusCode::NOT_FOUND, "no such daemon".into()),
         Ok(Ok(ControlReply::Conflict(message))) => error(StatusCode::CONFLICT, message),
+        Ok(Ok(ControlReply::Reloaded(answer))) => json_response(StatusCode::OK, &answer),
+        Ok(Ok(ControlReply::Invalid(errors))) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({
+                "error": "the configuration is invalid; nothing was changed",
+                "errors": errors,
+            }),
+        ),
         Ok(Err(_)) => unavailable("pidzero dropped the command"),
         Err(_) => unavailable("pidzero did not answer in time"),
     }
@@ -466,6 +478,8 @@ mod tests {
         );
         assert_eq!(Route::parse("/daemons/web/logs"), Some(Route::Logs("web")));
         assert_eq!(Route::parse("/shutdown"), Some(Route::Shutdown));
+        assert_eq!(Route::parse("/reload"), Some(Route::Reload));
+        assert_eq!(Route::Reload.method(), Method::POST);
         for bad in [
             "",
             "/",

@@ -35,7 +35,11 @@ use crate::nosigpipe::NoSigPipe;
 pub struct ApiServer {
     socket: Option<SocketFile>,
     tcp_addr: Option<SocketAddr>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The accept loops of the socket and of TCP, for a reload to replace.
+    socket_task: Option<JoinHandle<()>>,
+    tcp_task: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    closed_rx: watch::Receiver<()>,
     /// Dropped to tell every task to end.
     _closed: watch::Sender<()>,
 }
@@ -65,7 +69,7 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.socket_task.iter().chain(&self.tcp_task) {
             task.abort();
         }
         if let Some(socket) = &self.socket {
@@ -92,7 +96,7 @@ pub async fn start_with_limits(
     limits: Limits,
 ) -> io::Result<ApiServer> {
     let (closed_tx, closed_rx) = watch::channel(());
-    let shared = Arc::new(Shared { ctx, limits });
+    let shared = Arc::new(Shared::new(ctx, limits));
     let unix = match &socket {
         Some(path) => Some(listen::bind_unix(path).await?),
         None => None,
@@ -115,26 +119,110 @@ pub async fn start_with_limits(
     let mut server = ApiServer {
         socket: None,
         tcp_addr: None,
-        tasks: Vec::new(),
+        socket_task: None,
+        tcp_task: None,
+        shared,
+        closed_rx,
         _closed: closed_tx,
     };
-    if let Some((listener, file)) = unix {
-        server.socket = Some(file);
-        server.tasks.push(tokio::spawn(accept_loop(
-            Listener::Unix(listener),
-            shared.clone(),
-            closed_rx.clone(),
-        )));
+    if let Some(unix) = unix {
+        server.serve_socket(Some(unix));
     }
-    if let Some(listener) = tcp_listener {
-        server.tcp_addr = listener.local_addr().ok();
-        server.tasks.push(tokio::spawn(accept_loop(
-            Listener::Tcp(listener),
-            shared,
-            closed_rx,
-        )));
-    }
+    server.serve_tcp(tcp_listener);
     Ok(server)
+}
+
+/// A listener bound by [`ApiServer::bind`], not serving yet: binding comes
+/// first, so that a reload whose address is taken changes nothing.
+pub struct Bound {
+    socket: Option<Option<(UnixListener, SocketFile)>>,
+    tcp: Option<Option<TcpListener>>,
+}
+
+impl ApiServer {
+    /// The token the next request is checked against (a reload's new one).
+    pub fn set_token(&self, token: Option<String>) {
+        *self.shared.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    /// Binds what a reload asks for: `socket` / `tcp` are `None` when
+    /// unchanged, `Some(None)` to close that listener, `Some(Some(..))` to
+    /// listen there instead. Nothing changes until [`ApiServer::serve`].
+    pub async fn bind(
+        socket: Option<Option<PathBuf>>,
+        tcp: Option<Option<SocketAddr>>,
+    ) -> io::Result<Bound> {
+        let unix = match socket {
+            Some(Some(path)) => Some(Some(listen::bind_unix(&path).await?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let tcp = match tcp {
+            Some(Some(addr)) => match TcpListener::bind(addr).await {
+                Ok(listener) => Some(Some(listener)),
+                Err(e) => {
+                    if let Some(Some((_, file))) = &unix {
+                        file.remove();
+                    }
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {addr}: {e}"),
+                    ));
+                }
+            },
+            Some(None) => Some(None),
+            None => None,
+        };
+        Ok(Bound { socket: unix, tcp })
+    }
+
+    /// Serves the listeners of `bound` in place of the old ones (whose
+    /// connections finish their requests; a replaced socket file is removed).
+    pub fn serve(&mut self, bound: Bound) {
+        if let Some(unix) = bound.socket {
+            self.serve_socket(unix);
+        }
+        if let Some(tcp) = bound.tcp {
+            self.serve_tcp(tcp);
+        }
+    }
+
+    fn serve_socket(&mut self, unix: Option<(UnixListener, SocketFile)>) {
+        if let Some(task) = self.socket_task.take() {
+            task.abort();
+        }
+        if let Some(old) = self.socket.take() {
+            if unix
+                .as_ref()
+                .is_none_or(|(_, new)| new.path() != old.path())
+            {
+                old.remove();
+            }
+        }
+        if let Some((listener, file)) = unix {
+            self.socket = Some(file);
+            self.socket_task = Some(tokio::spawn(accept_loop(
+                Listener::Unix(listener),
+                self.shared.clone(),
+                self.closed_rx.clone(),
+            )));
+        }
+    }
+
+    fn serve_tcp(&mut self, tcp: Option<TcpListener>) {
+        if let Some(task) = self.tcp_task.take() {
+            task.abort();
+        }
+        self.tcp_addr = None;
+        if let Some(listener) = tcp {
+            self.tcp_addr = listener.local_addr().ok();
+            self.tcp_task = Some(tokio::spawn(accept_loop(
+                Listener::Tcp(listener),
+                self.shared.clone(),
+                self.closed_rx.clone(),
+            )));
+        }
+    }
 }
 
 enum Listener {

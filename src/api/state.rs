@@ -126,4 +126,19 @@ impl Default for Limits {
 pub(crate) struct Shared {
     pub ctx: ApiContext,
     pub limits: Limits,
+    /// The bearer token in force: `ctx.token` at start, then what a reload
+    /// set (see [`super::ApiServer::set_token`]); read by each request.
+    pub token: std::sync::RwLock<Option<String>>,
+}
+
+impl Shared {
+    pub fn new(ctx: ApiContext, limits: Limits) -> Self {
+        let token = std::sync::RwLock::new(ctx.token.clone());
+        Shared { ctx, limits, token }
+    }
+
+    /// The token the next request is checked against.
+    pub fn token(&self) -> Option<String> {
+        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }

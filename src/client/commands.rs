@@ -28,6 +28,8 @@ pub enum Command {
     Logs(String, usize),
     /// `logs --reopen`: the log file is closed and opened again.
     ReopenLogs,
+    /// `reload`: read both files again and apply the difference.
+    Reload,
     Shutdown,
 }
 
@@ -85,6 +87,7 @@ pub async fn execute(
         ),
         Command::ReopenLogs => (Method::POST, "/logs/reopen".to_owned(), None),
         Command::Shutdown => (Method::POST, "/shutdown".to_owned(), None),
+        Command::Reload => (Method::POST, "/reload".to_owned(), None),
     };
     let reply = match request(endpoint, token, method, &path, body).await {
         Ok(reply) => reply,
@@ -102,6 +105,9 @@ pub async fn execute(
     }
     if !(200..300).contains(&reply.status) {
         let _ = writeln!(err, "pidzero: {}", server_message(&reply));
+        if let Command::Reload = command {
+            super::reload::print_errors(&reply.body, err);
+        }
         return exit::FAILED;
     }
     let unexpected = |err: &mut dyn Write, what: &str| {
@@ -148,6 +154,11 @@ pub async fn execute(
         }
         Command::Shutdown => {
             let _ = writeln!(out, "pidzero: shutting down");
+        }
+        Command::Reload => {
+            if super::reload::print_answer(&reply.body, out, err).is_none() {
+                return unexpected(err, "not a reload answer");
+            }
         }
         // Answered before the generic handling; nothing more to print.
         Command::Health => {}

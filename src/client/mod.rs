@@ -3,6 +3,7 @@
 
 mod commands;
 mod http;
+mod reload;
 
 pub use commands::{execute, format_table, format_uptime, run, Command};
 pub use http::{request, ClientError, Endpoint, Reply};

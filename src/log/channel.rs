@@ -27,6 +27,9 @@ pub(super) enum Message {
     /// Close the file sink and open its path again (after what came
     /// before is written); the answer says what was reopened.
     Reopen(tokio::sync::oneshot::Sender<Reopened>),
+    /// Take new settings (a reload of `config.json`), after what came
+    /// before is written: see [`Applied`].
+    Apply(Box<Applied>),
     /// Write what came before, close the sinks and stop.
     Finish,
 }
@@ -47,6 +50,21 @@ pub(super) struct Chunk {
     /// The event the records were formatted from, when network handlers
     /// need it in their own formats (see [`super::net`]).
     pub event: Option<Arc<EventRecord>>,
+}
+
+/// New log settings for the writer (see [`super::LogHandle::apply`]): the
+/// format of what it formats itself, and the file and stream sinks. The
+/// file is always opened again (a new path, new rotation limits, or the
+/// same path after logrotate moved it); the network handlers keep the
+/// settings they started with.
+pub(super) struct Applied {
+    pub settings: crate::config::LogSettings,
+    /// pidzero's own events as plain lines (see `Routing::plain_events`).
+    pub plain_events: bool,
+    /// The stream sink takes records (stdout on, not quiet): in quiet mode
+    /// the stream sink (stderr) stays as it is.
+    pub stream: Option<bool>,
+    pub reply: tokio::sync::oneshot::Sender<Reopened>,
 }
 
 /// What a request to reopen the log file did (see [`super::LogHandle::reopen`]).

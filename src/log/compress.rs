@@ -135,6 +135,12 @@ impl Compressor {
         }
     }
 
+    /// Whether it compresses the rotated files of `path` kept up to
+    /// `max_files` (a reload that keeps both keeps the compressor).
+    pub fn serves(&self, path: &Path, max_files: u32) -> bool {
+        self.shared.path == path && self.shared.max_files == max_files
+    }
+
     /// The lock to hold while renaming rotated files.
     pub fn names(&self) -> MutexGuard<'_, Names> {
         lock(&self.shared.names)

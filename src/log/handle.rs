@@ -19,18 +19,18 @@
 //! of lines ends up in [`Recent`], which keeps it as it is (see there)
 //! instead of a copy of its records.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::channel::{Chunk, Message, Reopened, BATCHES_IN_FLIGHT};
+use super::channel::{Applied, Chunk, Message, Reopened, BATCHES_IN_FLIGHT};
 use super::format::{format_event, format_spans};
 use super::net::{SinkCounts, SinkStats};
 use super::pool::BufferPool;
 use super::recent::Recent;
 use super::record::{EventRecord, Level, LineBatch};
-use crate::config::{LineRoute, LogFormat, SinkKind, SinkSet};
+use crate::config::{LineRoute, LogFormat, LogSettings, SinkKind, SinkSet};
 
 /// Formats records and sends them to the writer thread; cheap to clone, one
 /// per reader.
@@ -43,11 +43,14 @@ pub struct LogHandle {
     read_buffers: Arc<BufferPool>,
     /// Buffers for formatted batches, given back by the writer.
     pool: Arc<BufferPool>,
-    routing: Routing,
+    /// Shared by every clone, so that a reload ([`LogHandle::apply`])
+    /// reaches every reader at once.
+    routing: Arc<RwLock<Routing>>,
     /// `log.max_line_bytes`: where the pipe readers cut long lines. It
     /// travels with the handle every reader gets, so nothing between the
-    /// settings and the readers carries it.
-    max_line_bytes: usize,
+    /// settings and the readers carries it; a reload changes it for the
+    /// readers started after it.
+    max_line_bytes: Arc<AtomicUsize>,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
     /// The network handlers' counters, for `/metrics`.
@@ -80,6 +83,10 @@ pub(super) struct Routing {
     pub line_sinks: SinkSet,
     /// Network handlers are on: events travel with their record too.
     pub net: bool,
+    /// The writer's sinks that exist now (the stream sink, the file):
+    /// only they count what is queued for them, and only they show in
+    /// `/metrics`. A reload turns them on and off.
+    pub local_on: SinkSet,
 }
 
 impl LogHandle {
@@ -98,8 +105,8 @@ impl LogHandle {
             recent,
             read_buffers,
             pool,
-            routing,
-            max_line_bytes,
+            routing: Arc::new(RwLock::new(routing)),
+            max_line_bytes: Arc::new(AtomicUsize::new(max_line_bytes)),
             pidzero: "pidzero".into(),
             net_stats: Arc::new([]),
             local_stats: Arc::new([]),
@@ -133,8 +140,10 @@ impl LogHandle {
     /// each: sent to the writer, not yet written (or dropped).
     pub fn local_sink_counts(&self) -> Vec<SinkCounts> {
         let errors = self.recent.sink_error_counts();
+        let on = self.routing().local_on;
         self.local_stats
             .iter()
+            .filter(|(kind, _, _)| on.contains(*kind))
             .map(|(_, name, stats)| SinkCounts {
                 errors: errors
                     .iter()
@@ -149,6 +158,7 @@ impl LogHandle {
     /// `sinks`: one atomic add per sink and batch, before the send (the
     /// writer subtracts once it has written them).
     fn count_queued(&self, sinks: SinkSet, records: u64) {
+        let sinks = sinks.and(self.routing().local_on);
         for (kind, _, stats) in self.local_stats.iter() {
             if sinks.contains(*kind) {
                 stats.queued.fetch_add(records, Ordering::Relaxed);
@@ -167,7 +177,64 @@ impl LogHandle {
 
     /// Where the pipe readers cut long lines (`log.max_line_bytes`).
     pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The routing as of now (a reload may change it).
+    fn routing(&self) -> Routing {
+        *self.routing.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes new log settings (a reload of `config.json`): records
+    /// formatted from now on use the new format and go to the sinks now
+    /// on; the writer, after what was sent before, opens the file again
+    /// (a new path, or the same path after logrotate moved it) and answers
+    /// what it opened. The network handlers keep their settings.
+    pub fn apply(&self, settings: &LogSettings) -> tokio::sync::oneshot::Receiver<Reopened> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let routing = {
+            let mut routing = self.routing.write().unwrap_or_else(|e| e.into_inner());
+            let mut sinks = routing
+                .line_sinks
+                .without(SinkKind::File)
+                .without(SinkKind::Stdout);
+            if settings.log_to_file {
+                sinks = sinks.with(SinkKind::File);
+            }
+            if settings.log_to_stdout && !routing.quiet {
+                sinks = sinks.with(SinkKind::Stdout);
+            }
+            routing.format = settings.format;
+            routing.plain_events =
+                routing.quiet && !settings.format_chosen && !settings.log_to_file;
+            routing.line_sinks = sinks;
+            // What the writer will have once it took these settings (a file
+            // that cannot be opened keeps the old one, if any).
+            let mut on = routing.local_on;
+            if settings.log_to_file {
+                on = on.with(SinkKind::File);
+            } else {
+                on = on.without(SinkKind::File);
+            }
+            if !routing.quiet {
+                on = if settings.log_to_stdout {
+                    on.with(SinkKind::Stdout)
+                } else {
+                    on.without(SinkKind::Stdout)
+                };
+            }
+            routing.local_on = on;
+            *routing
+        };
         self.max_line_bytes
+            .store(settings.max_line_bytes, Ordering::Relaxed);
+        let _ = self.tx.send(Message::Apply(Box::new(Applied {
+            settings: settings.clone(),
+            plain_events: routing.plain_events,
+            stream: (!routing.quiet).then_some(settings.log_to_stdout),
+            reply,
+        })));
+        answer
     }
 
     /// Formats and queues one read's lines (the writer then keeps the batch
@@ -182,7 +249,8 @@ impl LogHandle {
             return;
         }
         batch.route = self.route;
-        let sinks = self.routing.line_sinks.and(self.route.sinks);
+        let routing = self.routing();
+        let sinks = routing.line_sinks.and(self.route.sinks);
         if sinks.is_empty() {
             self.recent.add_lines(batch);
             return;
@@ -202,7 +270,7 @@ impl LogHandle {
             return;
         }
         let mut bytes = self.pool.take();
-        format_spans(&mut bytes, self.routing.format, &batch, &batch.lines, None);
+        format_spans(&mut bytes, routing.format, &batch, &batch.lines, None);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
             sinks,
@@ -242,15 +310,16 @@ impl LogHandle {
     /// that must follow lines still in a pipe is held by the runtime until
     /// they are sent (see [`super::reader::Flusher`]).
     pub fn event(&self, record: EventRecord) {
+        let routing = self.routing();
         let bytes = format_and_keep_event(
             &self.recent,
             &self.pidzero,
-            self.routing.format,
-            self.routing.plain_events,
+            routing.format,
+            routing.plain_events,
             &record,
         );
         // Events go to every sink, but quiet mode keeps info off the stream.
-        let sinks = if self.routing.quiet && record.level == Level::Info {
+        let sinks = if routing.quiet && record.level == Level::Info {
             SinkSet::ALL.without(SinkKind::Stdout)
         } else {
             SinkSet::ALL
@@ -261,7 +330,7 @@ impl LogHandle {
             sinks,
             permit: false,
             batch: None,
-            event: self.routing.net.then(|| Arc::new(record)),
+            event: routing.net.then(|| Arc::new(record)),
         }));
     }
 

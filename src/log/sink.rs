@@ -282,6 +282,11 @@ impl FileSink {
         self.compressor = Some(compressor);
     }
 
+    /// Its compressor, for the sink a reload opens in its place.
+    pub fn take_compressor(&mut self) -> Option<Compressor> {
+        self.compressor.take()
+    }
+
     /// At exit: waits up to `bound` for the compressions queued or under
     /// way, then cancels them (see [`Compressor::finish`]).
     pub fn finish_compression(&self, bound: Duration) {

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::channel::{Chunk, Message, Reopened, SinkLoss, BATCHES_IN_FLIGHT};
+use super::channel::{Applied, Chunk, Message, Reopened, SinkLoss, BATCHES_IN_FLIGHT};
 use super::compress::{self, Compressor};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
@@ -334,17 +334,26 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
             &settings.net,
         ),
         net: settings.net.any(),
+        local_on: [
+            stream.as_ref().map(|_| SinkKind::Stdout),
+            file.as_ref().map(|_| SinkKind::File),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(SinkSet::NONE, SinkSet::with),
     };
-    let local_stats = [
-        stream
-            .as_ref()
-            .map(|t| (SinkKind::Stdout, t.name, Arc::clone(&t.stats))),
-        file.as_ref()
-            .map(|t| (SinkKind::File, t.name, Arc::clone(&t.stats))),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    // Counters for both of the writer's sinks, on or not, so that a sink a
+    // reload turns on counts from then on (see `Routing::local_on`).
+    let stream_stats = stream
+        .as_ref()
+        .map_or_else(Arc::default, |t| Arc::clone(&t.stats));
+    let file_stats = file
+        .as_ref()
+        .map_or_else(Arc::default, |t| Arc::clone(&t.stats));
+    let local_stats = vec![
+        (SinkKind::Stdout, stream_name, Arc::clone(&stream_stats)),
+        (SinkKind::File, "file", Arc::clone(&file_stats)),
+    ];
     let handle = LogHandle::new(
         tx,
         Arc::clone(&permits),
@@ -369,6 +378,10 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
         None => handle,
     };
     let writer = Writer {
+        stream_stats,
+        file_stats,
+        compress_report: compress_reporter(&handle, &recent),
+        give_up: Arc::clone(&flag),
         pool: Arc::clone(&pool),
         format: settings.format,
         plain_events,
@@ -462,13 +475,17 @@ struct Target<S> {
 
 impl<S: Sink> Target<S> {
     fn new(sink: S, name: &'static str) -> Self {
+        Self::with_stats(sink, name, Arc::default())
+    }
+
+    fn with_stats(sink: S, name: &'static str, stats: Arc<SinkStats>) -> Self {
         Target {
             sink,
             name,
             failed_at: None,
             dropped: 0,
             given_up: 0,
-            stats: Arc::default(),
+            stats,
         }
     }
 
@@ -515,6 +532,14 @@ impl<S> Target<S> {
 }
 
 struct Writer {
+    /// The counters of the stream sink and the file, kept while a reload
+    /// has them off, for the sinks a reload opens (see `Routing::local_on`).
+    stream_stats: Arc<SinkStats>,
+    file_stats: Arc<SinkStats>,
+    /// Makes the failure report of a compressor a reload starts.
+    compress_report: CompressReporter,
+    /// The flag every sink gets, for sinks opened by a reload.
+    give_up: GiveUpFlag,
     format: LogFormat,
     /// Its own events as `pidzero: ...` lines (see `Routing::plain_events`).
     plain_events: bool,
@@ -653,6 +678,13 @@ impl Writer {
                 let _ = reply.send(self.reopen());
                 return false;
             }
+            Message::Apply(applied) => {
+                self.permits
+                    .add_permits(std::mem::take(&mut self.taken_permits));
+                self.flush();
+                self.apply(*applied);
+                return false;
+            }
             Message::Finish => return true,
         };
         if let Some(net) = &self.net {
@@ -689,7 +721,7 @@ impl Writer {
                     &error,
                 ));
             }
-            stream.stats.queued.fetch_sub(records, Ordering::Relaxed);
+            unqueue(&stream.stats, records);
         }
         if let Some(file) = self.file.as_mut() {
             let (mut chunks, records) = round_for(&self.pending, SinkKind::File);
@@ -708,7 +740,7 @@ impl Writer {
                     stream.write(&[&report], 1, &self.recent);
                 }
             }
-            file.stats.queued.fetch_sub(records, Ordering::Relaxed);
+            unqueue(&file.stats, records);
         }
         self.pool.give_back(
             self.pending
@@ -733,6 +765,86 @@ impl Writer {
                 error: error.to_string(),
             },
         }
+    }
+
+    /// Takes new settings (see [`Applied`]). A file that cannot be opened
+    /// leaves the old one in use (and the answer says why).
+    fn apply(&mut self, applied: Applied) {
+        let Applied {
+            settings,
+            plain_events,
+            stream,
+            reply,
+        } = applied;
+        self.format = settings.format;
+        self.plain_events = plain_events;
+        match (stream, self.stream.is_some()) {
+            (Some(true), false) => {
+                let sink =
+                    StdoutSink::new(libc::STDOUT_FILENO).with_give_up(Arc::clone(&self.give_up));
+                self.recent.register_sink("stdout");
+                self.stream = Some(Target::with_stats(
+                    sink,
+                    "stdout",
+                    Arc::clone(&self.stream_stats),
+                ));
+            }
+            (Some(false), true) => self.stream = None,
+            _ => {}
+        }
+        if !settings.log_to_file {
+            self.file = None;
+            let _ = reply.send(Reopened::NoFile);
+            return;
+        }
+        let path = settings.file_path.clone();
+        let opened = FileSink::open(&path, settings.max_file_size, settings.max_files);
+        let answer = match opened {
+            Ok(sink) => {
+                let mut sink = sink.with_give_up(Arc::clone(&self.give_up));
+                // The old file's compressor carries on when it serves the
+                // same names; otherwise it finishes on a thread of its own
+                // (dropping it waits for its compressions).
+                let old = self.file.as_mut().and_then(|f| f.sink.take_compressor());
+                match old {
+                    Some(c) if settings.compress && c.serves(&path, settings.max_files) => {
+                        sink.compress_with(c)
+                    }
+                    old => {
+                        if let Some(c) = old {
+                            let _ = std::thread::Builder::new()
+                                .name(compress::THREAD_NAME.into())
+                                .spawn(move || drop(c));
+                        }
+                        if settings.compress {
+                            sink.compress_with(Compressor::new(
+                                &path,
+                                settings.max_files,
+                                (self.compress_report)(),
+                            ));
+                        }
+                    }
+                }
+                match self.file.as_mut() {
+                    // Its loss counters carry on.
+                    Some(file) => file.sink = sink,
+                    None => {
+                        self.recent.register_sink("file");
+                        self.file = Some(Target::with_stats(
+                            sink,
+                            "file",
+                            Arc::clone(&self.file_stats),
+                        ));
+                    }
+                }
+                Reopened::File(path)
+            }
+            Err(error) => Reopened::Failed {
+                path,
+                error: error.to_string(),
+            },
+        };
+        let _ = reply.send(answer);
     }
 
     fn publish_losses(&mut self) {
@@ -803,6 +915,26 @@ fn gave_up_event(sink: &'static str, given_up: u64, dropped: u64) -> EventRecord
             "gave up {given_up} log records that {sink} did not take before pidzero exited ({dropped} records never reached {sink} in all)"
         ),
     }
+}
+
+/// Takes `records` written (or dropped) off a sink's queued gauge. Never
+/// below 0: records sent while a reload turned the sink on were not
+/// counted as queued for it.
+fn unqueue(stats: &SinkStats, records: u64) {
+    let _ = stats
+        .queued
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+            Some(q.saturating_sub(records))
+        });
+}
+
+/// Makes the failure report of each compressor (one per file sink).
+type CompressReporter = Box<dyn Fn() -> compress::Report + Send>;
+
+fn compress_reporter(handle: &LogHandle, recent: &Arc<Recent>) -> CompressReporter {
+    let handle = handle.clone();
+    let recent = Arc::clone(recent);
+    Box::new(move || compress_report(&handle, &recent))
 }
 
 /// What a failed compression does: a `sink_error` event for the file
@@ -1007,6 +1139,7 @@ mod tests {
             plain_events: false,
             line_sinks: SinkSet::ALL,
             net: true,
+            local_on: SinkSet::ALL,
         };
         let pool = Arc::new(BufferPool::default());
         let log = LogHandle::new(tx, permits, recent, read_buffers, pool, routing, 16384)
@@ -1041,6 +1174,7 @@ mod tests {
             plain_events: false,
             line_sinks: SinkSet::ALL,
             net: false,
+            local_on: SinkSet::ALL,
         };
         let pool = Arc::new(BufferPool::default());
         let log = LogHandle::new(
@@ -1445,5 +1579,64 @@ mod tests {
         writer.finish(&log);
         drop((read_end, write_end));
         assert_eq!(block_on(log.reopen()), None, "the writer has stopped");
+    }
+
+    /// New settings (a reload): the records before go to the old file in
+    /// the old format, those after to the new path in the new format.
+    #[test]
+    fn apply_switches_the_format_and_the_file() {
+        let dir = Dir::new("apply");
+        let (old_path, new_path) = (dir.p("old.log"), dir.p("new.log"));
+        let (log, writer) = start_writer(settings(&old_path, LogFormat::Text), None);
+        block_on(log.send_lines(batch_of("d", "before\n")));
+        let answer = block_on(log.apply(&settings(&new_path, LogFormat::Json)));
+        assert_eq!(answer, Ok(Reopened::File(new_path.clone())));
+        block_on(log.send_lines(batch_of("d", "after\n")));
+        log.event(info("started", "an event"));
+        writer.finish(&log);
+        let old = std::fs::read_to_string(&old_path).unwrap();
+        let new = std::fs::read_to_string(&new_path).unwrap();
+        assert!(old.ends_with(" d stdout: before\n"), "{old}");
+        assert_eq!(old.lines().count(), 1, "{old}");
+        let lines: Vec<&str> = new.lines().collect();
+        assert_eq!(lines.len(), 2, "{new}");
+        assert!(
+            lines[0].starts_with('{') && lines[0].contains(r#""line":"after""#),
+            "{new}"
+        );
+        assert!(lines[1].contains(r#""event":"started""#), "{new}");
+    }
+
+    /// A file a reload turns on counts in `/metrics` (written, nothing
+    /// left queued) and, with `compress`, its rotated files are gzipped.
+    #[test]
+    fn a_file_turned_on_by_apply_counts_and_compresses() {
+        let dir = Dir::new("apply-on");
+        let path = dir.p("late.log");
+        let mut off = settings(&path, LogFormat::Text);
+        off.log_to_file = false;
+        let (log, writer) = start_writer(off, None);
+        assert!(log.local_sink_counts().is_empty());
+        block_on(log.send_lines(batch_of("d", "unseen\n")));
+        let mut on = settings(&path, LogFormat::Text);
+        on.max_file_size = 64;
+        on.max_files = 2;
+        on.compress = true;
+        let answer = block_on(log.apply(&on));
+        assert_eq!(answer, Ok(Reopened::File(path.clone())));
+        for i in 0..6 {
+            block_on(log.send_lines(batch_of("d", &format!("line number {i}\n"))));
+        }
+        writer.finish(&log);
+        let counts = log.local_sink_counts();
+        assert_eq!(counts.len(), 1, "{counts:?}");
+        assert_eq!(
+            (counts[0].sink, counts[0].written, counts[0].queued),
+            ("file", 6, 0)
+        );
+        assert!(
+            dir.p("late.log.1.gz").exists(),
+            "rotated file not compressed"
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! the supervisor's decision (§5).
 
 mod command;
+pub mod diff;
 mod env;
 mod order;
 mod preflight;
@@ -45,7 +46,8 @@ pub struct DaemonPlan {
 }
 
 /// Everything the runtime needs to start one daemon's process, fully resolved.
-#[derive(Debug, Clone)]
+/// `PartialEq`: a reload restarts a daemon whose launch changed ([`diff`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Launch {
     /// What `execve` gets as argv (for shell syntax: `["/bin/sh", "-c", STRING]`).
     pub argv: Vec<String>,

@@ -11,6 +11,7 @@
 
 pub mod outbox;
 pub mod process;
+pub mod reload;
 pub mod signals;
 pub mod snapshot;
 
@@ -91,6 +92,7 @@ pub fn run(
     inherited: signals::Inherited,
     api: ApiSetup,
     log_exit: LogExit,
+    reloading: Option<reload::Reloading>,
 ) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -110,6 +112,7 @@ pub fn run(
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let mut runtime = Runtime::new(plan, log, inherited, reports_tx);
         runtime.log_exit = Some(log_exit);
+        runtime.reloading = reloading;
         match runtime.run(reports, api).await {
             Ok(status) => status,
             Err(e) => {
@@ -204,6 +207,8 @@ struct Runtime {
     /// Stop signals received (TERM, INT, QUIT): from the second on, the end
     /// does not wait for the log sinks.
     stop_signals: u32,
+    /// How to reload, and what is in force (none in unit tests).
+    reloading: Option<reload::Reloading>,
 }
 
 impl Runtime {
@@ -247,6 +252,7 @@ impl Runtime {
             sources,
             log_exit: None,
             stop_signals: 0,
+            reloading: None,
         }
     }
 
@@ -261,7 +267,7 @@ impl Runtime {
     ) -> std::io::Result<i32> {
         let mut signals = Signals::new()?;
         let (control_tx, mut control) = mpsc::channel(16);
-        let server = match self.start_api(api, control_tx).await {
+        let mut server = match self.start_api(api, control_tx).await {
             Ok(server) => server,
             Err(status) => return Ok(status),
         };
@@ -320,7 +326,7 @@ impl Runtime {
                     events.push_back(Event::ProbeResult { daemon, instance, passed, detail });
                 }
                 Some(request) = control.recv() => {
-                    let actions = self.on_control(request);
+                    let actions = self.on_control(request, &mut server).await;
                     if let Some(status) = self.apply_all(actions, &mut events) {
                         return Ok(self.finish(status, server, &mut signals).await);
                     }
@@ -402,10 +408,15 @@ impl Runtime {
     }
 
     /// Answers one control request and returns the supervisor's actions.
-    fn on_control(&mut self, request: ControlRequest) -> Vec<Action> {
+    async fn on_control(
+        &mut self,
+        request: ControlRequest,
+        server: &mut Option<ApiServer>,
+    ) -> Vec<Action> {
         let now = self.now();
         self.supervisor.set_wall_clock(jiff::Timestamp::now());
         let (name, control) = match request.command {
+            ControlCommand::Reload => return self.reload(request.reply, server).await,
             ControlCommand::Shutdown => {
                 let actions = self.supervisor.request_shutdown(now);
                 let _ = request.reply.send(ControlReply::Accepted {

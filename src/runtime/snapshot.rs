@@ -21,6 +21,8 @@ pub fn build(
         .daemons()
         .iter()
         .zip(launches)
+        // Removed by a reload and stopped: gone from the API.
+        .filter(|(d, _)| !d.retired || d.is_live())
         .map(|(d, launch)| {
             let alive = d.pid.is_some();
             let started_at = d

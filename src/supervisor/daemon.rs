@@ -74,6 +74,9 @@ pub struct Daemon {
     pub manual_restart: bool,
     /// A job's schedule bookkeeping; `None` for a daemon without `schedule`.
     pub job: Option<JobState>,
+    /// Removed by a reload: being stopped, never started again, and no
+    /// longer shown once nothing of it is left (see `supervisor::reload`).
+    pub retired: bool,
 }
 
 impl Daemon {
@@ -98,6 +101,7 @@ impl Daemon {
             stop_requested: false,
             manual_restart: false,
             job,
+            retired: false,
         }
     }
 

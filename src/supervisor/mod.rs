@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod health;
 pub mod job;
 mod jobs;
+pub mod reload;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::log::record::{FieldValue, Level};
 use crate::plan::rules::{DaemonRules, RestartPolicy};
 pub use daemon::{Daemon, State};
 pub use health::{Health, HealthTracker};
+pub use reload::{ReloadSet, ReloadSummary, Reloaded};
 
 /// A daemon that exits 0 sooner than this after its start gets the daemonizing hint.
 pub const QUICK_EXIT: Duration = Duration::from_secs(1);
@@ -210,7 +212,11 @@ impl Supervisor {
         now: Duration,
     ) -> (ControlOutcome, Vec<Action>) {
         let mut out = Vec::new();
-        let Some(i) = self.daemons.iter().position(|d| d.rules.name == name) else {
+        let Some(i) = self
+            .daemons
+            .iter()
+            .position(|d| d.rules.name == name && !d.retired)
+        else {
             return (ControlOutcome::NotFound, out);
         };
         if self.phase != Phase::Running {
@@ -403,7 +409,9 @@ impl Supervisor {
             let ready = match d.state {
                 // Started by hand right after it exited: what is left of the
                 // old instance's group goes first, as before a restart.
-                State::Pending => d.group.is_none() && self.dependencies_up(i),
+                State::Pending => {
+                    d.group.is_none() && self.dependencies_up(i) && !self.namesake_retiring(i)
+                }
                 State::Backoff => d.group.is_none() && d.restart_at.is_some_and(|t| t <= now),
                 _ => false,
             };
@@ -946,9 +954,11 @@ impl Supervisor {
         let status = match self.phase {
             Phase::ShuttingDown { status, .. } => status,
             _ => {
+                // Removed by a reload: stopped on request, not a failure.
                 let all_ok = self
                     .daemons
                     .iter()
+                    .filter(|d| !d.retired)
                     .all(|d| d.last_exit.is_some_and(ExitStatus::success));
                 exit::all_ended_status(all_ok)
             }

@@ -936,3 +936,4 @@ fn a_manual_start_waits_for_the_old_group_and_leaves_no_stale_timer() {
 
 /// Jobs: daemons with a `schedule`.
 mod jobs;
+mod reload;
