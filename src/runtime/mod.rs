@@ -740,5 +740,7 @@ fn probe_launch(daemon: &Launch, command: &str) -> Launch {
     probe.output = OutputMode::Discard;
     probe.inherit_stdin = false;
     probe.probe = None;
+    probe.ready = crate::plan::rules::ReadyMode::Started;
+    probe.watchdog = None;
     probe
 }

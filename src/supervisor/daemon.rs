@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::backoff::Backoff;
 use super::health::HealthTracker;
 use super::job::JobState;
+use super::ready::Readiness;
 use crate::exit::ExitStatus;
 use crate::plan::DaemonRules;
 
@@ -74,6 +75,10 @@ pub struct Daemon {
     pub manual_restart: bool,
     /// A job's schedule bookkeeping; `None` for a daemon without `schedule`.
     pub job: Option<JobState>,
+    /// The current instance's readiness (see [`super::ready`]).
+    pub readiness: Readiness,
+    /// When the running stop timeout ends (moved by `EXTEND_TIMEOUT_USEC`).
+    pub stop_deadline: Option<Duration>,
 }
 
 impl Daemon {
@@ -98,6 +103,8 @@ impl Daemon {
             stop_requested: false,
             manual_restart: false,
             job,
+            readiness: Readiness::default(),
+            stop_deadline: None,
         }
     }
 

@@ -41,6 +41,8 @@ fn rules_strategy(index: usize) -> impl Strategy<Value = DaemonRules> {
                 preflight_failure: preflight
                     .filter(|_| index > 0)
                     .map(|status| (status, "preflight".into())),
+                // What `plan` gives a daemon without `ready`.
+                ready: crate::plan::rules::ReadyMode::default_for(health.is_some()),
                 health: health.map(|(retries, start)| HealthRules {
                     interval: Duration::from_secs(1),
                     retries,
@@ -259,7 +261,11 @@ impl FakeRuntime {
                 Timer::RestartDue { daemon, .. } => {
                     (daemon, sup.daemons()[daemon].state == State::Backoff)
                 }
-                Timer::ProbeDue { daemon, .. } => (daemon, sup.daemons()[daemon].pid.is_some()),
+                Timer::ProbeDue { daemon, .. }
+                | Timer::ReadyDeadline { daemon, .. }
+                | Timer::WatchdogDue { daemon, .. } => {
+                    (daemon, sup.daemons()[daemon].pid.is_some())
+                }
                 // A job's due timer lives as long as its schedule: not when stopped.
                 Timer::JobDue { daemon, .. } => {
                     let d = &sup.daemons()[daemon];
