@@ -9,6 +9,7 @@
 //! daemon's `exited` record behind its last lines without making the loop
 //! wait for them.
 
+pub mod notify;
 pub mod outbox;
 pub mod process;
 pub mod signals;
@@ -204,6 +205,14 @@ struct Runtime {
     /// Stop signals received (TERM, INT, QUIT): from the second on, the end
     /// does not wait for the log sinks.
     stop_signals: u32,
+    /// Where notify daemons' readers send what they read (see [`notify`]),
+    /// and the receiving end until the loop takes it.
+    notices: mpsc::Sender<notify::NotifyReport>,
+    notices_rx: Option<mpsc::Receiver<notify::NotifyReport>>,
+    /// By daemon: the reader of its current instance's notify socket or pipe.
+    notify_readers: Vec<Option<JoinHandle<()>>>,
+    /// Names this run's notify sockets apart from any other pidzero's.
+    run_id: String,
 }
 
 impl Runtime {
@@ -220,6 +229,8 @@ impl Runtime {
             .collect();
         let flushers = sources.iter().map(|_| Vec::new()).collect();
         let opening = sources.iter().map(|_| Vec::new()).collect();
+        let notify_readers = sources.iter().map(|_| None).collect();
+        let (notices, notices_rx) = mpsc::channel(notify::QUEUE);
         let (rules, launches) = plan
             .daemons
             .into_iter()
@@ -247,6 +258,10 @@ impl Runtime {
             sources,
             log_exit: None,
             stop_signals: 0,
+            notices,
+            notices_rx: Some(notices_rx),
+            notify_readers,
+            run_id: notify::run_id(),
         }
     }
 
@@ -264,6 +279,10 @@ impl Runtime {
         let server = match self.start_api(api, control_tx).await {
             Ok(server) => server,
             Err(status) => return Ok(status),
+        };
+        let mut notices = match self.notices_rx.take() {
+            Some(rx) => rx,
+            None => mpsc::channel(1).1,
         };
         let mut events = VecDeque::from([Event::Boot]);
         loop {
@@ -318,6 +337,9 @@ impl Runtime {
                         Err(detail) => (false, detail),
                     };
                     events.push_back(Event::ProbeResult { daemon, instance, passed, detail });
+                }
+                Some((daemon, instance, notice)) = notices.recv() => {
+                    events.push_back(Event::Notify { daemon, instance, notice });
                 }
                 Some(request) = control.recv() => {
                     let actions = self.on_control(request);
@@ -502,7 +524,7 @@ impl Runtime {
     }
 
     fn spawn(&mut self, i: usize) -> Event {
-        match process::spawn(&self.launches[i], &self.spawn_context) {
+        match self.spawn_process(i) {
             Ok(spawned) => {
                 // Readers of earlier instances that reached EOF are done: a
                 // daemon restarting for weeks must not pile up their handles.
@@ -543,6 +565,44 @@ impl Runtime {
                 error: e.to_string(),
             },
         }
+    }
+
+    /// Starts daemon `i`'s process, with its notify socket or notification
+    /// pipe when its `ready` asks for one, and starts reading that.
+    fn spawn_process(&mut self, i: usize) -> std::io::Result<process::Spawned> {
+        use std::os::fd::AsRawFd;
+        let launch = &self.launches[i];
+        let instance = self.supervisor.daemons()[i].instance;
+        let name = &self.sources[i];
+        let prepared = notify::prepare(launch.ready, launch.watchdog, &self.run_id, name, instance)
+            .map_err(|e| {
+                let why = format!("cannot set up its readiness notification: {e}");
+                std::io::Error::new(e.kind(), why)
+            })?;
+        let Some(mut prepared) = prepared else {
+            return process::spawn(launch, &self.spawn_context);
+        };
+        let extras = process::Extras {
+            env: std::mem::take(&mut prepared.env),
+            fd: prepared.fd.as_ref().map(|(fd, n)| (fd.as_raw_fd(), *n)),
+        };
+        let spawned = process::spawn_with(launch, &self.spawn_context, &extras)?;
+        // The pipe's write end is the daemon's alone now (else no EOF ever).
+        prepared.fd = None;
+        if let Some(old) = self.notify_readers[i].take() {
+            old.abort();
+        }
+        match prepared.listen(i, instance, spawned.pid, self.notices.clone()) {
+            Ok(reader) => self.notify_readers[i] = Some(reader),
+            Err(e) => internal_error(
+                &self.log,
+                &format!(
+                    "cannot read {}'s readiness notifications: {e}",
+                    self.sources[i]
+                ),
+            ),
+        }
+        Ok(spawned)
     }
 
     fn set_deadline(&mut self, at: Duration, deadline: Deadline) -> (Duration, u64) {
