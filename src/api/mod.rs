@@ -31,7 +31,8 @@ mod state;
 
 pub use auth::pick_token;
 pub use model::{
-    ControlCommand, ControlReply, ControlRequest, DaemonInfo, JobInfo, JobRun, LastExit, Snapshot,
+    ControlCommand, ControlReply, ControlRequest, DaemonInfo, JobInfo, JobRun, LastExit, ReadyInfo,
+    Snapshot,
 };
 pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
 pub use server::{start, start_with_limits, ApiServer};
