@@ -18,7 +18,8 @@ use serde_json::Value;
 /// A small sd_notify client: runs its arguments as steps.
 /// `send:TEXT` sends TEXT (with `\n` for newlines) to `$NOTIFY_SOCKET`;
 /// `sleep:S`; `wait:PATH` waits for a file (the test's go-ahead);
-/// `print-socket` prints `$NOTIFY_SOCKET`; `print:TEXT`. Then it sleeps.
+/// `print-socket` prints `$NOTIFY_SOCKET`; `print:TEXT`; `flood` sends
+/// status datagrams as fast as it can, for ever. Then it sleeps.
 const CLIENT: &str = r#"
 import os, socket, sys, time
 addr = os.environ["NOTIFY_SOCKET"]
@@ -38,6 +39,11 @@ for step in sys.argv[1:]:
         print(os.environ["NOTIFY_SOCKET"], flush=True)
     elif kind == "print":
         print(arg, flush=True)
+    elif kind == "flood":
+        n = 0
+        while True:
+            n += 1
+            s.sendto(b"STATUS=%d" % n, addr)
 time.sleep(300)
 "#;
 
@@ -381,4 +387,38 @@ fn no_wakeups_while_notify_and_watchdog_daemons_are_quiet() {
         "{delta} wake-ups in 2 s with quiet notify daemons"
     );
     r.assert_running();
+}
+
+#[test]
+fn a_flooding_daemon_starves_neither_the_api_nor_signals() {
+    let (d, socket) = setup(
+        "ready-flood",
+        r#"[{"name": "flood", "ready": {"notify": "systemd"}, "command": ["python3", "CLIENT", "flood"]},
+            {"name": "other", "command": "sleep 300"}]"#,
+    );
+    let mut r = pidzero(&d, &socket).spawn();
+    wait_until(DEADLINE, || {
+        common::http::try_http(&Target::unix(&socket), "GET", "/daemons/flood", &[], "")
+            .is_ok_and(|a| a.json()["status_text"].is_string())
+    })
+    .unwrap_or_else(|| panic!("no status from the flood\n{}", r.dump()));
+    for _ in 0..5 {
+        let asked = std::time::Instant::now();
+        let answer = get(&Target::unix(&socket), "/health");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert!(
+            asked.elapsed() < secs(1.0),
+            "/health took {:?}",
+            asked.elapsed()
+        );
+    }
+    // The status keeps moving: the flood is being read, not dropped wholesale.
+    let first = daemon_info(&socket, "flood")["status_text"].clone();
+    wait_until(DEADLINE, || {
+        daemon_info(&socket, "flood")["status_text"] != first
+    })
+    .unwrap_or_else(|| panic!("status never changed\n{}", r.dump()));
+    r.signal(libc::SIGTERM);
+    let exit = r.wait_exit(DEADLINE);
+    assert_eq!(exit.status(), 0, "{}", r.dump());
 }
