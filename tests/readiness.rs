@@ -322,14 +322,22 @@ fn the_daemon_sees_its_watchdog_period() {
     let (d, socket) = setup(
         "ready-watchdog-env",
         r#"[{"name": "db", "ready": {"notify": "systemd"}, "watchdog": 30,
-             "command": "echo \"usec=$WATCHDOG_USEC socket=$NOTIFY_SOCKET\"; exec sleep 300"}]"#,
+             "command": "echo \"usec=$WATCHDOG_USEC pid=$WATCHDOG_PID/$$ socket=$NOTIFY_SOCKET\"; exec sleep 300"}]"#,
     );
     let r = pidzero(&d, &socket).spawn();
     let line = r.wait_record("the environment line", DEADLINE, |rec| {
         rec["source"] == "db"
     });
     let text = line["line"].as_str().unwrap_or_default();
-    assert!(text.starts_with("usec=30000000 socket=@pidzero-"), "{text}");
+    assert!(text.starts_with("usec=30000000 pid="), "{text}");
+    // WATCHDOG_PID is the daemon's own pid (sd_watchdog_enabled checks it).
+    let pids = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .unwrap_or_default();
+    let (watchdog_pid, own) = pids.split_once('/').unwrap_or_default();
+    assert!(!own.is_empty() && watchdog_pid == own, "{text}");
+    assert!(text.contains(" socket=@pidzero-"), "{text}");
     assert!(text.ends_with("/db/1"), "{text}");
 }
 
@@ -421,4 +429,29 @@ fn a_flooding_daemon_starves_neither_the_api_nor_signals() {
     r.signal(libc::SIGTERM);
     let exit = r.wait_exit(DEADLINE);
     assert_eq!(exit.status(), 0, "{}", r.dump());
+}
+
+#[test]
+fn a_watchdog_daemon_runs_a_script_without_shebang_like_any_daemon() {
+    let (d, socket) = setup("ready-watchdog-script", "[]");
+    let script = d.write(
+        "plain-script",
+        "echo \"ran with $1 pid=$WATCHDOG_PID\"\nexec sleep 300\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    d.daemons(&format!(
+        r#"[{{"name": "db", "ready": {{"notify": "systemd"}}, "watchdog": 30,
+              "command": ["{}", "first"]}}]"#,
+        script.display()
+    ));
+    let r = pidzero(&d, &socket).spawn();
+    let line = r.wait_record("the script's line", DEADLINE, |rec| rec["source"] == "db");
+    let text = line["line"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("ran with first pid="),
+        "{text}\n{}",
+        r.dump()
+    );
+    assert!(text.len() > "ran with first pid=".len(), "{text}");
 }

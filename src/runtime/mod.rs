@@ -11,6 +11,7 @@
 
 pub mod notify;
 pub mod outbox;
+mod pid_exec;
 pub mod process;
 pub mod signals;
 pub mod snapshot;
@@ -585,6 +586,7 @@ impl Runtime {
         let extras = process::Extras {
             env: std::mem::take(&mut prepared.env),
             fd: prepared.fd.as_ref().map(|(fd, n)| (fd.as_raw_fd(), *n)),
+            watchdog_pid: launch.watchdog.is_some(),
         };
         let spawned = process::spawn_with(launch, &self.spawn_context, &extras)?;
         // The pipe's write end is the daemon's alone now (else no EOF ever).

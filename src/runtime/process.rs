@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{Gid, Uid};
 
+use super::pid_exec::PidExec;
 use super::signals::{self, Inherited, SignalBits};
 use crate::config::OutputMode;
 use crate::exit::{self, ExitStatus};
@@ -61,6 +62,8 @@ pub struct Extras {
     pub env: Vec<(OsString, OsString)>,
     /// (descriptor in pidzero, number the child gets it as).
     pub fd: Option<(RawFd, i32)>,
+    /// Add `WATCHDOG_PID` (the child's own pid): see [`PidExec`].
+    pub watchdog_pid: bool,
 }
 
 /// Starts one process as `plan` says: [`spawn_with`] without extras.
@@ -111,6 +114,12 @@ pub fn spawn_with(plan: &Launch, ctx: &SpawnContext, extras: &Extras) -> io::Res
         mask: ctx.inherited.mask,
         dispositions: child_dispositions(signals::settable(), ctx.inherited.ignored),
         notify_fd: extras.fd,
+        exec: if extras.watchdog_pid {
+            let env: Vec<_> = plan.env.iter().chain(&extras.env).cloned().collect();
+            PidExec::new(&plan.program, &plan.argv, &env)?
+        } else {
+            None
+        },
     };
     // SAFETY: between fork and exec the closure makes only async-signal-safe
     // syscalls on data built before the fork; it allocates and locks nothing.
@@ -156,6 +165,8 @@ struct ChildSetup {
     dispositions: Vec<(i32, libc::sighandler_t)>,
     /// The notification pipe's write end, to become the given descriptor.
     notify_fd: Option<(RawFd, i32)>,
+    /// Exec here, with `WATCHDOG_PID` set, instead of leaving it to std.
+    exec: Option<PidExec>,
 }
 
 impl ChildSetup {
@@ -182,6 +193,10 @@ impl ChildSetup {
             hand_over_fd(fd, target)?;
         }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None)?;
+        if let Some(exec) = &self.exec {
+            // Returns only when the exec failed; std reports that error.
+            return Err(exec.exec());
+        }
         Ok(())
     }
 
