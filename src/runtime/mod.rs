@@ -596,13 +596,18 @@ impl Runtime {
         }
         match prepared.listen(i, instance, spawned.pid, self.notices.clone()) {
             Ok(reader) => self.notify_readers[i] = Some(reader),
-            Err(e) => internal_error(
-                &self.log,
-                &format!(
+            // It runs, but will never be heard: its ready_timeout (or
+            // dependents that wait) will tell.
+            Err(e) => self.log.event(EventRecord {
+                timestamp: timestamp_now(),
+                level: Level::Error,
+                event: "notify_error",
+                fields: vec![("daemon", FieldValue::Str(self.sources[i].to_string()))],
+                line: format!(
                     "cannot read {}'s readiness notifications: {e}",
                     self.sources[i]
                 ),
-            ),
+            }),
         }
         Ok(spawned)
     }
