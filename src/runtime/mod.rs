@@ -598,16 +598,20 @@ impl Runtime {
             Ok(reader) => self.notify_readers[i] = Some(reader),
             // It runs, but will never be heard: its ready_timeout (or
             // dependents that wait) will tell.
-            Err(e) => self.log.event(EventRecord {
-                timestamp: timestamp_now(),
-                level: Level::Error,
-                event: "notify_error",
-                fields: vec![("daemon", FieldValue::Str(self.sources[i].to_string()))],
-                line: format!(
-                    "cannot read {}'s readiness notifications: {e}",
-                    self.sources[i]
-                ),
-            }),
+            Err(e) => {
+                let record = EventRecord {
+                    timestamp: timestamp_now(),
+                    level: Level::Error,
+                    event: "notify_error",
+                    fields: vec![("daemon", FieldValue::Str(self.sources[i].to_string()))],
+                    line: format!(
+                        "cannot read {}'s readiness notifications: {e}",
+                        self.sources[i]
+                    ),
+                };
+                let log = &self.log;
+                self.outbox.record(record, |record| log.event(record));
+            }
         }
         Ok(spawned)
     }
