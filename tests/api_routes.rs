@@ -61,6 +61,8 @@ async fn daemons_and_one_daemon() {
                 "name": "web", "vital": true, "state": "running", "pid": 4242,
                 "started_at": null, "uptime_seconds": null,
                 "restarts": 2, "health": "healthy",
+                "ready": false, "ready_mode": "", "ready_state": null,
+                "ready_after_ms": null, "status_text": null,
                 "last_exit": {"code": 1, "at": "2026-11-28T14:08:00.000Z"},
                 "command": ["/usr/bin/web", "--port", "8080"]
             })

@@ -30,6 +30,7 @@ pub fn render(snapshot: &Snapshot, logs: &LogCounters, sinks: &[SinkCounts]) -> 
         let up = u8::from(d.state == "running");
         sample(&mut out, "pidzero_daemon_up", "daemon", &d.name, up);
     }
+    readiness(&mut out, snapshot);
     family(
         &mut out,
         "pidzero_daemon_restarts_total",
@@ -153,6 +154,33 @@ fn sink_families(out: &mut String, sinks: &[SinkCounts]) {
     }
 }
 
+/// `pidzero_daemon_ready` for every daemon, and how long the running
+/// instance took to become ready for those that did.
+fn readiness(out: &mut String, snapshot: &Snapshot) {
+    family(
+        out,
+        "pidzero_daemon_ready",
+        "gauge",
+        "Whether the daemon is ready (1) or not (0), as its `ready` setting defines it.",
+    );
+    for d in &snapshot.daemons {
+        let ready = u8::from(d.readiness.ready);
+        sample(out, "pidzero_daemon_ready", "daemon", &d.name, ready);
+    }
+    family(
+        out,
+        "pidzero_daemon_ready_seconds",
+        "gauge",
+        "Seconds from the start of the running instance to its readiness.",
+    );
+    for d in &snapshot.daemons {
+        if let Some(ms) = d.readiness.ready_after_ms {
+            let name = "pidzero_daemon_ready_seconds";
+            sample(out, name, "daemon", &d.name, ms as f64 / 1000.0);
+        }
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -193,6 +221,7 @@ mod tests {
             last_exit: None,
             job: None,
             command: vec![],
+            readiness: Default::default(),
         }
     }
 
@@ -256,6 +285,35 @@ mod tests {
             .filter(|l| l.starts_with("pidzero_sink_errors_total{sink=\"file\"}"))
             .count();
         assert_eq!(errors, 1, "one sample per sink:\n{text}");
+    }
+
+    #[test]
+    fn readiness_and_time_to_ready() {
+        let mut web = daemon("web", "running", 0);
+        web.readiness.ready = true;
+        web.readiness.ready_after_ms = Some(1500);
+        let snapshot = Snapshot {
+            daemons: vec![web, daemon("db", "running", 0)],
+            ..Snapshot::default()
+        };
+        let logs = LogCounters {
+            per_daemon: vec![],
+            sink_errors: vec![],
+        };
+        let text = render(&snapshot, &logs, &[]);
+        for line in [
+            "# TYPE pidzero_daemon_ready gauge",
+            "pidzero_daemon_ready{daemon=\"web\"} 1",
+            "pidzero_daemon_ready{daemon=\"db\"} 0",
+            "# TYPE pidzero_daemon_ready_seconds gauge",
+            "pidzero_daemon_ready_seconds{daemon=\"web\"} 1.5",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
+        }
+        assert!(!text.contains("pidzero_daemon_ready_seconds{daemon=\"db\"}"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod state;
 
 pub use auth::pick_token;
 pub use model::{
-    ControlCommand, ControlReply, ControlRequest, DaemonInfo, JobInfo, JobRun, LastExit,
+    ControlCommand, ControlReply, ControlRequest, DaemonInfo, JobInfo, JobRun, LastExit, ReadyInfo,
     ReloadAnswer, Snapshot,
 };
 pub use routes::{DEFAULT_LOG_LINES, MAX_LOG_LINES};

@@ -25,12 +25,43 @@ pub struct DaemonInfo {
     pub restarts: u32,
     /// `healthy`, `unhealthy` or `starting`; `None` without a health check.
     pub health: Option<String>,
+    /// Readiness: `ready`, how it is decided, the daemon's own status text.
+    #[serde(flatten)]
+    pub readiness: ReadyInfo,
     pub last_exit: Option<LastExit>,
     /// The argv (for a shell command: `/bin/sh`, `-c`, the string).
     pub command: Vec<String>,
     /// Only for a job (a daemon with `schedule`): its schedule, runs and counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobInfo>,
+}
+
+/// What the API shows of a daemon's readiness (flattened into the daemon object).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadyInfo {
+    /// Ready now, as its `ready` defines it; never when not running.
+    #[serde(default)]
+    pub ready: bool,
+    /// `started`, `health`, `notify:systemd` or `notify:fd`.
+    #[serde(default)]
+    pub ready_mode: String,
+    /// `ready`, `waiting`, `reloading`, `stopping` or `watchdog_missed`;
+    /// `None` when not running.
+    #[serde(default)]
+    pub ready_state: Option<String>,
+    /// How long after its start the running instance became ready.
+    #[serde(default)]
+    pub ready_after_ms: Option<u64>,
+    /// The daemon's own `STATUS=` text (sd_notify), kept after it exits.
+    #[serde(default)]
+    pub status_text: Option<String>,
+}
+
+impl ReadyInfo {
+    /// Its readiness is announced by the daemon (sd_notify or notification fd).
+    pub fn is_announced(&self) -> bool {
+        self.ready_mode.starts_with("notify")
+    }
 }
 
 /// What the API shows of a job beside the daemon fields.
@@ -134,7 +165,12 @@ impl DaemonInfo {
                 "scheduled" | "starting" | "running" | "stopping"
             );
         }
-        self.state == "running" && matches!(self.health.as_deref(), None | Some("healthy"))
+        // A notify daemon is up once it said it is ready (the other modes
+        // are ready exactly when running, and healthy with a check).
+        let announced_ready = self.readiness.ready || !self.readiness.is_announced();
+        self.state == "running"
+            && matches!(self.health.as_deref(), None | Some("healthy"))
+            && announced_ready
     }
 }
 
@@ -206,6 +242,7 @@ mod tests {
             last_exit: None,
             command: vec!["x".into()],
             job: None,
+            readiness: ReadyInfo::default(),
         }
     }
 
@@ -214,6 +251,34 @@ mod tests {
             daemons,
             ..Snapshot::default()
         }
+    }
+
+    #[test]
+    fn a_vital_notify_daemon_is_unhealthy_until_ready() {
+        let mut db = daemon("db", true, "running", None);
+        db.readiness.ready_mode = "notify:systemd".into();
+        let s = snapshot(vec![db.clone()]);
+        assert_eq!(s.health(), (false, vec!["db".to_string()]));
+        db.readiness.ready = true;
+        assert_eq!(snapshot(vec![db]).health(), (true, vec![]));
+    }
+
+    #[test]
+    fn readiness_is_flattened_into_the_daemon_object() {
+        let mut db = daemon("db", true, "running", None);
+        db.readiness = ReadyInfo {
+            ready: true,
+            ready_mode: "notify:systemd".into(),
+            ready_state: Some("ready".into()),
+            ready_after_ms: Some(250),
+            status_text: Some("serving".into()),
+        };
+        let json = serde_json::to_value(&db).unwrap_or_default();
+        assert_eq!(json["ready"], true);
+        assert_eq!(json["ready_after_ms"], 250);
+        assert_eq!(json["status_text"], "serving");
+        let back: DaemonInfo = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, db);
     }
 
     #[test]
@@ -308,9 +373,14 @@ mod tests {
                 "last_exit",
                 "name",
                 "pid",
+                "ready",
+                "ready_after_ms",
+                "ready_mode",
+                "ready_state",
                 "restarts",
                 "started_at",
                 "state",
+                "status_text",
                 "uptime_seconds",
                 "vital"
             ]

@@ -233,15 +233,21 @@ fn state_of(reply: &Reply) -> Option<String> {
 }
 
 /// The `status` table: one line per daemon, columns aligned, `-` for nothing.
+/// When some daemons announce their readiness (sd_notify, notification fd),
+/// READY and STATUS columns follow (so a plain setup's output is unchanged).
 /// When some daemons are jobs, a second table follows with their schedules.
 pub fn format_table(daemons: &[DaemonInfo]) -> String {
-    const HEADER: [&str; 7] = [
+    let mut header = vec![
         "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "VITAL", "HEALTH",
     ];
+    let announced = daemons.iter().any(|d| d.readiness.is_announced());
+    if announced {
+        header.extend(["READY", "STATUS"]);
+    }
     let rows: Vec<Vec<String>> = daemons
         .iter()
         .map(|d| {
-            vec![
+            let mut row = vec![
                 d.name.clone(),
                 d.state.clone(),
                 d.pid.map_or_else(|| "-".into(), |p| p.to_string()),
@@ -249,16 +255,40 @@ pub fn format_table(daemons: &[DaemonInfo]) -> String {
                 d.restarts.to_string(),
                 if d.vital { "yes" } else { "no" }.into(),
                 d.health.clone().unwrap_or_else(|| "-".into()),
-            ]
+            ];
+            if announced {
+                row.push(ready_cell(d));
+                row.push(
+                    d.readiness
+                        .status_text
+                        .clone()
+                        .unwrap_or_else(|| "-".into()),
+                );
+            }
+            row
         })
         .collect();
-    let mut out = align(&HEADER, &rows);
+    let mut out = align(&header, &rows);
     let jobs = format_jobs_table(daemons);
     if !jobs.is_empty() {
         out.push('\n');
         out.push_str(&jobs);
     }
     out
+}
+
+/// `yes (0.7s)` with the time it took, `no` while waiting, else the
+/// notify state (`reloading`, `stopping`, `watchdog_missed`); `-` when not running.
+fn ready_cell(d: &DaemonInfo) -> String {
+    match d.readiness.ready_state.as_deref() {
+        None => "-".into(),
+        Some("ready") => match d.readiness.ready_after_ms {
+            Some(ms) => format!("yes ({:.1}s)", ms as f64 / 1000.0),
+            None => "yes".into(),
+        },
+        Some("waiting") => "no".into(),
+        Some(other) => other.into(),
+    }
 }
 
 /// The jobs of `status`: schedule, next run, and how the last run went;
@@ -371,7 +401,31 @@ mod tests {
             last_exit: None,
             command: vec![],
             job: None,
+            readiness: Default::default(),
         }
+    }
+
+    #[test]
+    fn announced_readiness_gets_ready_and_status_columns() {
+        let mut db = daemon("db", "running", Some(7), Some(3.0));
+        db.readiness = crate::api::ReadyInfo {
+            ready: true,
+            ready_mode: "notify:systemd".into(),
+            ready_state: Some("ready".into()),
+            ready_after_ms: Some(700),
+            status_text: Some("serving 3 clients".into()),
+        };
+        let mut cache = daemon("cache", "running", Some(8), Some(1.0));
+        cache.readiness.ready_mode = "notify:fd".into();
+        cache.readiness.ready_state = Some("waiting".into());
+        let worker = daemon("worker", "exited", None, None);
+        let expected = "\
+NAME    STATE    PID  UPTIME  RESTARTS  VITAL  HEALTH  READY       STATUS
+db      running  7    3s      0         no     -       yes (0.7s)  serving 3 clients
+cache   running  8    1s      0         no     -       no          -
+worker  exited   -    -       12        no     -       -           -
+";
+        assert_eq!(format_table(&[db, cache, worker]), expected);
     }
 
     #[test]

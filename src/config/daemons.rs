@@ -32,6 +32,9 @@ pub(super) const FIELDS: &[&str] = &[
     "depends_on",
     "health",
     "schedule",
+    "ready",
+    "ready_timeout",
+    "watchdog",
     "timezone",
     "overlap",
     "parse",
@@ -51,6 +54,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("restart_policy", "restart"),
     ("cron", "schedule"),
     ("tz", "timezone"),
+    ("readiness", "ready"),
+    ("notify", "ready"),
+    ("start_timeout", "ready_timeout"),
 ];
 
 pub(super) const HEALTH_FIELDS: &[&str] = &[
@@ -268,6 +274,7 @@ fn read_optional_fields(
         .get("health")
         .and_then(|raw| read_health(report, raw));
     let job = read_job(report, fields);
+    let ready = super::ready::read(report, fields, fields.get("health").is_some());
     let parse = fields
         .get("parse")
         .and_then(|raw| json::choice(report, raw, "parse", PARSE_CHOICES));
@@ -293,6 +300,9 @@ fn read_optional_fields(
         depends_on: depends_on.into_iter().map(|(name, _)| name).collect(),
         health,
         job,
+        ready: ready.ready,
+        ready_timeout: ready.ready_timeout,
+        watchdog: ready.watchdog,
         parse: parse.unwrap_or_default(),
         sinks: match sinks {
             Some(set) => Some(set?),
@@ -322,6 +332,15 @@ const NOT_FOR_JOBS: &[(&str, &str)] = &[
         "health",
         "a job has no steady process to probe; its exit status is its health",
     ),
+    (
+        "ready",
+        "a job runs to its end; nothing waits for it to be ready",
+    ),
+    (
+        "ready_timeout",
+        "a job runs to its end; nothing waits for it to be ready",
+    ),
+    ("watchdog", "a job runs to its end; it sends no keep-alives"),
 ];
 
 /// `schedule`, `timezone` and `overlap`: the job, when `schedule` is there.

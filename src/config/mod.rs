@@ -11,6 +11,7 @@ use std::time::Duration;
 mod daemons;
 mod json;
 pub mod log_net;
+pub mod ready;
 mod route;
 pub mod schedule;
 mod settings;
@@ -29,6 +30,7 @@ pub fn known_keys() -> Vec<&'static str> {
     [
         daemons::FIELDS,
         daemons::HEALTH_FIELDS,
+        ready::READY_FIELDS,
         settings::TOP_FIELDS,
         settings::LOG_FIELDS,
         settings::API_FIELDS,
@@ -156,6 +158,12 @@ pub struct DaemonSpec {
     pub health: Option<HealthSpec>,
     /// `schedule` (with `timezone` and `overlap`): the daemon is a job.
     pub job: Option<schedule::JobSpec>,
+    /// `ready` as written; `None` when absent (see [`ready::ReadyMode::default_for`]).
+    pub ready: Option<ready::ReadyMode>,
+    /// `ready_timeout`: how long after its start it may take to become ready.
+    pub ready_timeout: Option<Duration>,
+    /// `watchdog`: the longest silence between two `WATCHDOG=1` keep-alives.
+    pub watchdog: Option<Duration>,
     /// `parse`: how its lines are read.
     pub parse: LineParse,
     /// `sinks`: the handlers its lines go to; `None` (absent) means all.
@@ -520,6 +528,8 @@ fn file_error(path: &Path, message: &str) -> ConfigError {
 mod job_fields_tests;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod ready_fields_tests;
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,11 @@ pub struct Launch {
     pub probe: Option<Probe>,
     /// Where its lines go and how they are read (`sinks`, `parse`).
     pub route: LineRoute,
+    /// How it announces readiness: the runtime gives a notify daemon its
+    /// `NOTIFY_SOCKET` or its notification descriptor.
+    pub ready: rules::ReadyMode,
+    /// The keep-alive period, given to the daemon as `WATCHDOG_USEC`.
+    pub watchdog: Option<Duration>,
 }
 
 /// What one health probe runs, and how long it may take.
@@ -278,6 +283,8 @@ pub fn add_main_command(
             inherit_stdin: true,
             probe: None,
             route: LineRoute::default(),
+            ready: rules::ReadyMode::Started,
+            watchdog: None,
         },
     });
 }
@@ -336,6 +343,10 @@ fn plan_daemon(
             inherit_stdin: false,
             probe: spec.health.as_ref().map(Probe::of),
             route,
+            ready: spec
+                .ready
+                .unwrap_or(rules::ReadyMode::default_for(spec.health.is_some())),
+            watchdog: spec.watchdog,
         },
     })
 }

@@ -10,6 +10,7 @@ use crate::config::{DaemonSpec, HealthSpec, Settings};
 
 pub use crate::config::schedule::{Cadence, JobSpec, Overlap};
 
+pub use crate::config::ready::ReadyMode;
 pub use crate::config::RestartPolicy;
 
 /// One daemon's rules, as the supervisor's state machine reads them.
@@ -33,6 +34,12 @@ pub struct DaemonRules {
     pub health: Option<HealthRules>,
     /// Its schedule, when the daemon is a job.
     pub job: Option<JobSpec>,
+    /// When it counts as ready (already defaulted: see [`ReadyMode::default_for`]).
+    pub ready: ReadyMode,
+    /// From its spawn; missing it is a failed start.
+    pub ready_timeout: Option<Duration>,
+    /// The keep-alive period (`WATCHDOG_USEC`); only with `ReadyMode::Systemd`.
+    pub watchdog: Option<Duration>,
 }
 
 /// How probe results become a health verdict, and how often to probe.
@@ -75,6 +82,11 @@ impl DaemonRules {
             preflight_failure,
             health: spec.health.as_ref().map(HealthRules::of),
             job: spec.job.clone(),
+            ready: spec
+                .ready
+                .unwrap_or(ReadyMode::default_for(spec.health.is_some())),
+            ready_timeout: spec.ready_timeout,
+            watchdog: spec.watchdog,
         }
     }
 
@@ -97,6 +109,9 @@ impl DaemonRules {
             preflight_failure,
             health: None,
             job: None,
+            ready: ReadyMode::Started,
+            ready_timeout: None,
+            watchdog: None,
         }
     }
 
@@ -116,6 +131,9 @@ impl DaemonRules {
             preflight_failure: None,
             health: None,
             job: None,
+            ready: ReadyMode::Started,
+            ready_timeout: None,
+            watchdog: None,
         }
     }
 }

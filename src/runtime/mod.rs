@@ -9,7 +9,9 @@
 //! daemon's `exited` record behind its last lines without making the loop
 //! wait for them.
 
+pub mod notify;
 pub mod outbox;
+mod pid_exec;
 pub mod process;
 pub mod reload;
 pub mod signals;
@@ -209,6 +211,14 @@ struct Runtime {
     stop_signals: u32,
     /// How to reload, and what is in force (none in unit tests).
     reloading: Option<reload::Reloading>,
+    /// Where notify daemons' readers send what they read (see [`notify`]),
+    /// and the receiving end until the loop takes it.
+    notices: mpsc::Sender<notify::NotifyReport>,
+    notices_rx: Option<mpsc::Receiver<notify::NotifyReport>>,
+    /// By daemon: the reader of its current instance's notify socket or pipe.
+    notify_readers: Vec<Option<JoinHandle<()>>>,
+    /// Names this run's notify sockets apart from any other pidzero's.
+    run_id: String,
 }
 
 impl Runtime {
@@ -225,6 +235,8 @@ impl Runtime {
             .collect();
         let flushers = sources.iter().map(|_| Vec::new()).collect();
         let opening = sources.iter().map(|_| Vec::new()).collect();
+        let notify_readers = sources.iter().map(|_| None).collect();
+        let (notices, notices_rx) = mpsc::channel(notify::QUEUE);
         let (rules, launches) = plan
             .daemons
             .into_iter()
@@ -253,6 +265,10 @@ impl Runtime {
             log_exit: None,
             stop_signals: 0,
             reloading: None,
+            notices,
+            notices_rx: Some(notices_rx),
+            notify_readers,
+            run_id: notify::run_id(),
         }
     }
 
@@ -270,6 +286,10 @@ impl Runtime {
         let mut server = match self.start_api(api, control_tx).await {
             Ok(server) => server,
             Err(status) => return Ok(status),
+        };
+        let mut notices = match self.notices_rx.take() {
+            Some(rx) => rx,
+            None => mpsc::channel(1).1,
         };
         let mut events = VecDeque::from([Event::Boot]);
         loop {
@@ -324,6 +344,9 @@ impl Runtime {
                         Err(detail) => (false, detail),
                     };
                     events.push_back(Event::ProbeResult { daemon, instance, passed, detail });
+                }
+                Some((daemon, instance, notice)) = notices.recv() => {
+                    events.push_back(Event::Notify { daemon, instance, notice });
                 }
                 Some(request) = control.recv() => {
                     let actions = self.on_control(request, &mut server).await;
@@ -513,7 +536,7 @@ impl Runtime {
     }
 
     fn spawn(&mut self, i: usize) -> Event {
-        match process::spawn(&self.launches[i], &self.spawn_context) {
+        match self.spawn_process(i) {
             Ok(spawned) => {
                 // Readers of earlier instances that reached EOF are done: a
                 // daemon restarting for weeks must not pile up their handles.
@@ -554,6 +577,54 @@ impl Runtime {
                 error: e.to_string(),
             },
         }
+    }
+
+    /// Starts daemon `i`'s process, with its notify socket or notification
+    /// pipe when its `ready` asks for one, and starts reading that.
+    fn spawn_process(&mut self, i: usize) -> std::io::Result<process::Spawned> {
+        use std::os::fd::AsRawFd;
+        let launch = &self.launches[i];
+        let instance = self.supervisor.daemons()[i].instance;
+        let name = &self.sources[i];
+        let prepared = notify::prepare(launch.ready, launch.watchdog, &self.run_id, name, instance)
+            .map_err(|e| {
+                let why = format!("cannot set up its readiness notification: {e}");
+                std::io::Error::new(e.kind(), why)
+            })?;
+        let Some(mut prepared) = prepared else {
+            return process::spawn(launch, &self.spawn_context);
+        };
+        let extras = process::Extras {
+            env: std::mem::take(&mut prepared.env),
+            fd: prepared.fd.as_ref().map(|(fd, n)| (fd.as_raw_fd(), *n)),
+            watchdog_pid: launch.watchdog.is_some(),
+        };
+        let spawned = process::spawn_with(launch, &self.spawn_context, &extras)?;
+        // The pipe's write end is the daemon's alone now (else no EOF ever).
+        prepared.fd = None;
+        if let Some(old) = self.notify_readers[i].take() {
+            old.abort();
+        }
+        match prepared.listen(i, instance, spawned.pid, self.notices.clone()) {
+            Ok(reader) => self.notify_readers[i] = Some(reader),
+            // It runs, but will never be heard: its ready_timeout (or
+            // dependents that wait) will tell.
+            Err(e) => {
+                let record = EventRecord {
+                    timestamp: timestamp_now(),
+                    level: Level::Error,
+                    event: "notify_error",
+                    fields: vec![("daemon", FieldValue::Str(self.sources[i].to_string()))],
+                    line: format!(
+                        "cannot read {}'s readiness notifications: {e}",
+                        self.sources[i]
+                    ),
+                };
+                let log = &self.log;
+                self.outbox.record(record, |record| log.event(record));
+            }
+        }
+        Ok(spawned)
     }
 
     fn set_deadline(&mut self, at: Duration, deadline: Deadline) -> (Duration, u64) {
@@ -751,5 +822,7 @@ fn probe_launch(daemon: &Launch, command: &str) -> Launch {
     probe.output = OutputMode::Discard;
     probe.inherit_stdin = false;
     probe.probe = None;
+    probe.ready = crate::plan::rules::ReadyMode::Started;
+    probe.watchdog = None;
     probe
 }

@@ -7,14 +7,16 @@
 //! and its user. Never `Child::wait`: all reaping goes through `waitpid(-1)`
 //! so adopted orphans are reaped too and nothing races for exit statuses.
 
+use std::ffi::OsString;
 use std::io::{self, IsTerminal};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{Gid, Uid};
 
+use super::pid_exec::PidExec;
 use super::signals::{self, Inherited, SignalBits};
 use crate::config::OutputMode;
 use crate::exit::{self, ExitStatus};
@@ -52,6 +54,23 @@ pub struct Spawned {
     pub stderr: Option<OwnedFd>,
 }
 
+/// What a notify daemon's spawn adds to its plan: environment variables
+/// (`NOTIFY_SOCKET`, `WATCHDOG_USEC`) and a descriptor to hand over as a
+/// given number (the notification fd).
+#[derive(Default)]
+pub struct Extras {
+    pub env: Vec<(OsString, OsString)>,
+    /// (descriptor in pidzero, number the child gets it as).
+    pub fd: Option<(RawFd, i32)>,
+    /// Add `WATCHDOG_PID` (the child's own pid): see [`PidExec`].
+    pub watchdog_pid: bool,
+}
+
+/// Starts one process as `plan` says: [`spawn_with`] without extras.
+pub fn spawn(plan: &Launch, ctx: &SpawnContext) -> io::Result<Spawned> {
+    spawn_with(plan, ctx, &Extras::default())
+}
+
 /// Starts one process as `plan` says, in a process group of its own (or, for
 /// the main command on a terminal, as the terminal's foreground group).
 ///
@@ -59,13 +78,14 @@ pub struct Spawned {
 /// disposition at its default except the signals pidzero inherited as ignored
 /// (SIGPIPE always at its default); descriptors 0-2 only; the planned working
 /// directory, environment and user; pidzero's rlimits.
-pub fn spawn(plan: &Launch, ctx: &SpawnContext) -> io::Result<Spawned> {
+pub fn spawn_with(plan: &Launch, ctx: &SpawnContext, extras: &Extras) -> io::Result<Spawned> {
     let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
     let mut cmd = Command::new(&plan.program);
     if let Some((argv0, rest)) = plan.argv.split_first() {
         cmd.arg0(argv0).args(rest);
     }
     cmd.env_clear().envs(plan.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(extras.env.iter().map(|(k, v)| (k, v)));
     if let Some(dir) = &plan.working_dir {
         cmd.current_dir(dir);
     }
@@ -93,6 +113,13 @@ pub fn spawn(plan: &Launch, ctx: &SpawnContext) -> io::Result<Spawned> {
         }),
         mask: ctx.inherited.mask,
         dispositions: child_dispositions(signals::settable(), ctx.inherited.ignored),
+        notify_fd: extras.fd,
+        exec: if extras.watchdog_pid {
+            let env: Vec<_> = plan.env.iter().chain(&extras.env).cloned().collect();
+            PidExec::new(&plan.program, &plan.argv, &env)?
+        } else {
+            None
+        },
     };
     // SAFETY: between fork and exec the closure makes only async-signal-safe
     // syscalls on data built before the fork; it allocates and locks nothing.
@@ -136,6 +163,10 @@ struct ChildSetup {
     user: Option<(Uid, Gid, Vec<Gid>)>,
     mask: SigSet,
     dispositions: Vec<(i32, libc::sighandler_t)>,
+    /// The notification pipe's write end, to become the given descriptor.
+    notify_fd: Option<(RawFd, i32)>,
+    /// Exec here, with `WATCHDOG_PID` set, instead of leaving it to std.
+    exec: Option<PidExec>,
 }
 
 impl ChildSetup {
@@ -158,7 +189,14 @@ impl ChildSetup {
         }
         // Anything opened without close-on-exec since startup stays out too.
         mark_cloexec_from_3();
+        if let Some((fd, target)) = self.notify_fd {
+            hand_over_fd(fd, target)?;
+        }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None)?;
+        if let Some(exec) = &self.exec {
+            // Returns only when the exec failed; std reports that error.
+            return Err(exec.exec());
+        }
         Ok(())
     }
 
@@ -178,6 +216,23 @@ impl ChildSetup {
             }
         }
     }
+}
+
+/// Makes `fd` the child's descriptor `target`, kept across exec (the one
+/// descriptor above 2 a daemon inherits: its notification fd).
+fn hand_over_fd(fd: RawFd, target: i32) -> io::Result<()> {
+    // SAFETY: plain descriptor syscalls between fork and exec.
+    unsafe {
+        if fd == target {
+            // dup2 onto itself changes nothing: clear close-on-exec by hand.
+            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        } else if libc::dup2(fd, target) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Sets close-on-exec on every descriptor from 3 up in one syscall; false

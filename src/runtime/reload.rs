@@ -129,6 +129,7 @@ impl Runtime {
                 self.sources.push(Arc::from(daemon.rules.name.as_str()));
                 self.flushers.push(Vec::new());
                 self.opening.push(Vec::new());
+                self.notify_readers.push(None);
             }
         }
         if let Some(server) = server.as_mut() {

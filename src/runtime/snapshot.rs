@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::api::{DaemonInfo, JobInfo, JobRun, LastExit, Snapshot};
+use crate::api::{DaemonInfo, JobInfo, JobRun, LastExit, ReadyInfo, Snapshot};
 use crate::config::signal::signal_name;
 use crate::exit::ExitStatus;
 use crate::plan::Launch;
@@ -38,6 +38,7 @@ pub fn build(
                 started_at,
                 restarts: d.restarts,
                 health: d.health.as_ref().map(|h| h.health.as_str().to_string()),
+                readiness: ready_info(d),
                 last_exit: d.last_exit.map(|status| LastExit {
                     code: match status {
                         ExitStatus::Code(c) => Some(c),
@@ -58,6 +59,21 @@ pub fn build(
         daemons,
         shutting_down: supervisor.is_shutting_down(),
         reaped_total,
+    }
+}
+
+/// Whether it is ready, how that is decided, and what the daemon says.
+fn ready_info(d: &Daemon) -> ReadyInfo {
+    ReadyInfo {
+        ready: d.is_ready(),
+        ready_mode: d.rules.ready.as_str().to_string(),
+        ready_state: d.ready_state().map(str::to_string),
+        ready_after_ms: d
+            .readiness
+            .ready_after
+            .filter(|_| d.pid.is_some())
+            .map(|t| t.as_millis() as u64),
+        status_text: d.readiness.status_text.clone(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::backoff::Backoff;
 use super::health::HealthTracker;
 use super::job::JobState;
+use super::ready::Readiness;
 use crate::exit::ExitStatus;
 use crate::plan::DaemonRules;
 
@@ -77,6 +78,10 @@ pub struct Daemon {
     /// Removed by a reload: being stopped, never started again, and no
     /// longer shown once nothing of it is left (see `supervisor::reload`).
     pub retired: bool,
+    /// The current instance's readiness (see [`super::ready`]).
+    pub readiness: Readiness,
+    /// When the running stop timeout ends (moved by `EXTEND_TIMEOUT_USEC`).
+    pub stop_deadline: Option<Duration>,
 }
 
 impl Daemon {
@@ -102,6 +107,8 @@ impl Daemon {
             manual_restart: false,
             job,
             retired: false,
+            readiness: Readiness::default(),
+            stop_deadline: None,
         }
     }
 

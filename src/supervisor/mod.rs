@@ -10,6 +10,8 @@ pub mod daemon;
 pub mod health;
 pub mod job;
 mod jobs;
+pub mod notify;
+mod ready;
 pub mod reload;
 
 use std::time::Duration;
@@ -22,6 +24,8 @@ use crate::log::record::{FieldValue, Level};
 use crate::plan::rules::{DaemonRules, RestartPolicy};
 pub use daemon::{Daemon, State};
 pub use health::{Health, HealthTracker};
+pub use notify::Notice;
+pub use ready::Readiness;
 pub use reload::{ReloadSet, ReloadSummary, Reloaded};
 
 /// A daemon that exits 0 sooner than this after its start gets the daemonizing hint.
@@ -67,6 +71,13 @@ pub enum Event {
         detail: String,
     },
     Timer(Timer),
+    /// A notify daemon instance said something (sd_notify datagram, or the
+    /// newline of its notification descriptor).
+    Notify {
+        daemon: usize,
+        instance: u32,
+        notice: Notice,
+    },
 }
 
 /// Timers the supervisor arms; each names the daemon instance it was armed for.
@@ -80,6 +91,10 @@ pub enum Timer {
     ProbeDue { daemon: usize, instance: u32 },
     /// A job's due time (`seq` tells a re-armed timer from a stale one).
     JobDue { daemon: usize, seq: u32 },
+    /// The `ready_timeout` of an instance ran out.
+    ReadyDeadline { daemon: usize, instance: u32 },
+    /// An instance's next watchdog keep-alive is overdue.
+    WatchdogDue { daemon: usize, instance: u32 },
 }
 
 /// A record of pidzero's own, without its timestamp (the runtime adds it).
@@ -366,6 +381,11 @@ impl Supervisor {
                 detail,
             } => self.on_probe_result(daemon, instance, passed, &detail, now, &mut out),
             Event::Timer(timer) => self.on_timer(timer, now, &mut out),
+            Event::Notify {
+                daemon,
+                instance,
+                notice,
+            } => self.on_notice(daemon, instance, notice, now, &mut out),
         }
         self.check_done(&mut out);
         out
@@ -427,14 +447,14 @@ impl Supervisor {
         }
     }
 
+    /// Every dependency is ready (as its `ready` says; by default running,
+    /// and healthy when it has a health check).
     fn dependencies_up(&self, i: usize) -> bool {
-        self.daemons[i].rules.depends_on.iter().all(|&dep| {
-            let d = &self.daemons[dep];
-            d.state == State::Running
-                && d.health
-                    .as_ref()
-                    .is_none_or(|h| h.health == Health::Healthy)
-        })
+        self.daemons[i]
+            .rules
+            .depends_on
+            .iter()
+            .all(|&dep| self.daemons[dep].is_ready())
     }
 
     fn start(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
@@ -488,6 +508,7 @@ impl Supervisor {
             fields,
             line,
         ));
+        self.readiness_on_spawn(i, now, out);
         if self.is_shutting_down() {
             // A start raced with a shutdown request: stop it right away.
             self.stop(i, now, out);
@@ -511,6 +532,8 @@ impl Supervisor {
                 instance: d.instance,
             }));
         }
+        self.readiness_on_exit(i, out);
+        let d = &mut self.daemons[i];
         let ran_for = now.saturating_sub(d.started_at.unwrap_or(now));
         let mut fields = vec![
             ("pid", FieldValue::Int(pid.into())),
@@ -616,14 +639,16 @@ impl Supervisor {
             self.vital_failure(i, code, vec![], line, now, out);
             return;
         }
+        // A start that missed its ready timeout failed, whatever its status.
+        let succeeded = status.success() && !d.readiness.failed_start;
         let wants_restart = d.restart_requested
             || match d.rules.restart {
                 RestartPolicy::Never => false,
-                RestartPolicy::OnFailure => !status.success(),
+                RestartPolicy::OnFailure => !succeeded,
                 RestartPolicy::Always => true,
             };
         if !wants_restart {
-            d.state = if status.success() {
+            d.state = if succeeded {
                 State::Exited
             } else {
                 State::Failed
@@ -797,6 +822,7 @@ impl Supervisor {
         let d = &mut self.daemons[i];
         let Some(pgid) = d.group else { return };
         d.state = State::Stopping;
+        d.stop_deadline = Some(now + d.rules.stop_timeout);
         out.push(Action::SignalGroup {
             daemon: i,
             pgid,
@@ -840,6 +866,12 @@ impl Supervisor {
             }
             Timer::RestartDue { .. } => self.start_due(now, out),
             Timer::JobDue { daemon, seq } => self.on_job_due(daemon, seq, now, out),
+            Timer::ReadyDeadline { daemon, instance } => {
+                self.on_ready_deadline(daemon, instance, now, out)
+            }
+            Timer::WatchdogDue { daemon, instance } => {
+                self.on_watchdog_due(daemon, instance, now, out)
+            }
             Timer::ProbeDue { daemon, instance } => {
                 let d = &self.daemons[daemon];
                 if d.instance == instance && d.state == State::Running {
@@ -900,7 +932,7 @@ impl Supervisor {
             line,
         ));
         match health {
-            Health::Healthy => self.start_due(now, out),
+            Health::Healthy => self.readiness_on_healthy(i, now, out),
             Health::Unhealthy => self.on_unhealthy(i, detail, now, out),
             Health::Starting => {}
         }

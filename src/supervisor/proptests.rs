@@ -13,6 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use crate::plan::rules::ReadyMode;
 use crate::plan::HealthRules;
 
 /// One daemon's rules, chosen at random; `depends_on` only names earlier daemons.
@@ -29,25 +30,43 @@ fn rules_strategy(index: usize) -> impl Strategy<Value = DaemonRules> {
         prop::collection::vec(0..index.max(1), 0..2),
         0u64..3,
         prop::option::of(prop::sample::select(vec![126, 127])),
+        (0u8..4, prop::option::of(1u64..4), prop::option::of(1u64..4)),
     )
         .prop_map(
-            move |(vital, restart, max_restarts, health, deps, delay, preflight)| DaemonRules {
-                name: format!("d{index}"),
-                vital,
-                restart: if vital { RestartPolicy::Never } else { restart },
-                restart_delay: Duration::from_millis(delay * 50),
-                max_restarts,
-                depends_on: if index == 0 { vec![] } else { deps },
-                preflight_failure: preflight
-                    .filter(|_| index > 0)
-                    .map(|status| (status, "preflight".into())),
-                health: health.map(|(retries, start)| HealthRules {
-                    interval: Duration::from_secs(1),
-                    retries,
-                    start_period: Duration::from_secs(start),
-                }),
-                stop_timeout: Duration::from_secs(2),
-                ..DaemonRules::named("x")
+            move |(vital, restart, max_restarts, health, deps, delay, preflight, ready)| {
+                let (kind, ready_timeout, watchdog) = ready;
+                let ready = match kind {
+                    // What `plan` gives a daemon without `ready`.
+                    0 => ReadyMode::default_for(health.is_some()),
+                    1 => ReadyMode::Started,
+                    2 => ReadyMode::Systemd,
+                    _ => ReadyMode::Fd(3),
+                };
+                DaemonRules {
+                    name: format!("d{index}"),
+                    vital,
+                    restart: if vital { RestartPolicy::Never } else { restart },
+                    restart_delay: Duration::from_millis(delay * 50),
+                    max_restarts,
+                    depends_on: if index == 0 { vec![] } else { deps },
+                    preflight_failure: preflight
+                        .filter(|_| index > 0)
+                        .map(|status| (status, "preflight".into())),
+                    ready,
+                    ready_timeout: ready_timeout
+                        .filter(|_| ready != ReadyMode::Started)
+                        .map(Duration::from_secs),
+                    watchdog: watchdog
+                        .filter(|_| ready == ReadyMode::Systemd)
+                        .map(Duration::from_secs),
+                    health: health.map(|(retries, start)| HealthRules {
+                        interval: Duration::from_secs(1),
+                        retries,
+                        start_period: Duration::from_secs(start),
+                    }),
+                    stop_timeout: Duration::from_secs(2),
+                    ..DaemonRules::named("x")
+                }
             },
         )
 }
@@ -75,6 +94,8 @@ enum Op {
     Advance(u64),
     /// The next spawn fails.
     FailNextSpawn,
+    /// The `k`-th live main process sends this sd_notify datagram.
+    Notify(usize, &'static str),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -97,6 +118,17 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::RequestShutdown),
         2 => (0u64..3000).prop_map(Op::Advance),
         1 => Just(Op::FailNextSpawn),
+        3 => (any::<usize>(), prop::sample::select(vec![
+            "READY=1",
+            "READY=1\nSTATUS=up",
+            "WATCHDOG=1",
+            "WATCHDOG=trigger",
+            "RELOADING=1",
+            "STOPPING=1",
+            "EXTEND_TIMEOUT_USEC=2000000",
+            "WATCHDOG_USEC=500000",
+            "WATCHDOG_USEC=0",
+        ])).prop_map(|(k, text)| Op::Notify(k, text)),
     ]
 }
 
@@ -234,6 +266,20 @@ impl FakeRuntime {
             }
             Op::Advance(ms) => self.now += Duration::from_millis(ms),
             Op::FailNextSpawn => self.fail_next_spawn = true,
+            Op::Notify(k, text) => {
+                if let Some((_, &daemon)) = self.live.iter().nth(k % self.live.len().max(1)) {
+                    let instance = sup.daemons()[daemon].instance;
+                    let notice = super::Notice::parse(text.as_bytes());
+                    self.feed(
+                        sup,
+                        Event::Notify {
+                            daemon,
+                            instance,
+                            notice,
+                        },
+                    )?;
+                }
+            }
         }
         Ok(())
     }
@@ -259,7 +305,11 @@ impl FakeRuntime {
                 Timer::RestartDue { daemon, .. } => {
                     (daemon, sup.daemons()[daemon].state == State::Backoff)
                 }
-                Timer::ProbeDue { daemon, .. } => (daemon, sup.daemons()[daemon].pid.is_some()),
+                Timer::ProbeDue { daemon, .. }
+                | Timer::ReadyDeadline { daemon, .. }
+                | Timer::WatchdogDue { daemon, .. } => {
+                    (daemon, sup.daemons()[daemon].pid.is_some())
+                }
                 // A job's due timer lives as long as its schedule: not when stopped.
                 Timer::JobDue { daemon, .. } => {
                     let d = &sup.daemons()[daemon];

@@ -538,6 +538,8 @@ fn with_health(mut r: DaemonRules, retries: u32, start_period: u64) -> DaemonRul
         retries,
         start_period: secs(start_period),
     });
+    // What `plan` gives a daemon with a check and no `ready`.
+    r.ready = crate::plan::rules::ReadyMode::Health;
     r
 }
 
@@ -936,4 +938,5 @@ fn a_manual_start_waits_for_the_old_group_and_leaves_no_stale_timer() {
 
 /// Jobs: daemons with a `schedule`.
 mod jobs;
+mod ready;
 mod reload;

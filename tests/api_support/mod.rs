@@ -51,6 +51,7 @@ pub fn daemon(name: &str, vital: bool, state: &str, health: Option<&str>) -> Dae
         }),
         command: vec!["/usr/bin/web".into(), "--port".into(), "8080".into()],
         job: None,
+        readiness: Default::default(),
     }
 }
 

@@ -16,6 +16,8 @@ fn launch(argv: &[&str]) -> Launch {
         inherit_stdin: false,
         probe: None,
         route: LineRoute::default(),
+        ready: crate::plan::rules::ReadyMode::Started,
+        watchdog: None,
     }
 }
 
