@@ -10,12 +10,14 @@ use std::time::Duration;
 
 mod daemons;
 mod json;
+pub mod log_http;
 pub mod log_net;
 mod route;
 pub mod schedule;
 mod settings;
 pub mod signal;
 
+pub use log_http::{HttpSettings, HttpUrl, LokiSettings, OtlpSettings};
 pub use log_net::{
     ForwardSettings, MessageFormat, NetAddress, NetSettings, SyslogProtocol, SyslogSettings,
 };
@@ -34,6 +36,8 @@ pub fn known_keys() -> Vec<&'static str> {
         settings::API_FIELDS,
         log_net::SYSLOG_FIELDS,
         log_net::FORWARD_FIELDS,
+        log_http::LOKI_FIELDS,
+        log_http::OTLP_FIELDS,
     ]
     .concat()
 }

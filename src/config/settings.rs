@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::json::{self, Fields, Kind, Report};
+use super::log_http;
 use super::log_net::{self, NetSettings};
 use super::{ApiSettings, ConfigError, LogFormat, LogSettings, Settings, SocketSetting};
 
@@ -22,6 +23,8 @@ pub(super) const LOG_FIELDS: &[&str] = &[
     "max_line_bytes",
     "syslog",
     "forward",
+    "loki",
+    "otlp",
 ];
 pub(super) const API_FIELDS: &[&str] = &["listen", "token", "socket"];
 
@@ -223,6 +226,12 @@ fn read_log(report: &mut Report, raw: &RawValue, config_dir: &Path, log: &mut Lo
     }
     if let Some(raw) = fields.get("forward") {
         log.net.forward = log_net::read_forward(report, raw);
+    }
+    if let Some(raw) = fields.get("loki") {
+        log.net.loki = log_http::read_loki(report, raw);
+    }
+    if let Some(raw) = fields.get("otlp") {
+        log.net.otlp = log_http::read_otlp(report, raw);
     }
 }
 
