@@ -28,6 +28,7 @@
 
 pub mod conn;
 pub mod encode;
+pub mod outage;
 pub mod queue;
 pub mod syslog;
 pub mod worker;
