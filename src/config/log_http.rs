@@ -503,7 +503,7 @@ mod tests {
             ("loki:3100", "expected a URL"),
             ("http://u:p@loki:3100/x", "credentials"),
             ("http://loki:0/x", "invalid port"),
-            ("http:///x", "no host"),
+            ("http:///x", "not a URL"),
         ] {
             let err = parse_http_url(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");

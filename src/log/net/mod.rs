@@ -26,8 +26,11 @@
 //! `sink_error` event when it starts and one `sink_recovered` event, with
 //! the number dropped, once the handler has caught up.
 
+pub mod batch;
 pub mod conn;
 pub mod encode;
+pub mod loki;
+pub mod otlp;
 pub mod outage;
 pub mod queue;
 pub mod syslog;
