@@ -29,6 +29,7 @@
 pub mod batch;
 pub mod conn;
 pub mod encode;
+pub mod http;
 pub mod loki;
 pub mod otlp;
 pub mod outage;
