@@ -139,7 +139,8 @@ fn parse_request(data: &[u8]) -> Option<(String, Vec<u8>, usize)> {
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
         .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
     let start = end + 4;
-    (data.len() >= start + length).then(|| (head, data[start..start + length].to_vec(), start + length))
+    (data.len() >= start + length)
+        .then(|| (head, data[start..start + length].to_vec(), start + length))
 }
 
 /// A port nobody listens on (just freed).
@@ -182,12 +183,19 @@ fn loki_entries(body: &Value) -> Vec<Entry> {
             .as_object()
             .expect("stream: an object")
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().expect("label values are strings").to_string()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().expect("label values are strings").to_string(),
+                )
+            })
             .collect();
-        for (name, _) in &labels {
+        for name in labels.keys() {
             let mut chars = name.chars();
             assert!(
-                chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'),
                 "label name {name}"
             );
@@ -198,7 +206,10 @@ fn loki_entries(body: &Value) -> Vec<Entry> {
             let pair = value.as_array().expect("an entry is an array");
             assert_eq!(pair.len(), 2, "{value}");
             let nanos = pair[0].as_str().expect("the time is a string");
-            assert!(nanos.len() >= 19 && nanos.bytes().all(|b| b.is_ascii_digit()), "{nanos}");
+            assert!(
+                nanos.len() >= 19 && nanos.bytes().all(|b| b.is_ascii_digit()),
+                "{nanos}"
+            );
             entries.push(Entry {
                 labels: labels.clone(),
                 nanos: nanos.parse().unwrap(),
@@ -243,7 +254,10 @@ fn loki_gets_every_line_once_in_order_in_its_push_schema() {
     // Times strictly increase within each stream, across requests.
     let mut last: HashMap<(String, String), u128> = HashMap::new();
     for entry in &entries {
-        let key = (entry.labels["source"].clone(), entry.labels["stream"].clone());
+        let key = (
+            entry.labels["source"].clone(),
+            entry.labels["stream"].clone(),
+        );
         if let Some(&before) = last.get(&key) {
             assert!(entry.nanos > before, "{entry:?} after {before}");
         }
@@ -261,14 +275,20 @@ fn loki_gets_every_line_once_in_order_in_its_push_schema() {
         .collect();
     let mut want: Vec<String> = (1..=n).map(|i| format!("line {i}")).collect();
     want.extend(["same".to_string(), "same".to_string()]);
-    assert!(stdout == want, "{} stdout lines, not as written", stdout.len());
+    assert!(
+        stdout == want,
+        "{} stdout lines, not as written",
+        stdout.len()
+    );
     // The record's time is the entry's, to the millisecond.
     for (entry, record) in &records {
         let ms = entry.nanos / 1_000_000;
         let stamp = record["timestamp"].as_str().unwrap();
         assert_eq!(&stamp[20..23], format!("{:03}", ms % 1000), "{entry:?}");
     }
-    assert!(records.iter().any(|(e, r)| e.labels["stream"] == "stderr" && r["line"] == "oops"));
+    assert!(records
+        .iter()
+        .any(|(e, r)| e.labels["stream"] == "stderr" && r["line"] == "oops"));
     let started = records
         .iter()
         .find(|(_, r)| r["event"] == "started")
@@ -317,7 +337,11 @@ fn check_any_value(value: &Value) {
             assert!(text.parse::<i64>().is_ok(), "{value}");
         }
         "doubleValue" => assert!(inner.is_number(), "{value}"),
-        "arrayValue" => inner["values"].as_array().unwrap().iter().for_each(check_any_value),
+        "arrayValue" => inner["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .for_each(check_any_value),
         "kvlistValue" => check_key_values(&inner["values"]),
         other => panic!("unknown AnyValue kind {other}: {value}"),
     }
@@ -347,15 +371,26 @@ fn otlp_records(body: &Value) -> Vec<Value> {
     for resource_logs in body["resourceLogs"].as_array().expect("resourceLogs") {
         let resource = &resource_logs["resource"]["attributes"];
         check_key_values(resource);
-        assert!(attributes(resource).contains_key("service.name"), "{resource}");
+        assert!(
+            attributes(resource).contains_key("service.name"),
+            "{resource}"
+        );
         for scope_logs in resource_logs["scopeLogs"].as_array().expect("scopeLogs") {
             assert_eq!(scope_logs["scope"]["name"], "pidzero");
             for record in scope_logs["logRecords"].as_array().expect("logRecords") {
                 for time in ["timeUnixNano", "observedTimeUnixNano"] {
-                    let text = record[time].as_str().unwrap_or_else(|| panic!("{time}: {record}"));
-                    assert!(text.parse::<u64>().is_ok_and(|t| t > 1_600_000_000_000_000_000), "{record}");
+                    let text = record[time]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{time}: {record}"));
+                    assert!(
+                        text.parse::<u64>()
+                            .is_ok_and(|t| t > 1_600_000_000_000_000_000),
+                        "{record}"
+                    );
                 }
-                let number = record["severityNumber"].as_u64().expect("severityNumber: a number");
+                let number = record["severityNumber"]
+                    .as_u64()
+                    .expect("severityNumber: a number");
                 assert!((1..=24).contains(&number), "{record}");
                 assert!(record["severityText"].is_string(), "{record}");
                 check_any_value(&record["body"]);
@@ -408,10 +443,18 @@ fn otlp_gets_every_line_once_in_order_as_export_requests() {
         .collect();
     let want: Vec<String> = (1..=n).map(|i| format!("line {i}")).collect();
     assert!(lines == want, "{} lines, not as written", lines.len());
-    assert!(of("gen", "stdout").iter().all(|r| r["severityNumber"] == 9 && r["severityText"] == "INFO"));
+    assert!(of("gen", "stdout")
+        .iter()
+        .all(|r| r["severityNumber"] == 9 && r["severityText"] == "INFO"));
     let stderr = of("gen", "stderr");
     assert_eq!(stderr.len(), 2);
-    assert_eq!((stderr[0]["severityNumber"].as_u64(), stderr[1]["severityNumber"].as_u64()), (Some(17), Some(13)));
+    assert_eq!(
+        (
+            stderr[0]["severityNumber"].as_u64(),
+            stderr[1]["severityNumber"].as_u64()
+        ),
+        (Some(17), Some(13))
+    );
     // A parsed JSON line: a kvlist body with the object's level.
     let api = &of("api", "stdout")[0];
     assert_eq!(api["severityNumber"], 13, "{api}");
@@ -440,7 +483,9 @@ fn otlp_gets_every_line_once_in_order_as_export_requests() {
 fn a_500_is_retried_until_accepted_and_nothing_is_lost() {
     let receiver = Receiver::start(&[500, 503]);
     let dir = Dir::new("loki-retry");
-    dir.daemons(r#"[{"name":"gen","command":["/bin/sh","-c","seq -f 'line %g' 1 50; exec sleep 1000"]}]"#);
+    dir.daemons(
+        r#"[{"name":"gen","command":["/bin/sh","-c","seq -f 'line %g' 1 50; exec sleep 1000"]}]"#,
+    );
     dir.config(&format!(
         r#"{{"log":{{"loki":{{"url":"http://127.0.0.1:{}/push","format":"line","batch_wait":"100ms"}}}}}}"#,
         receiver.port
@@ -460,7 +505,11 @@ fn a_500_is_retried_until_accepted_and_nothing_is_lost() {
             .map(|e| e.line)
             .collect()
     };
-    assert!(wait_until(DEADLINE, || lines().len() >= 50).is_some(), "{:?}", lines());
+    assert!(
+        wait_until(DEADLINE, || lines().len() >= 50).is_some(),
+        "{:?}",
+        lines()
+    );
     let want: Vec<String> = (1..=50).map(|i| format!("line {i}")).collect();
     assert_eq!(lines(), want);
     let statuses: Vec<u16> = receiver.requests().iter().map(|q| q.status).collect();
@@ -470,7 +519,10 @@ fn a_500_is_retried_until_accepted_and_nothing_is_lost() {
     assert_eq!(requests[0].body, requests[2].body);
     let errors = metric(&socket, r#"pidzero_sink_errors_total{sink="loki"}"#);
     assert_eq!(errors, Some(2.0));
-    assert_eq!(metric(&socket, r#"pidzero_log_dropped_total{sink="loki"}"#), Some(0.0));
+    assert_eq!(
+        metric(&socket, r#"pidzero_log_dropped_total{sink="loki"}"#),
+        Some(0.0)
+    );
     r.signal(libc::SIGTERM);
     r.wait_exit(DEADLINE);
     let finished = r.finish();
@@ -499,7 +551,10 @@ fn a_400_drops_the_batch_counts_it_and_does_not_retry() {
         is_event(v, "sink_error", None) && v["sink"] == "otlp"
     });
     let reason = refused["error"].as_str().unwrap();
-    assert!(reason.contains("400") && reason.contains("dropped"), "{refused}");
+    assert!(
+        reason.contains("400") && reason.contains("dropped"),
+        "{refused}"
+    );
     let dropped = metric(&socket, r#"pidzero_log_dropped_total{sink="otlp"}"#).unwrap();
     assert!(dropped >= 1.0, "{dropped}");
     std::fs::write(&go, "").unwrap();
@@ -545,7 +600,10 @@ fn receiver_away_then_back() {
     let outage = r.wait_record("loki's sink_error", DEADLINE, |v| {
         is_event(v, "sink_error", None) && v["sink"] == "loki"
     });
-    assert!(outage["error"].as_str().unwrap().contains("cannot connect"), "{outage}");
+    assert!(
+        outage["error"].as_str().unwrap().contains("cannot connect"),
+        "{outage}"
+    );
     let dropped_key = r#"pidzero_log_dropped_total{sink="loki"}"#;
     let dropped = wait_until(DEADLINE, || {
         metric(&socket, dropped_key).is_some_and(|d| d >= (n - 110) as f64)
@@ -569,7 +627,11 @@ fn receiver_away_then_back() {
             .map(|e| e.line)
             .collect()
     };
-    assert!(wait_until(DEADLINE, || lines().last().is_some_and(|l| l == "after")).is_some(), "{:?}", lines());
+    assert!(
+        wait_until(DEADLINE, || lines().last().is_some_and(|l| l == "after")).is_some(),
+        "{:?}",
+        lines()
+    );
     r.signal(libc::SIGTERM);
     r.wait_exit(DEADLINE);
     let finished = r.finish();
@@ -608,7 +670,13 @@ fn a_receiver_that_never_answers_times_out() {
     let error = r.wait_record("otlp's sink_error", DEADLINE, |v| {
         is_event(v, "sink_error", None) && v["sink"] == "otlp"
     });
-    assert!(error["error"].as_str().unwrap().contains("no answer within 500ms"), "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 500ms"),
+        "{error}"
+    );
     r.signal(libc::SIGTERM);
     let exit = r.wait_exit(DEADLINE);
     assert_eq!(exit.status(), 0);
@@ -703,7 +771,10 @@ fn a_few_lines_wait_for_batch_wait_then_go_in_one_request() {
     assert!(wait_until(DEADLINE, || receiver.requests().len() > before).is_some());
     let requests = receiver.requests();
     let request = &requests[before];
-    let lines: Vec<String> = loki_entries(&request.body).into_iter().map(|e| e.line).collect();
+    let lines: Vec<String> = loki_entries(&request.body)
+        .into_iter()
+        .map(|e| e.line)
+        .collect();
     assert_eq!(lines, ["a", "b", "c"]);
     let waited = request.at.duration_since(seen);
     assert!(waited >= secs(1.0), "sent after {waited:?}");
@@ -796,7 +867,10 @@ fn bad_http_settings_name_their_place_and_key() {
         }
         assert!(stderr.contains("https is not supported"), "{stderr}");
         assert!(stderr.contains("[a-zA-Z_][a-zA-Z0-9_]*"), "{stderr}");
-        assert!(finished.records.iter().all(|r| r["event"] != "started"), "nothing started");
+        assert!(
+            finished.records.iter().all(|r| r["event"] != "started"),
+            "nothing started"
+        );
     }
 }
 
@@ -807,5 +881,9 @@ fn a_daemon_routed_to_an_unconfigured_http_handler_is_refused() {
     dir.config(r#"{"log":{"otlp":{}}}"#);
     let finished = pz().config_dir(&dir).arg("check").run(DEADLINE);
     assert_eq!(finished.status(), 2, "{}", finished.dump());
-    assert!(finished.stderr.contains("no `log.loki` handler"), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("no `log.loki` handler"),
+        "{}",
+        finished.stderr
+    );
 }

@@ -167,9 +167,11 @@ pub(super) fn read_otlp(report: &mut Report, raw: &RawValue) -> Option<OtlpSetti
         Some(raw) => string_map(report, raw, "log.otlp.resource", check_attribute),
         None => Some(Vec::new()),
     };
-    let format = fields.get("format").map_or(Some(MessageFormat::Line), |raw| {
-        json::choice(report, raw, "log.otlp.format", MESSAGE_FORMATS)
-    });
+    let format = fields
+        .get("format")
+        .map_or(Some(MessageFormat::Line), |raw| {
+            json::choice(report, raw, "log.otlp.format", MESSAGE_FORMATS)
+        });
     if report.count() > before {
         return None;
     }
@@ -304,7 +306,9 @@ fn duration(
             report.at(
                 raw,
                 field,
-                format!("expected a duration (\"500ms\", \"2s\") or a number of seconds, found {kind}"),
+                format!(
+                    "expected a duration (\"500ms\", \"2s\") or a number of seconds, found {kind}"
+                ),
             );
             return None;
         }
@@ -470,10 +474,7 @@ pub fn parse_http_url(text: &str) -> Result<HttpUrl, String> {
         },
         None => 80,
     };
-    let path = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let path = if path.is_empty() { "/".into() } else { path };
     Ok(HttpUrl {
         host: host.to_string(),
@@ -495,7 +496,10 @@ mod tests {
         );
         assert_eq!(url.to_string(), "http://loki:3100/loki/api/v1/push");
         let url = parse_http_url("http://[::1]").unwrap();
-        assert_eq!((url.host.as_str(), url.port, url.path.as_str()), ("::1", 80, "/"));
+        assert_eq!(
+            (url.host.as_str(), url.port, url.path.as_str()),
+            ("::1", 80, "/")
+        );
         assert_eq!(url.to_string(), "http://[::1]:80/");
         for (text, want) in [
             ("https://loki:3100/x", "https is not supported"),

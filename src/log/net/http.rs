@@ -151,10 +151,7 @@ impl Client {
         let mut request = Request::post(self.url.path.as_str())
             .header(HOST, self.authority.as_str())
             .header(CONTENT_TYPE, self.content_type)
-            .header(
-                USER_AGENT,
-                concat!("pidzero/", env!("CARGO_PKG_VERSION")),
-            )
+            .header(USER_AGENT, concat!("pidzero/", env!("CARGO_PKG_VERSION")))
             .body(Full::new(body.clone()))
             .map_err(|e| Failure::Connection(format!("cannot build the request: {e}")))?;
         for (name, value) in &self.headers {
@@ -250,7 +247,10 @@ fn connect_tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream
             .saturating_duration_since(Instant::now())
             .min(CONNECT_TIMEOUT);
         if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            ));
         }
         match TcpStream::connect_timeout(&address, left) {
             Ok(stream) => return Ok(stream),
@@ -331,7 +331,11 @@ mod tests {
             if let Some(end) = text.find("\r\n\r\n") {
                 let length = text[..end]
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse::<usize>().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
                     .unwrap_or(0);
                 if data.len() >= end + 4 + length {
                     return text;
@@ -371,7 +375,13 @@ mod tests {
             seen
         });
         let headers = [("X-Scope-OrgID".to_string(), "t1".to_string())];
-        let mut client = Client::new(url(port), &headers, "application/json", Duration::from_secs(5)).unwrap();
+        let mut client = Client::new(
+            url(port),
+            &headers,
+            "application/json",
+            Duration::from_secs(5),
+        )
+        .unwrap();
         let body = Bytes::from_static(b"{\"a\":1}");
         assert_eq!(client.post(&body, &mut || false), Outcome::Accepted);
         assert_eq!(client.post(&body, &mut || false), Outcome::Accepted);
@@ -386,7 +396,10 @@ mod tests {
         assert!(first.starts_with("POST /push HTTP/1.1\r\n"), "{first}");
         let lower = first.to_ascii_lowercase();
         assert!(lower.contains("content-type: application/json"), "{first}");
-        assert!(lower.contains(&format!("host: 127.0.0.1:{port}")), "{first}");
+        assert!(
+            lower.contains(&format!("host: 127.0.0.1:{port}")),
+            "{first}"
+        );
         assert!(lower.contains("x-scope-orgid: t1"), "{first}");
         assert!(first.ends_with("{\"a\":1}"), "{first}");
     }
@@ -395,7 +408,13 @@ mod tests {
     fn a_silent_receiver_times_out_and_nobody_listening_fails() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut client = Client::new(url(port), &[], "application/json", Duration::from_millis(300)).unwrap();
+        let mut client = Client::new(
+            url(port),
+            &[],
+            "application/json",
+            Duration::from_millis(300),
+        )
+        .unwrap();
         let body = Bytes::from_static(b"{}");
         match client.post(&body, &mut || false) {
             Outcome::Failed(reason) => assert!(reason.contains("no answer within"), "{reason}"),

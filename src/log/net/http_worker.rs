@@ -248,7 +248,8 @@ impl HttpWorker {
                 stats.dropped.fetch_add(records, Ordering::Relaxed);
                 self.pending = None;
                 self.reachable = false;
-                self.outages.down(&format!("{reason} (batch of {records} records dropped)"));
+                self.outages
+                    .down(&format!("{reason} (batch of {records} records dropped)"));
             }
             Outcome::Failed(reason) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);

@@ -193,7 +193,10 @@ mod tests {
         let ts = b"2026-03-05T14:09:00.123Z";
         let (body, _) = encode(
             &mut encoder,
-            vec![(lines("web", Stream::Stdout, ts, "GET / 200\n"), 1), (event(), 1)],
+            vec![
+                (lines("web", Stream::Stdout, ts, "GET / 200\n"), 1),
+                (event(), 1),
+            ],
         );
         let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
         let line = parsed["streams"][0]["values"][0][1].as_str().unwrap();
@@ -203,6 +206,9 @@ mod tests {
         );
         let event: serde_json::Value =
             serde_json::from_str(parsed["streams"][1]["values"][0][1].as_str().unwrap()).unwrap();
-        assert_eq!((event["event"].as_str(), event["daemon"].as_str()), (Some("started"), Some("web")));
+        assert_eq!(
+            (event["event"].as_str(), event["daemon"].as_str()),
+            (Some("started"), Some("web"))
+        );
     }
 }

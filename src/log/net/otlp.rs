@@ -344,7 +344,8 @@ mod tests {
             &serde_json::json!({"arrayValue": {"values": [{}, {"stringValue": "s"}]}})
         );
         // In a record format, the body is that record's text.
-        let mut encoder = OtlpEncoder::new("pidzero", &[], MessageFormat::Record(LogFormat::Logfmt));
+        let mut encoder =
+            OtlpEncoder::new("pidzero", &[], MessageFormat::Record(LogFormat::Logfmt));
         let body = encode(
             &mut encoder,
             vec![(lines(Stream::Stdout, LineParse::Text, "hi\n"), 1)],
