@@ -356,9 +356,13 @@ mod tests {
     fn posts_on_a_kept_alive_connection_and_survives_its_close() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let (idle_tx, idle) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            // First connection: two requests, then closed by the receiver.
+            // First connection: two requests, then closed by the receiver
+            // while the client is idle (as a receiver's idle timeout does),
+            // so the client learns it only when it uses it again.
             let (mut stream, _) = listener.accept().unwrap();
             for _ in 0..2 {
                 seen.push(read_request(&mut stream));
@@ -366,7 +370,9 @@ mod tests {
                     .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
                     .unwrap();
             }
+            idle.recv().unwrap();
             drop(stream);
+            closed_tx.send(()).unwrap();
             let (mut stream, _) = listener.accept().unwrap();
             seen.push(read_request(&mut stream));
             stream
@@ -385,7 +391,10 @@ mod tests {
         let body = Bytes::from_static(b"{\"a\":1}");
         assert_eq!(client.post(&body, &mut || false), Outcome::Accepted);
         assert_eq!(client.post(&body, &mut || false), Outcome::Accepted);
-        // The receiver closed the connection: one more try on a new one.
+        idle_tx.send(()).unwrap();
+        closed.recv().unwrap();
+        // The receiver closed the connection: one more try on a new one,
+        // not a failure.
         assert_eq!(
             client.post(&body, &mut || false),
             Outcome::Refused("the receiver answered 400 Bad Request: nope".into())
