@@ -887,3 +887,93 @@ fn a_daemon_routed_to_an_unconfigured_http_handler_is_refused() {
         finished.stderr
     );
 }
+
+// ---------------------------------------------------------------------------
+// The official OTLP schema
+// ---------------------------------------------------------------------------
+
+/// Parses each body with protobuf's JSON parser into the official
+/// `ExportLogsServiceRequest` (the `opentelemetry-proto` Python package),
+/// which refuses unknown fields and wrong types; prints the number of log
+/// records and their severity numbers.
+const PROTO_CHECK: &str = r#"
+import json, sys
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+for line in sys.stdin:
+    request = json_format.Parse(line, ExportLogsServiceRequest())
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                body = record.body.string_value or record.body.WhichOneof("value")
+                print(record.time_unix_nano, record.severity_number, body)
+"#;
+
+#[test]
+fn otlp_bodies_parse_as_the_official_protobuf_messages() {
+    let have = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.proto.collector.logs.v1.logs_service_pb2",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        eprintln!(
+            "\n*** SKIP otlp_bodies_parse_as_the_official_protobuf_messages: python3 with opentelemetry-proto is not installed (pip install opentelemetry-proto) ***\n"
+        );
+        return;
+    }
+    let receiver = Receiver::start(&[]);
+    let dir = Dir::new("otlp-proto");
+    dir.daemons(
+        r#"[{"name":"gen","command":["/bin/sh","-c","echo hello; echo 'WARN: careful' >&2"]},
+            {"name":"api","parse":"json","command":["/bin/echo","{\"level\":\"error\",\"n\":3,\"nested\":{\"a\":[1,2.5,null]}}"]}]"#,
+    );
+    dir.config(&format!(
+        r#"{{"log":{{"otlp":{{"url":"http://127.0.0.1:{}"}}}}}}"#,
+        receiver.port
+    ));
+    let finished = pz().config_dir(&dir).run(secs(30.0));
+    assert_eq!(finished.status(), 0, "{}", finished.dump());
+    let input: String = receiver
+        .accepted()
+        .iter()
+        .map(|b| format!("{b}\n"))
+        .collect();
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", PROTO_CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{input}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let total: usize = receiver
+        .accepted()
+        .iter()
+        .map(|b| otlp_records(b).len())
+        .sum();
+    assert_eq!(stdout.lines().count(), total, "{stdout}");
+    assert!(stdout.lines().any(|l| l.ends_with(" 9 hello")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.ends_with(" 13 WARN: careful")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.ends_with(" 17 kvlist_value")),
+        "{stdout}"
+    );
+}
