@@ -519,6 +519,8 @@ fn a_500_is_retried_until_accepted_and_nothing_is_lost() {
     assert_eq!(requests[0].body, requests[2].body);
     let errors = metric(&socket, r#"pidzero_sink_errors_total{sink="loki"}"#);
     assert_eq!(errors, Some(2.0));
+    let written = metric(&socket, r#"pidzero_log_written_total{sink="loki"}"#).unwrap();
+    assert!(written >= 50.0, "{written}");
     assert_eq!(
         metric(&socket, r#"pidzero_log_dropped_total{sink="loki"}"#),
         Some(0.0)
