@@ -41,6 +41,7 @@ struct Request {
 }
 
 /// A receiver on a port of its own; answers `script` in turn, then 204.
+/// 200 in a script is an OTLP partial success: one record rejected.
 #[derive(Clone)]
 struct Receiver {
     port: u16,
@@ -102,6 +103,13 @@ impl Receiver {
             });
             let answer = if status == 204 {
                 "HTTP/1.1 204 No Content\r\n\r\n".to_string()
+            } else if status == 200 {
+                let text =
+                    r#"{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"scripted"}}"#;
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                    text.len()
+                )
             } else {
                 let text = format!("scripted {status}");
                 format!(
@@ -576,6 +584,53 @@ fn a_400_drops_the_batch_counts_it_and_does_not_retry() {
     drop(r.finish());
     // The refused batch was sent once, never again.
     assert_eq!(bodies_with("\"first\""), 1);
+}
+
+/// A 2xx answer with an OTLP partial success: the rejected records are
+/// dropped and counted (not sent again), the rest written.
+#[test]
+fn an_otlp_partial_success_counts_the_rejected_records() {
+    let receiver = Receiver::start(&[200]);
+    let dir = Dir::new("otlp-partial");
+    let go = dir.p("go");
+    dir.daemons(&format!(
+        r#"[{{"name":"gen","command":["/bin/sh","-c","echo one; echo two; while [ ! -e {go} ]; do sleep 0.05; done; echo after; exec sleep 1000"]}}]"#,
+        go = go.display()
+    ));
+    dir.config(&format!(
+        r#"{{"log":{{"otlp":{{"url":"http://127.0.0.1:{}","batch_wait":0.3}}}}}}"#,
+        receiver.port
+    ));
+    let socket = unique_socket_path();
+    let mut r = pz().config_dir(&dir).env("PIDZERO_SOCKET", &socket).spawn();
+    let error = r.wait_record("otlp's sink_error", DEADLINE, |v| {
+        is_event(v, "sink_error", None) && v["sink"] == "otlp"
+    });
+    let reason = error["error"].as_str().unwrap();
+    assert!(
+        reason.contains("rejected 1 of") && reason.contains("scripted"),
+        "{error}"
+    );
+    assert_eq!(
+        metric(&socket, r#"pidzero_log_dropped_total{sink="otlp"}"#),
+        Some(1.0)
+    );
+    std::fs::write(&go, "").unwrap();
+    r.wait_record("otlp's sink_recovered", DEADLINE, |v| {
+        is_event(v, "sink_recovered", None) && v["sink"] == "otlp" && v["dropped"] == 1
+    });
+    r.signal(libc::SIGTERM);
+    r.wait_exit(DEADLINE);
+    drop(r.finish());
+    // The first batch was not sent again.
+    let first = receiver.requests()[0].body.to_string();
+    let again = receiver
+        .requests()
+        .iter()
+        .skip(1)
+        .filter(|q| q.body.to_string() == first)
+        .count();
+    assert_eq!(again, 0);
 }
 
 /// The receiver is away while a daemon writes a burst: stdout gets every

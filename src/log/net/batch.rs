@@ -34,6 +34,15 @@ impl HttpEncoder {
     pub fn content_type(&self) -> &'static str {
         "application/json"
     }
+
+    /// The records a receiver says, in a 2xx answer, that it rejected, and
+    /// why (OTLP's partial success); `None` when it took them all.
+    pub fn rejected(&self, answer: &[u8]) -> Option<(u64, String)> {
+        match self {
+            HttpEncoder::Loki(_) => None,
+            HttpEncoder::Otlp(_) => super::otlp::partial_success(answer),
+        }
+    }
 }
 
 /// Calls `f` on every record of `items`, in order.

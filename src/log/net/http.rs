@@ -39,8 +39,9 @@ const QUOTED: usize = 200;
 /// What became of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A 2xx answer.
-    Accepted,
+    /// A 2xx answer, with its body (an OTLP receiver may say there that
+    /// it rejected some records).
+    Accepted(Bytes),
     /// A 3xx or 4xx answer other than 408 and 429: the receiver will never
     /// take this batch as it is.
     Refused(String),
@@ -273,7 +274,7 @@ fn error_text(error: &hyper::Error) -> String {
 /// What an answer means for the batch.
 pub fn judge(status: StatusCode, body: &[u8]) -> Outcome {
     if status.is_success() {
-        return Outcome::Accepted;
+        return Outcome::Accepted(Bytes::copy_from_slice(body));
     }
     let mut text: String = String::from_utf8_lossy(body)
         .chars()
@@ -304,7 +305,10 @@ mod tests {
 
     #[test]
     fn answers_are_judged_by_status() {
-        assert_eq!(judge(StatusCode::NO_CONTENT, b""), Outcome::Accepted);
+        assert_eq!(
+            judge(StatusCode::NO_CONTENT, b""),
+            Outcome::Accepted(Bytes::new())
+        );
         assert_eq!(
             judge(StatusCode::BAD_REQUEST, b"entry too far\nbehind"),
             Outcome::Refused("the receiver answered 400 Bad Request: entry too far behind".into())
@@ -389,8 +393,9 @@ mod tests {
         )
         .unwrap();
         let body = Bytes::from_static(b"{\"a\":1}");
-        assert_eq!(client.post(&body, &mut || false), Outcome::Accepted);
-        assert_eq!(client.post(&body, &mut || false), Outcome::Accepted);
+        let accepted = Outcome::Accepted(Bytes::new());
+        assert_eq!(client.post(&body, &mut || false), accepted);
+        assert_eq!(client.post(&body, &mut || false), accepted);
         idle_tx.send(()).unwrap();
         closed.recv().unwrap();
         // The receiver closed the connection: one more try on a new one,

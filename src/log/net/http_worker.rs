@@ -13,9 +13,10 @@
 //! 5 s), while new records wait in the queue, which keeps dropping its
 //! oldest past its bounds: memory stays bounded by the queue plus the
 //! batch. Any other answer (400 and the like): the receiver will never take
-//! the batch as it is, so it is dropped and counted. Either starts an
-//! outage (one `sink_error`); a sent batch with nothing dropped for a
-//! second ends it (one `sink_recovered`).
+//! the batch as it is, so it is dropped and counted; so are the records an
+//! OTLP receiver says it rejected in a 2xx answer (`partialSuccess`).
+//! Either starts an outage (one `sink_error`); a batch taken whole, with
+//! nothing dropped for a second, ends it (one `sink_recovered`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -229,15 +230,30 @@ impl HttpWorker {
         self.finish_by = finish_by;
         let stats = &self.shared.stats;
         match outcome {
-            Outcome::Accepted => {
+            Outcome::Accepted(answer) => {
+                self.pending = None;
+                self.backoff = FIRST_BACKOFF;
+                if let Some((rejected, why)) = self.encoder.rejected(&answer) {
+                    // Taken, but not all: the rest would be rejected again.
+                    let rejected = rejected.min(records);
+                    stats
+                        .written
+                        .fetch_add(records - rejected, Ordering::Relaxed);
+                    stats.dropped.fetch_add(rejected, Ordering::Relaxed);
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    self.reachable = false;
+                    self.outages.down(&format!(
+                        "the receiver rejected {rejected} of {records} records: {why}"
+                    ));
+                    self.publish_queued();
+                    return;
+                }
                 stats.written.fetch_add(records, Ordering::Relaxed);
                 // Drops while the receiver takes batches: it does not keep
                 // up (drops while it is away go to that outage, started by
                 // the failure that came first).
                 self.outages.check_overflow();
-                self.pending = None;
                 self.reachable = true;
-                self.backoff = FIRST_BACKOFF;
                 self.outages.note_drops();
                 if self.shared.lock().queue.is_empty() {
                     self.outages.settle(true);

@@ -142,6 +142,29 @@ fn log_record(out: &mut Vec<u8>, rec: Rec<'_>, format: MessageFormat, scratch: &
     out.extend_from_slice(b"]}");
 }
 
+/// The rejected records of an `ExportLogsServiceResponse` with a
+/// `partialSuccess` (`rejectedLogRecords`, an int64: a string in JSON,
+/// a number accepted too) and its `errorMessage`; `None` when none was
+/// rejected or the answer is not such a response (an empty body is the
+/// usual full success).
+pub fn partial_success(answer: &[u8]) -> Option<(u64, String)> {
+    if answer.is_empty() {
+        return None;
+    }
+    let response: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let partial = response.get("partialSuccess")?;
+    let rejected = match partial.get("rejectedLogRecords")? {
+        serde_json::Value::String(text) => text.parse::<u64>().ok()?,
+        value => value.as_u64()?,
+    };
+    let message = partial
+        .get("errorMessage")
+        .and_then(|m| m.as_str())
+        .unwrap_or("")
+        .to_string();
+    (rejected > 0).then_some((rejected, message))
+}
+
 /// `{"key":KEY,"value":{"stringValue":VALUE}}`.
 fn string_attribute(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(b"{\"key\":");
@@ -354,6 +377,20 @@ mod tests {
             body.contains(r#""body":{"stringValue":"timestamp=2026-03-05T14:09:00.123Z source=web stream=stdout line=hi"}"#),
             "{body}"
         );
+    }
+
+    #[test]
+    fn partial_success_counts_rejected_records() {
+        let answer = br#"{"partialSuccess":{"rejectedLogRecords":"2","errorMessage":"too old"}}"#;
+        assert_eq!(partial_success(answer), Some((2, "too old".into())));
+        assert_eq!(
+            partial_success(br#"{"partialSuccess":{"rejectedLogRecords":3}}"#),
+            Some((3, String::new()))
+        );
+        assert_eq!(partial_success(br#"{"partialSuccess":{}}"#), None);
+        assert_eq!(partial_success(b"{}"), None);
+        assert_eq!(partial_success(b""), None);
+        assert_eq!(partial_success(b"ok"), None);
     }
 
     #[test]
