@@ -333,13 +333,10 @@ impl HttpWorker {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// Records waiting: the queue's and the pending batch's.
+    /// Records in the queue (as for every handler, the batch being sent
+    /// is not counted: it is one batch at most).
     fn publish_queued(&self) {
         let queued = self.shared.lock().queue.records() as u64;
-        let pending = self.pending.as_ref().map_or(0, |p| p.records);
-        self.shared
-            .stats
-            .queued
-            .store(queued + pending, Ordering::Relaxed);
+        self.shared.stats.queued.store(queued, Ordering::Relaxed);
     }
 }
