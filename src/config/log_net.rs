@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use serde_json::value::RawValue;
 
 use super::json::{self, Fields, Kind, Report};
-use super::LogFormat;
+use super::log_http::{LokiSettings, OtlpSettings};
+use super::{LogFormat, SinkKind, SinkSet};
 
 pub(super) const SYSLOG_FIELDS: &[&str] = &[
     "address",
@@ -45,11 +46,29 @@ pub const MAX_UNIX_SOCKET_PATH: usize = 107;
 pub struct NetSettings {
     pub syslog: Option<SyslogSettings>,
     pub forward: Option<ForwardSettings>,
+    pub loki: Option<LokiSettings>,
+    pub otlp: Option<OtlpSettings>,
 }
 
 impl NetSettings {
     pub fn any(&self) -> bool {
-        self.syslog.is_some() || self.forward.is_some()
+        !self.kinds().is_empty()
+    }
+
+    /// The handlers that are on.
+    pub fn kinds(&self) -> SinkSet {
+        let mut set = SinkSet::NONE;
+        for (on, kind) in [
+            (self.syslog.is_some(), SinkKind::Syslog),
+            (self.forward.is_some(), SinkKind::Forward),
+            (self.loki.is_some(), SinkKind::Loki),
+            (self.otlp.is_some(), SinkKind::Otlp),
+        ] {
+            if on {
+                set = set.with(kind);
+            }
+        }
+        set
     }
 }
 
@@ -137,7 +156,7 @@ const FORMATS: &[(&str, LogFormat)] = &[
     ("text", LogFormat::Text),
 ];
 
-const MESSAGE_FORMATS: &[(&str, MessageFormat)] = &[
+pub(super) const MESSAGE_FORMATS: &[(&str, MessageFormat)] = &[
     ("line", MessageFormat::Line),
     ("json", MessageFormat::Record(LogFormat::Json)),
     ("map", MessageFormat::Record(LogFormat::Map)),
@@ -256,7 +275,7 @@ pub(super) fn read_forward(report: &mut Report, raw: &RawValue) -> Option<Forwar
 
 /// `buffer_records` (at least 1) and `buffer_bytes` (at least 64 KiB, so
 /// that one long line always fits).
-fn read_buffer(report: &mut Report, fields: &Fields, prefix: &str) -> (usize, usize) {
+pub(super) fn read_buffer(report: &mut Report, fields: &Fields, prefix: &str) -> (usize, usize) {
     let mut records = DEFAULT_BUFFER_RECORDS;
     let mut bytes = DEFAULT_BUFFER_BYTES;
     if let Some(raw) = fields.get("buffer_records") {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod daemons;
 mod json;
+pub mod log_http;
 pub mod log_net;
 pub mod ready;
 mod route;
@@ -17,6 +18,7 @@ pub mod schedule;
 mod settings;
 pub mod signal;
 
+pub use log_http::{HttpSettings, HttpUrl, LokiSettings, OtlpSettings};
 pub use log_net::{
     ForwardSettings, MessageFormat, NetAddress, NetSettings, SyslogProtocol, SyslogSettings,
 };
@@ -36,6 +38,8 @@ pub fn known_keys() -> Vec<&'static str> {
         settings::API_FIELDS,
         log_net::SYSLOG_FIELDS,
         log_net::FORWARD_FIELDS,
+        log_http::LOKI_FIELDS,
+        log_http::OTLP_FIELDS,
     ]
     .concat()
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use super::{daemons, log_net, parse_daemons, parse_settings, settings, ConfigError};
+use super::{daemons, log_http, log_net, parse_daemons, parse_settings, settings, ConfigError};
 
 /// The keys each object may have, as the validator knows them, plus a few
 /// mistyped or foreign ones.
@@ -121,7 +121,10 @@ fn daemons_document() -> impl Strategy<Value = Value> {
 fn settings_document() -> impl Strategy<Value = Value> {
     // `log.syslog` and `log.forward` hold objects of their own.
     let handler = object_of(
-        keys(log_net::SYSLOG_FIELDS, log_net::FORWARD_FIELDS),
+        keys(
+            &[log_net::SYSLOG_FIELDS, log_http::LOKI_FIELDS].concat(),
+            &[log_net::FORWARD_FIELDS, log_http::OTLP_FIELDS].concat(),
+        ),
         leaf(),
     );
     let inner = prop_oneof![

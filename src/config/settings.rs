@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::json::{self, Fields, Kind, Report};
+use super::log_http;
 use super::log_net::{self, NetSettings};
 use super::{ApiSettings, ConfigError, LogFormat, LogSettings, Settings, SocketSetting};
 
@@ -23,6 +24,8 @@ pub(super) const LOG_FIELDS: &[&str] = &[
     "max_line_bytes",
     "syslog",
     "forward",
+    "loki",
+    "otlp",
 ];
 pub(super) const API_FIELDS: &[&str] = &["listen", "token", "socket"];
 
@@ -227,6 +230,12 @@ fn read_log(report: &mut Report, raw: &RawValue, config_dir: &Path, log: &mut Lo
     if let Some(raw) = fields.get("forward") {
         log.net.forward = log_net::read_forward(report, raw);
     }
+    if let Some(raw) = fields.get("loki") {
+        log.net.loki = log_http::read_loki(report, raw);
+    }
+    if let Some(raw) = fields.get("otlp") {
+        log.net.otlp = log_http::read_otlp(report, raw);
+    }
 }
 
 /// Rotation and line-length limits, which only make sense together.
@@ -407,6 +416,61 @@ mod tests {
         assert_eq!(syslog.app_name.as_deref(), Some("shop"));
         assert_eq!(syslog.format, MessageFormat::Record(LogFormat::Logfmt));
         assert_eq!((syslog.buffer_records, syslog.buffer_bytes), (5, 65536));
+    }
+
+    #[test]
+    fn http_handlers_have_defaults_and_take_their_keys() {
+        let net = parse_ok(r#"{"log": {"loki": {}, "otlp": {}}}"#, None)
+            .log
+            .net;
+        let loki = net.loki.unwrap();
+        assert_eq!(loki.http.url.to_string(), log_http::DEFAULT_LOKI_URL);
+        assert_eq!(loki.format, MessageFormat::Record(LogFormat::Json));
+        assert!(loki.labels.is_empty() && loki.http.headers.is_empty());
+        assert_eq!(loki.http.batch_records, 1000);
+        assert_eq!(loki.http.batch_wait, Duration::from_secs(1));
+        assert_eq!(loki.http.timeout, Duration::from_secs(10));
+        assert_eq!(
+            (loki.http.buffer_records, loki.http.buffer_bytes),
+            (10_000, 8 << 20)
+        );
+        let otlp = net.otlp.unwrap();
+        assert_eq!(otlp.http.url.to_string(), "http://127.0.0.1:4318/v1/logs");
+        assert_eq!(otlp.service_name, "pidzero");
+        assert_eq!(otlp.format, MessageFormat::Line);
+        let text = r#"{"log": {"loki": {"url": "http://loki:3100/loki/api/v1/push",
+            "labels": {"app": "shop", "env": "prod"}, "headers": {"X-Scope-OrgID": "t1"},
+            "batch_records": 5, "batch_wait": "250ms", "timeout": 2.5, "buffer_records": 5,
+            "format": "line"},
+            "otlp": {"url": "http://collector:4318/otlp/", "service_name": "shop",
+            "resource": {"deployment.environment": "prod"}, "format": "logfmt"}}}"#;
+        let net = parse_ok(text, None).log.net;
+        let loki = net.loki.unwrap();
+        assert_eq!(
+            loki.labels,
+            [("app".into(), "shop".into()), ("env".into(), "prod".into())]
+        );
+        assert_eq!(loki.http.headers, [("X-Scope-OrgID".into(), "t1".into())]);
+        assert_eq!(loki.http.batch_records, 5);
+        assert_eq!(loki.http.batch_wait, Duration::from_millis(250));
+        assert_eq!(loki.http.timeout, Duration::from_millis(2500));
+        assert_eq!(loki.format, MessageFormat::Line);
+        let otlp = net.otlp.unwrap();
+        assert_eq!(otlp.http.url.path, "/otlp/v1/logs");
+        assert_eq!(otlp.service_name, "shop");
+        assert_eq!(otlp.format, MessageFormat::Record(LogFormat::Logfmt));
+        // A small buffer makes the default batch as small.
+        let small = r#"{"log": {"otlp": {"buffer_records": 10}}}"#;
+        assert_eq!(
+            parse_ok(small, None)
+                .log
+                .net
+                .otlp
+                .unwrap()
+                .http
+                .batch_records,
+            10
+        );
     }
 
     #[test]

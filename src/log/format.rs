@@ -541,7 +541,7 @@ fn push_lossy(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// `"` + JSON-escaped lossy UTF-8 + `"`.
-fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
+pub fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     json_escaped(out, bytes);
     out.push(b'"');

@@ -438,6 +438,12 @@ fn line_sinks(file: bool, stream: bool, net: &NetSettings) -> SinkSet {
     if net.syslog.is_some() {
         sinks = sinks.with(SinkKind::Syslog);
     }
+    if net.loki.is_some() {
+        sinks = sinks.with(SinkKind::Loki);
+    }
+    if net.otlp.is_some() {
+        sinks = sinks.with(SinkKind::Otlp);
+    }
     sinks
 }
 

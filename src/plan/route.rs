@@ -15,11 +15,8 @@ pub fn configured_sinks(log: &LogSettings) -> SinkSet {
     if log.log_to_file {
         set = set.with(SinkKind::File);
     }
-    if log.net.forward.is_some() {
-        set = set.with(SinkKind::Forward);
-    }
-    if log.net.syslog.is_some() {
-        set = set.with(SinkKind::Syslog);
+    for kind in log.net.kinds().kinds() {
+        set = set.with(kind);
     }
     set
 }

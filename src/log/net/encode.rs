@@ -45,6 +45,36 @@ impl Item {
     }
 }
 
+/// One record of an [`Item`], for the encoders that build a structure of
+/// their own around records (the HTTP handlers' payloads).
+#[derive(Debug, Clone, Copy)]
+pub enum Rec<'a> {
+    Line {
+        batch: &'a LineBatch,
+        span: crate::log::record::LineSpan,
+    },
+    Event(&'a EventRecord),
+}
+
+impl Item {
+    /// Calls `f` on each record not yet skipped, the first `max` at most.
+    pub fn for_each_record<'a>(&'a self, max: usize, mut f: impl FnMut(Rec<'a>)) {
+        match &self.record {
+            Record::Lines(batch) => {
+                let spans = batch.lines.get(self.next..).unwrap_or_default();
+                for &span in spans.iter().take(max) {
+                    f(Rec::Line { batch, span });
+                }
+            }
+            Record::Event(event) => {
+                if self.next == 0 && max > 0 {
+                    f(Rec::Event(event));
+                }
+            }
+        }
+    }
+}
+
 impl Entry for Item {
     fn records(&self) -> usize {
         match &self.record {

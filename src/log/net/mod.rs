@@ -1,6 +1,9 @@
 //! Network log handlers: `log.forward` (newline-delimited records to a TCP
-//! or Unix stream socket: Vector, Fluent Bit, Logstash) and `log.syslog`
-//! (RFC 5424 / RFC 3164 to `/dev/log`, UDP or TCP).
+//! or Unix stream socket: Vector, Fluent Bit, Logstash), `log.syslog`
+//! (RFC 5424 / RFC 3164 to `/dev/log`, UDP or TCP), and the HTTP handlers
+//! `log.loki` (Loki's push API) and `log.otlp` (OTLP/HTTP JSON), which
+//! send batches ([`http_worker`]) with the same queue, bounds and outage
+//! events as the others.
 //!
 //! PID 1 must never wait for a network receiver, and stdout and the file
 //! stay lossless whatever the network does. So the writer thread only hands
@@ -26,8 +29,14 @@
 //! `sink_error` event when it starts and one `sink_recovered` event, with
 //! the number dropped, once the handler has caught up.
 
+pub mod batch;
 pub mod conn;
 pub mod encode;
+pub mod http;
+pub mod http_worker;
+pub mod loki;
+pub mod otlp;
+pub mod outage;
 pub mod queue;
 pub mod syslog;
 pub mod worker;
@@ -37,7 +46,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use self::batch::HttpEncoder;
 use self::encode::{Encoder, Item, SyslogEncoder};
+use self::http_worker::{HttpTarget, HttpWorker};
+use self::loki::LokiEncoder;
+use self::otlp::OtlpEncoder;
 use self::queue::Queue;
 use crate::config::{NetAddress, NetSettings, SinkKind, SinkSet};
 use crate::log::channel::SinkLoss;
@@ -91,6 +104,9 @@ pub(crate) struct State {
     pub queue: Queue<Item>,
     /// Set by [`NetSinks::finish`]: send what is queued, briefly, then end.
     pub stop: bool,
+    /// The handler is also woken when the queue reaches this many records
+    /// (an HTTP handler's `batch_records`; 1 for the others).
+    pub wake_at: usize,
 }
 
 impl Shared {
@@ -102,7 +118,9 @@ impl Shared {
     fn push(&self, item: Item) {
         let mut state = self.lock();
         let was_empty = state.queue.is_empty();
+        let before = state.queue.records();
         let dropped = state.queue.push(item);
+        let reached = before < state.wake_at && state.queue.records() >= state.wake_at;
         if dropped > 0 {
             self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -110,7 +128,7 @@ impl Shared {
             .queued
             .store(state.queue.records() as u64, Ordering::Relaxed);
         drop(state);
-        if was_empty {
+        if was_empty || reached {
             self.wake.notify_one();
         }
     }
@@ -173,6 +191,18 @@ impl NetSinks {
                 buffer_records: syslog.buffer_records,
             };
             handlers.push(spawn(target, syslog.buffer_bytes, log)?);
+        }
+        if let Some(loki) = &settings.loki {
+            let encoder = HttpEncoder::Loki(LokiEncoder::new(&loki.labels, loki.format));
+            handlers.push(spawn_http(SinkKind::Loki, &loki.http, encoder, log)?);
+        }
+        if let Some(otlp) = &settings.otlp {
+            let encoder = HttpEncoder::Otlp(OtlpEncoder::new(
+                &otlp.service_name,
+                &otlp.resource,
+                otlp.format,
+            ));
+            handlers.push(spawn_http(SinkKind::Otlp, &otlp.http, encoder, log)?);
         }
         Ok((!handlers.is_empty()).then_some(NetSinks { handlers }))
     }
@@ -241,20 +271,52 @@ impl NetSinks {
 
 fn spawn(target: worker::Target, buffer_bytes: usize, log: &LogHandle) -> io::Result<Handler> {
     let kind = target.kind;
-    let shared = Arc::new(Shared {
+    let shared = new_shared(target.buffer_records, buffer_bytes);
+    let worker = worker::Worker::new(target, Arc::clone(&shared), log.clone());
+    run_handler(kind, shared, move || worker.run())
+}
+
+/// Starts an HTTP handler (`loki`, `otlp`).
+fn spawn_http(
+    kind: SinkKind,
+    settings: &crate::config::HttpSettings,
+    encoder: HttpEncoder,
+    log: &LogHandle,
+) -> io::Result<Handler> {
+    let shared = new_shared(settings.buffer_records, settings.buffer_bytes);
+    let target = HttpTarget {
+        kind,
+        settings: settings.clone(),
+        encoder,
+    };
+    let worker = HttpWorker::new(target, Arc::clone(&shared), log.clone());
+    run_handler(kind, shared, move || worker.run())
+}
+
+fn new_shared(buffer_records: usize, buffer_bytes: usize) -> Arc<Shared> {
+    Arc::new(Shared {
         state: Mutex::new(State {
-            queue: Queue::new(target.buffer_records, buffer_bytes),
+            queue: Queue::new(buffer_records, buffer_bytes),
             stop: false,
+            wake_at: 1,
         }),
         wake: Condvar::new(),
         stats: Arc::default(),
-    });
+    })
+}
+
+/// Runs a handler's loop (which returns the records it left at exit) on
+/// a thread of its own, named after its kind.
+fn run_handler(
+    kind: SinkKind,
+    shared: Arc<Shared>,
+    run: impl FnOnce() -> u64 + Send + 'static,
+) -> io::Result<Handler> {
     let (done_tx, done) = std::sync::mpsc::channel();
-    let worker = worker::Worker::new(target, Arc::clone(&shared), log.clone());
     let thread = std::thread::Builder::new()
         .name(format!("pidzero-{}", kind.name()))
         .spawn(move || {
-            let given_up = worker.run();
+            let given_up = run();
             let _ = done_tx.send(given_up);
         })?;
     Ok(Handler {

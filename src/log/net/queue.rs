@@ -95,6 +95,27 @@ impl<E: Entry> Queue<E> {
         Some(entry)
     }
 
+    /// Takes at most `max` (at least 1) of the oldest records: the oldest
+    /// entry whole when it holds no more, else a copy of it of which the
+    /// caller uses only the first `max` records, the entry staying queued
+    /// with those skipped. Returns the entry and the records taken from it.
+    pub fn take(&mut self, max: usize) -> Option<(E, usize)>
+    where
+        E: Clone,
+    {
+        let max = max.max(1);
+        let (front, _) = self.entries.front_mut()?;
+        let records = front.records();
+        if records <= max {
+            let entry = self.pop()?;
+            return Some((entry, records));
+        }
+        let copy = front.clone();
+        front.skip(max);
+        self.records -= max;
+        Some((copy, max))
+    }
+
     /// Drops everything queued (counted); returns how many records that was.
     pub fn clear(&mut self) -> u64 {
         let n = self.records as u64;
@@ -129,7 +150,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Records numbered `next..end`, holding `size` bytes.
-    #[derive(Debug)]
+    #[derive(Debug, Clone)]
     struct Run {
         next: usize,
         end: usize,
@@ -197,6 +218,24 @@ mod tests {
         );
         assert_eq!(drain(&mut queue), [4]);
         assert_eq!(queue.dropped(), 4);
+    }
+
+    #[test]
+    fn take_splits_an_entry_at_the_count_asked() {
+        let mut queue = Queue::new(100, 1000);
+        queue.push(run(0, 5, 10));
+        queue.push(run(5, 2, 10));
+        let (first, n) = queue.take(3).unwrap();
+        assert_eq!((first.next, n), (0, 3), "a copy: the caller takes 3");
+        assert_eq!(queue.records(), 4);
+        assert_eq!(queue.bytes(), 20, "bytes go with the whole entry");
+        let (rest, n) = queue.take(3).unwrap();
+        assert_eq!((rest.next, rest.end, n), (3, 5, 2));
+        let (last, n) = queue.take(0).unwrap();
+        assert_eq!((last.next, n), (5, 1), "at least one record");
+        assert_eq!(queue.records(), 1);
+        assert_eq!(drain(&mut queue), [6]);
+        assert_eq!(queue.dropped(), 0);
     }
 
     #[test]

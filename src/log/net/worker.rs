@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, SendError};
 use super::encode::Encoder;
+use super::outage::Outages;
 use super::queue::Entry;
 use super::Shared;
 use crate::config::NetAddress;
 use crate::config::SinkKind;
-use crate::log::record::{timestamp_now, EventRecord, FieldValue, Level};
 use crate::log::LogHandle;
 
 /// First wait before connecting again after a failure; doubled after each
@@ -37,9 +37,7 @@ pub const ROUND_BYTES: usize = 256 * 1024;
 /// may be back while the handler waits out its backoff), no more.
 pub const FINISH_GRACE: Duration = Duration::from_secs(1);
 
-/// An outage ends once the handler has caught up and nothing has been
-/// dropped for this long: one timed wake-up at the end of an outage.
-pub const SETTLE: Duration = Duration::from_secs(1);
+pub use super::outage::SETTLE;
 
 /// What a handler sends to, and how.
 pub struct Target {
@@ -52,25 +50,12 @@ pub struct Target {
     pub buffer_records: usize,
 }
 
-struct Outage {
-    since: Instant,
-    /// Records dropped before it started.
-    dropped_before: u64,
-}
-
 pub struct Worker {
     target: Target,
     shared: Arc<Shared>,
-    log: LogHandle,
     conn: Option<Conn>,
     backoff: Duration,
-    outage: Option<Outage>,
-    /// Drops already reported (by the end of an outage): more than this,
-    /// outside an outage, starts one.
-    accounted: u64,
-    /// The drops counted when last looked at, and when that count last grew.
-    seen_dropped: u64,
-    last_drop: Instant,
+    outages: Outages,
     /// When to stop sending at exit, once asked to stop.
     finish_by: Option<Instant>,
     out: Vec<u8>,
@@ -79,16 +64,19 @@ pub struct Worker {
 
 impl Worker {
     pub(crate) fn new(target: Target, shared: Arc<Shared>, log: LogHandle) -> Self {
+        let outages = Outages::new(
+            target.kind,
+            target.address.to_string(),
+            target.buffer_records,
+            log,
+            Arc::clone(&shared.stats),
+        );
         Worker {
             target,
             shared,
-            log,
             conn: None,
             backoff: FIRST_BACKOFF,
-            outage: None,
-            accounted: 0,
-            seen_dropped: 0,
-            last_drop: Instant::now(),
+            outages,
             finish_by: None,
             out: Vec::new(),
             ends: Vec::new(),
@@ -126,7 +114,7 @@ impl Worker {
     fn wait_for_work(&self) -> Option<bool> {
         let mut state = self.shared.lock();
         while state.queue.is_empty() && !state.stop {
-            let settling = self.outage.is_some() && self.conn.is_some();
+            let settling = self.outages.active() && self.conn.is_some();
             if !settling {
                 state = self
                     .shared
@@ -135,7 +123,7 @@ impl Worker {
                     .unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            let left = SETTLE.saturating_sub(self.last_drop.elapsed());
+            let left = self.outages.settle_in();
             let (next, timeout) = self
                 .shared
                 .wake
@@ -252,7 +240,7 @@ impl Worker {
                     .written
                     .fetch_add(records, Ordering::Relaxed);
                 self.conn = Some(conn);
-                self.note_drops();
+                self.outages.note_drops();
                 if caught_up && self.shared.stats.dropped.load(Ordering::Relaxed) == dropped_at_take
                 {
                     self.settle();
@@ -302,89 +290,15 @@ impl Worker {
         self.shared.stats.queued.store(queued, Ordering::Relaxed);
     }
 
-    /// Records dropped outside an outage start one: the receiver does not keep up.
     fn check_overflow(&mut self) {
-        if self.outage.is_none()
-            && self.shared.stats.dropped.load(Ordering::Relaxed) > self.accounted
-        {
-            self.start_outage(
-                "records come faster than they can be sent (the receiver is slow or not reading)",
-            );
-        }
+        self.outages.check_overflow();
     }
 
-    /// The receiver is away: starts an outage unless one is under way.
     fn down(&mut self, reason: &str) {
-        if self.outage.is_none() {
-            self.start_outage(reason);
-        }
+        self.outages.down(reason);
     }
 
-    fn start_outage(&mut self, reason: &str) {
-        self.outage = Some(Outage {
-            since: Instant::now(),
-            dropped_before: self.accounted,
-        });
-        let kind = self.target.kind.name();
-        let address = self.target.address.to_string();
-        self.log.event(EventRecord {
-            timestamp: timestamp_now(),
-            level: Level::Warn,
-            event: "sink_error",
-            fields: vec![
-                ("sink", FieldValue::Str(kind.to_string())),
-                ("address", FieldValue::Str(address.clone())),
-                ("error", FieldValue::Str(reason.to_string())),
-            ],
-            line: format!(
-                "log sink {kind} ({address}) is unavailable: {reason}; up to {} records wait for it, then the oldest are dropped",
-                self.target.buffer_records
-            ),
-        });
-    }
-
-    /// Notes when records were last seen dropped.
-    fn note_drops(&mut self) {
-        let dropped = self.shared.stats.dropped.load(Ordering::Relaxed);
-        if dropped != self.seen_dropped {
-            self.seen_dropped = dropped;
-            self.last_drop = Instant::now();
-        }
-    }
-
-    /// Ends the outage once the handler has caught up (its queue empty,
-    /// the receiver connected) and nothing has been dropped for [`SETTLE`].
-    /// Settling keeps a receiver that hovers at the edge of keeping up
-    /// (drops, a round without, drops...) to one outage instead of a
-    /// stream of events.
     fn settle(&mut self) {
-        self.note_drops();
-        if self.conn.is_none() || self.last_drop.elapsed() < SETTLE {
-            return;
-        }
-        let dropped = self.seen_dropped;
-        let Some(outage) = self.outage.as_ref() else {
-            return;
-        };
-        let lost = dropped - outage.dropped_before;
-        let seconds = outage.since.elapsed().as_secs_f64();
-        self.outage = None;
-        self.accounted = dropped;
-        let kind = self.target.kind.name();
-        let address = self.target.address.to_string();
-        self.log.event(EventRecord {
-            timestamp: timestamp_now(),
-            level: if lost > 0 { Level::Warn } else { Level::Info },
-            event: "sink_recovered",
-            fields: vec![
-                ("sink", FieldValue::Str(kind.to_string())),
-                ("address", FieldValue::Str(address.clone())),
-                ("dropped", FieldValue::Int(i64::try_from(lost).unwrap_or(i64::MAX))),
-                ("seconds", FieldValue::Int((seconds.round()) as i64)),
-            ],
-            line: format!(
-                "log sink {kind} ({address}) is back after {seconds:.1} s; {lost} records were dropped meanwhile"
-            ),
-        });
+        self.outages.settle(self.conn.is_some());
     }
 }
