@@ -84,6 +84,11 @@ impl SinkSet {
         SinkSet(self.0 & other.0)
     }
 
+    /// The sinks in either set.
+    pub fn or(self, other: SinkSet) -> SinkSet {
+        SinkSet(self.0 | other.0)
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -54,7 +54,8 @@ pub struct LogHandle {
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
     /// The network handlers' counters, for `/metrics`.
-    net_stats: Arc<[(SinkKind, Arc<SinkStats>)]>,
+    /// Shared by every clone: a reload that changes the handlers swaps it.
+    net_stats: Arc<RwLock<NetStats>>,
     /// The writer's sinks (stdout or stderr, file), their names and
     /// counters: senders add what they queue for each.
     local_stats: Arc<[LocalStats]>,
@@ -62,6 +63,9 @@ pub struct LogHandle {
     /// (see [`LogHandle::for_daemon`]); all sinks and text otherwise.
     route: LineRoute,
 }
+
+/// The network handlers' kinds and counters.
+pub(super) type NetStats = Arc<[(SinkKind, Arc<SinkStats>)]>;
 
 /// One of the writer's sinks for `/metrics`: its kind, its name (`stdout`,
 /// `stderr` in quiet mode, `file`) and its counters.
@@ -108,7 +112,7 @@ impl LogHandle {
             routing: Arc::new(RwLock::new(routing)),
             max_line_bytes: Arc::new(AtomicUsize::new(max_line_bytes)),
             pidzero: "pidzero".into(),
-            net_stats: Arc::new([]),
+            net_stats: Arc::new(RwLock::new(Arc::new([]))),
             local_stats: Arc::new([]),
             route: LineRoute::default(),
         }
@@ -123,10 +127,11 @@ impl LogHandle {
         }
     }
 
-    /// This handle with the network handlers' counters, for `/metrics`.
-    pub(super) fn with_net_stats(mut self, stats: Vec<(SinkKind, Arc<SinkStats>)>) -> Self {
-        self.net_stats = stats.into();
-        self
+    /// The network handlers' counters, for `/metrics`, as every clone of
+    /// this handle sees them (at the start, and after a reload changed the
+    /// handlers).
+    pub(super) fn set_net_stats(&self, stats: Vec<(SinkKind, Arc<SinkStats>)>) {
+        *self.net_stats.write().unwrap_or_else(|e| e.into_inner()) = stats.into();
     }
 
     /// This handle with the writer's sinks' counters (see `local_stats`).
@@ -169,7 +174,8 @@ impl LogHandle {
     /// Each network handler's records written, dropped, failed attempts
     /// and queued records.
     pub fn net_sink_counts(&self) -> Vec<SinkCounts> {
-        self.net_stats
+        let stats = Arc::clone(&self.net_stats.read().unwrap_or_else(|e| e.into_inner()));
+        stats
             .iter()
             .map(|(kind, stats)| stats.counts(kind.name()))
             .collect()
@@ -189,7 +195,8 @@ impl LogHandle {
     /// formatted from now on use the new format and go to the sinks now
     /// on; the writer, after what was sent before, opens the file again
     /// (a new path, or the same path after logrotate moved it) and answers
-    /// what it opened. The network handlers keep their settings.
+    /// what it opened; network handlers whose settings changed are
+    /// replaced (see the writer's `apply`).
     pub fn apply(&self, settings: &LogSettings) -> tokio::sync::oneshot::Receiver<Reopened> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let routing = {
@@ -207,6 +214,11 @@ impl LogHandle {
             routing.format = settings.format;
             routing.plain_events =
                 routing.quiet && !settings.format_chosen && !settings.log_to_file;
+            // The network handlers the writer starts for these settings.
+            let sinks = sinks
+                .and(SinkSet::of([SinkKind::Stdout, SinkKind::File]))
+                .or(settings.net.kinds());
+            routing.net = settings.net.any();
             routing.line_sinks = sinks;
             // What the writer will have once it took these settings (a file
             // that cannot be opened keeps the old one, if any).

@@ -373,11 +373,12 @@ fn spawn(options: WriterOptions, stream_fd: Option<RawFd>) -> io::Result<(LogHan
     }
     // The handlers send their outage events through the handle, like any sender.
     let net = NetSinks::start(&settings.net, &handle)?;
-    let handle = match &net {
-        Some(net) => handle.with_net_stats(net.stats()),
-        None => handle,
-    };
+    if let Some(net) = &net {
+        handle.set_net_stats(net.stats());
+    }
     let writer = Writer {
+        handle: handle.clone(),
+        net_settings: settings.net.clone(),
         stream_stats,
         file_stats,
         compress_report: compress_reporter(&handle, &recent),
@@ -567,8 +568,14 @@ struct Writer {
     losses: Arc<Mutex<Vec<SinkLoss>>>,
     /// The drops of both sinks at the last publication.
     published_drops: u64,
-    /// `log.forward` and `log.syslog`, each fed from its own queue.
+    /// The network handlers, each fed from its own queue.
     net: Option<NetSinks>,
+    /// Their settings, to tell whether a reload changes them.
+    net_settings: NetSettings,
+    /// For the network handlers a reload starts (they send their outage
+    /// events through it) and the counters `/metrics` reads. The writer
+    /// ends on `Message::Finish`, so this clone does not keep it alive.
+    handle: LogHandle,
 }
 
 impl Writer {
@@ -784,6 +791,9 @@ impl Writer {
         } = applied;
         self.format = settings.format;
         self.plain_events = plain_events;
+        if settings.net != self.net_settings {
+            self.replace_net(&settings.net);
+        }
         match (stream, self.stream.is_some()) {
             (Some(true), false) => {
                 let sink =
@@ -851,6 +861,38 @@ impl Writer {
             },
         };
         let _ = reply.send(answer);
+    }
+
+    /// A reload changed the network handlers: the new ones take the
+    /// records from now on; the old ones send what they hold (bounded, as
+    /// at exit) on a thread of their own, so the writer never waits for a
+    /// receiver.
+    fn replace_net(&mut self, settings: &NetSettings) {
+        let old = self.net.take();
+        let new = match NetSinks::start(settings, &self.handle) {
+            Ok(new) => new,
+            Err(error) => {
+                self.handle.event(net_start_error(&error));
+                None
+            }
+        };
+        self.handle
+            .set_net_stats(new.as_ref().map(NetSinks::stats).unwrap_or_default());
+        self.net = new;
+        self.net_settings = settings.clone();
+        if let Some(old) = old {
+            let handle = self.handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("pidzero-net-end".into())
+                .spawn(move || {
+                    for loss in old.finish().into_iter().filter(|l| l.given_up > 0) {
+                        handle.event(net_replaced_loss(&loss));
+                    }
+                });
+            if let Err(error) = spawned {
+                self.handle.event(net_start_error(&error));
+            }
+        }
     }
 
     fn publish_losses(&mut self) {
@@ -969,6 +1011,38 @@ fn compress_error(plain: &std::path::Path, error: &io::Error) -> EventRecord {
         line: format!(
             "cannot compress the rotated log file {}: {error}; it stays uncompressed",
             plain.display()
+        ),
+    }
+}
+
+/// A network handler a reload asked for could not start.
+fn net_start_error(error: &io::Error) -> EventRecord {
+    EventRecord {
+        timestamp: timestamp_now(),
+        level: Level::Error,
+        event: "sink_error",
+        fields: vec![("error", FieldValue::Str(error.to_string()))],
+        line: format!("cannot start the network log handlers of the new configuration: {error}"),
+    }
+}
+
+/// What a network handler replaced by a reload could not send in its
+/// last second.
+fn net_replaced_loss(loss: &SinkLoss) -> EventRecord {
+    EventRecord {
+        timestamp: timestamp_now(),
+        level: Level::Warn,
+        event: "sink_error",
+        fields: vec![
+            ("sink", FieldValue::Str(loss.sink.to_string())),
+            (
+                "dropped",
+                FieldValue::Int(i64::try_from(loss.given_up).unwrap_or(i64::MAX)),
+            ),
+        ],
+        line: format!(
+            "the {} handler replaced by a reload gave up {} records it could not send",
+            loss.sink, loss.given_up
         ),
     }
 }

@@ -103,11 +103,6 @@ impl Runtime {
             shutdown_timeout,
         } = loaded;
         let mut warnings = Vec::new();
-        if log.net != reloading.log.net {
-            warnings.push(
-                "log.forward and log.syslog keep their settings until pidzero starts again".into(),
-            );
-        }
         if server.is_none() && (api.socket != reloading.api.socket || api.tcp != reloading.api.tcp)
         {
             warnings.push("the control API is off: its new listeners wait for a restart".into());
