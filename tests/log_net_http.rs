@@ -975,6 +975,10 @@ fn otlp_bodies_parse_as_the_official_protobuf_messages() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !have {
+        assert!(
+            std::env::var_os("PIDZERO_REQUIRE_OTLP_PROTO").is_none(),
+            "PIDZERO_REQUIRE_OTLP_PROTO is set but python3 cannot import opentelemetry-proto"
+        );
         eprintln!(
             "\n*** SKIP otlp_bodies_parse_as_the_official_protobuf_messages: python3 with opentelemetry-proto is not installed (pip install opentelemetry-proto) ***\n"
         );
