@@ -264,7 +264,9 @@ impl LogHandle {
         let routing = self.routing();
         let sinks = routing.line_sinks.and(self.route.sinks);
         if sinks.is_empty() {
-            self.recent.add_lines(batch);
+            let mut batch = batch;
+            super::recent::trim(&mut batch);
+            self.recent.add_lines(Arc::new(batch));
             return;
         }
         // Closed only once the writer has stopped: the batch could not be written.

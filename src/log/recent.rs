@@ -66,7 +66,8 @@ struct SourceLog {
 /// The last lines of one daemon, in the batches they came in, oldest first.
 #[derive(Debug, Default)]
 struct LineRing {
-    batches: VecDeque<LineBatch>,
+    /// Shared with the network handlers' queues (no copy per handler).
+    batches: VecDeque<Arc<LineBatch>>,
     /// Lines of the front batch that dropped out.
     skip: usize,
     /// Lines kept.
@@ -98,16 +99,8 @@ impl Recent {
     }
 
     /// Counts a batch of daemon lines and keeps it (see the module docs).
-    pub fn add_lines(&self, mut batch: LineBatch) {
+    pub fn add_lines(&self, batch: Arc<LineBatch>) {
         let bytes: usize = batch.lines.iter().map(span_len).sum();
-        // A read buffer mostly empty is cut to its content (in place: the
-        // allocator gives the rest back without copying).
-        if batch.data.len() * 2 < batch.data.capacity() {
-            batch.data.shrink_to_fit();
-        }
-        if batch.lines.len() * 2 < batch.lines.capacity() {
-            batch.lines.shrink_to_fit();
-        }
         let mut state = self.lock();
         let log = source_log(&mut state, &batch.source);
         log.records += batch.lines.len() as u64;
@@ -202,6 +195,18 @@ fn span_len(span: &LineSpan) -> usize {
 }
 
 /// The memory a kept batch holds: its buffer and its spans.
+/// Cuts a mostly empty read buffer to its content (in place: the
+/// allocator gives the rest back without copying), before the batch is
+/// kept here (and shared with the network handlers).
+pub fn trim(batch: &mut LineBatch) {
+    if batch.data.len() * 2 < batch.data.capacity() {
+        batch.data.shrink_to_fit();
+    }
+    if batch.lines.len() * 2 < batch.lines.capacity() {
+        batch.lines.shrink_to_fit();
+    }
+}
+
 fn held_by(batch: &LineBatch) -> usize {
     batch.data.capacity() + batch.lines.capacity() * std::mem::size_of::<LineSpan>()
 }
@@ -210,7 +215,7 @@ impl LineRing {
     /// Appends `batch`, then drops the oldest lines beyond
     /// [`RECENT_RECORDS`], and the oldest batches while all of them hold more
     /// than [`RECENT_BYTES`] (the newest batch stays whatever its size).
-    fn push(&mut self, batch: LineBatch, pool: &BufferPool) {
+    fn push(&mut self, batch: Arc<LineBatch>, pool: &BufferPool) {
         self.count += batch.lines.len();
         self.held += held_by(&batch);
         self.batches.push_back(batch);
@@ -229,12 +234,18 @@ impl LineRing {
             self.skip = 0;
             if let Some(dropped) = self.batches.pop_front() {
                 self.held -= held_by(&dropped);
-                pool.give_back(std::iter::once(dropped.data));
+                // Its buffer goes back to the readers unless a network
+                // handler's queue still holds the batch (then it is freed
+                // when that lets go).
+                if let Ok(dropped) = Arc::try_unwrap(dropped) {
+                    pool.give_back(std::iter::once(dropped.data));
+                }
             }
         }
         // The oldest batch's spans: those that dropped out go once they are
         // the most (its bytes stay, at most one read's worth).
-        if let Some(front) = self.batches.front_mut() {
+        // (Not while a network handler's queue shares the batch.)
+        if let Some(front) = self.batches.front_mut().and_then(Arc::get_mut) {
             if self.skip > 0 && 2 * self.skip > front.lines.len() {
                 self.held -= held_by(front);
                 front.lines.drain(..self.skip);
@@ -330,6 +341,12 @@ impl EventRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch as the writer keeps it: trimmed, shared.
+    fn shared(mut batch: LineBatch) -> Arc<LineBatch> {
+        trim(&mut batch);
+        Arc::new(batch)
+    }
     use crate::log::framer::Framer;
     use crate::log::record::{timestamp_now, Stream};
 
@@ -360,7 +377,7 @@ mod tests {
     }
 
     fn held_in(ring: &LineRing) -> usize {
-        ring.batches.iter().map(held_by).sum()
+        ring.batches.iter().map(|b| held_by(b)).sum()
     }
 
     #[test]
@@ -369,7 +386,7 @@ mod tests {
         let web: Arc<str> = "web".into();
         let texts: Vec<String> = (0..2500).map(|i| format!("r{i}")).collect();
         for chunk in texts.chunks(700) {
-            recent.add_lines(batch(&web, chunk, 0));
+            recent.add_lines(shared(batch(&web, chunk, 0)));
         }
         let all = recent.recent("web", 5000);
         assert_eq!(all.len(), RECENT_RECORDS);
@@ -392,7 +409,7 @@ mod tests {
             .collect();
         // Reads of 8 lines, 80,008 bytes: about what one pipe read holds.
         for lines in big.chunks(8) {
-            recent.add_lines(batch(&web, lines, 0));
+            recent.add_lines(shared(batch(&web, lines, 0)));
         }
         let kept = lines(&recent.recent("web", 1000));
         // The newest read (4 lines) and as many reads of 8 as fit beside it;
@@ -407,13 +424,13 @@ mod tests {
         drop(state);
         // A read larger than the bound on its own is kept, alone.
         let huge: Vec<String> = (0..50).map(|i| format!("{i:010000}")).collect();
-        recent.add_lines(batch(&web, &huge, 0));
+        recent.add_lines(shared(batch(&web, &huge, 0)));
         assert_eq!(recent.recent("web", 1000).len(), 50);
         assert_eq!(recent.lock().sources["web"].lines.batches.len(), 1);
         // Half-full reads of 255-byte lines: what is held stays near what is kept.
         let texts: Vec<String> = (0..161).map(|i| format!("{i:0255}")).collect();
         for _ in 0..100 {
-            recent.add_lines(batch(&web, &texts, 80 * 1024 + 1));
+            recent.add_lines(shared(batch(&web, &texts, 80 * 1024 + 1)));
         }
         assert!(held(&recent, "web") <= RECENT_BYTES);
     }
@@ -425,14 +442,14 @@ mod tests {
         let recent = Recent::default();
         let web: Arc<str> = "web".into();
         for i in 0..5000 {
-            recent.add_lines(batch(&web, &[format!("line {i}")], 80 * 1024));
+            recent.add_lines(shared(batch(&web, &[format!("line {i}")], 80 * 1024)));
         }
         assert_eq!(lines(&recent.recent("web", 1)), ["line 4999"]);
         assert!(held(&recent, "web") < 32 * 1000, "{}", held(&recent, "web"));
         let texts: Vec<String> = (0..700).map(|i| format!("{i:099}")).collect();
         let full = batch(&web, &texts, 80 * 1024);
         let buffer = full.data.as_ptr();
-        recent.add_lines(full);
+        recent.add_lines(shared(full));
         let state = recent.lock();
         let ring = &state.sources["web"].lines;
         assert_eq!(ring.batches.back().unwrap().data.as_ptr(), buffer);

@@ -46,7 +46,7 @@ use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::net::{NetSinks, SinkStats};
 use super::pool::BufferPool;
-use super::recent::Recent;
+use super::recent::{self, Recent};
 use super::record::{timestamp_now, EventRecord, FieldValue, Level};
 use super::sink::{self as sinks, FileSink, GiveUpFlag, StdoutSink};
 use crate::config::{LogFormat, LogSettings, NetSettings, SinkKind, SinkSet};
@@ -700,17 +700,23 @@ impl Writer {
             }
             Message::Finish => return true,
         };
+        // A batch is one record per line; anything else is one event.
+        let records = chunk.batch.as_ref().map_or(1, |b| b.lines.len() as u64);
+        // One batch, kept for the API and shared with the network
+        // handlers' queues: no copy of its bytes on this thread.
+        let batch = chunk.batch.take().map(|mut batch| {
+            recent::trim(&mut batch);
+            Arc::new(batch)
+        });
         if let Some(net) = &self.net {
-            if let Some(batch) = &chunk.batch {
+            if let Some(batch) = &batch {
                 net.lines(batch, chunk.sinks);
             }
             if let Some(event) = chunk.event.take() {
                 net.event(&event, chunk.sinks);
             }
         }
-        // A batch is one record per line; anything else is one event.
-        let records = chunk.batch.as_ref().map_or(1, |b| b.lines.len() as u64);
-        if let Some(batch) = chunk.batch.take() {
+        if let Some(batch) = batch {
             self.recent.add_lines(batch);
         }
         self.taken_permits += usize::from(chunk.permit);

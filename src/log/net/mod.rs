@@ -217,13 +217,11 @@ impl NetSinks {
 
     /// Queues a read's lines for every handler in `sinks` (the daemon's
     /// `sinks`; one copy, shared).
-    pub fn lines(&self, batch: &LineBatch, sinks: SinkSet) {
+    pub fn lines(&self, batch: &Arc<LineBatch>, sinks: SinkSet) {
         if batch.lines.is_empty() {
             return;
         }
-        let mut shared = None;
         for handler in self.handlers.iter().filter(|h| sinks.contains(h.kind)) {
-            let batch = shared.get_or_insert_with(|| Arc::new(batch.clone()));
             handler.shared.push(Item::lines(Arc::clone(batch)));
         }
     }
