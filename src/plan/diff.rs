@@ -6,7 +6,7 @@
 //! - **added** when no running daemon has its name (it starts);
 //! - **changed** when anything that affects its process differs: its launch
 //!   spec (argv, program, environment, user, working dir, output, health
-//!   probe, line route) or any rule not listed in [`in_place_rules`] (health
+//!   probe, line route) or any rule not listed in `in_place_rules` (health
 //!   timing, schedule, and every rule added later, so new fields restart by
 //!   default); it is restarted;
 //! - **updated** when only rules that apply in place differ (`vital`, the

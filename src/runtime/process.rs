@@ -62,7 +62,7 @@ pub struct Extras {
     pub env: Vec<(OsString, OsString)>,
     /// (descriptor in pidzero, number the child gets it as).
     pub fd: Option<(RawFd, i32)>,
-    /// Add `WATCHDOG_PID` (the child's own pid): see [`PidExec`].
+    /// Add `WATCHDOG_PID` (the child's own pid): see `PidExec` (`runtime::pid_exec`).
     pub watchdog_pid: bool,
 }
 

@@ -78,7 +78,7 @@ pub struct Daemon {
     /// Removed by a reload: being stopped, never started again, and no
     /// longer shown once nothing of it is left (see `supervisor::reload`).
     pub retired: bool,
-    /// The current instance's readiness (see [`super::ready`]).
+    /// The current instance's readiness (see `supervisor::ready`).
     pub readiness: Readiness,
     /// When the running stop timeout ends (moved by `EXTEND_TIMEOUT_USEC`).
     pub stop_deadline: Option<Duration>,

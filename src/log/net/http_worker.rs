@@ -29,7 +29,7 @@ use super::encode::Item;
 use super::http::{Client, Outcome};
 use super::outage::Outages;
 use super::queue::Entry;
-use super::worker::{FINISH_GRACE, FIRST_BACKOFF, MAX_BACKOFF, ROUND_BYTES};
+use super::worker::{FINISH_GRACE, FIRST_BACKOFF, ROUND_BYTES};
 use super::Shared;
 use crate::config::{HttpSettings, SinkKind};
 use crate::log::LogHandle;
@@ -324,13 +324,7 @@ impl HttpWorker {
 
     /// Waits the backoff, unless asked to stop meanwhile.
     fn wait_backoff(&mut self) {
-        let state = self.shared.lock();
-        let _unused = self
-            .shared
-            .wake
-            .wait_timeout_while(state, self.backoff, |s| !s.stop)
-            .unwrap_or_else(|e| e.into_inner());
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.shared.wait_backoff(&mut self.backoff);
     }
 
     /// Records in the queue (as for every handler, the batch being sent

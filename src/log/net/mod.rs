@@ -114,6 +114,17 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Waits `backoff` (a handler's thread, between attempts), unless asked
+    /// to stop meanwhile; then doubles it, up to [`worker::MAX_BACKOFF`].
+    pub fn wait_backoff(&self, backoff: &mut Duration) {
+        let state = self.lock();
+        let _unused = self
+            .wake
+            .wait_timeout_while(state, *backoff, |s| !s.stop)
+            .unwrap_or_else(|e| e.into_inner());
+        *backoff = (*backoff * 2).min(worker::MAX_BACKOFF);
+    }
+
     /// Queues an item (the writer thread's side: a short lock, no I/O).
     fn push(&self, item: Item) {
         let mut state = self.lock();

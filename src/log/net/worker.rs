@@ -175,13 +175,7 @@ impl Worker {
 
     /// Waits the backoff, unless asked to stop meanwhile.
     fn wait_backoff(&mut self) {
-        let state = self.shared.lock();
-        let _unused = self
-            .shared
-            .wake
-            .wait_timeout_while(state, self.backoff, |s| !s.stop)
-            .unwrap_or_else(|e| e.into_inner());
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.shared.wait_backoff(&mut self.backoff);
     }
 
     /// Takes a round of records from the queue and sends it on `conn`.
