@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::json::{self, Fields, Kind, Report};
-use super::log_net::{read_buffer, MessageFormat, MESSAGE_FORMATS};
+use super::log_handler::{host_port, read_buffer, MessageFormat, MESSAGE_FORMATS};
 
 pub(super) const LOKI_FIELDS: &[&str] = &[
     "url",
@@ -86,7 +86,7 @@ pub struct HttpUrl {
 
 impl std::fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let host = super::log_net::host_port(&self.host, self.port);
+        let host = host_port(&self.host, self.port);
         write!(f, "http://{host}{}", self.path)
     }
 }

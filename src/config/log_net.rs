@@ -12,7 +12,12 @@ use std::path::PathBuf;
 
 use serde_json::value::RawValue;
 
-use super::json::{self, Fields, Kind, Report};
+use super::json::{self, Kind, Report};
+pub use super::log_handler::{
+    host_port, MessageFormat, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_RECORDS, MAX_BUFFER_BYTES,
+    MAX_BUFFER_RECORDS,
+};
+use super::log_handler::{read_buffer, MESSAGE_FORMATS};
 use super::log_http::{LokiSettings, OtlpSettings};
 use super::{LogFormat, SinkKind, SinkSet};
 
@@ -27,13 +32,6 @@ pub(super) const SYSLOG_FIELDS: &[&str] = &[
 ];
 pub(super) const FORWARD_FIELDS: &[&str] = &["address", "format", "buffer_records", "buffer_bytes"];
 
-/// Records a network handler queues while its receiver is away or slow.
-pub const DEFAULT_BUFFER_RECORDS: usize = 10_000;
-/// Bytes of queued records (their text, before formatting) a handler keeps at most.
-pub const DEFAULT_BUFFER_BYTES: usize = 8 * 1024 * 1024;
-/// The most a handler may queue: beyond, the bound on pidzero's memory means little.
-pub const MAX_BUFFER_RECORDS: u64 = 10_000_000;
-pub const MAX_BUFFER_BYTES: u64 = 1024 * 1024 * 1024;
 /// Where `log.syslog` sends without an `address`.
 pub const DEFAULT_SYSLOG_ADDRESS: &str = "unix:///dev/log";
 
@@ -97,28 +95,10 @@ impl fmt::Display for NetAddress {
     }
 }
 
-/// `host:port`, with an IPv6 address in brackets.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyslogProtocol {
     Rfc5424,
     Rfc3164,
-}
-
-/// What a handler sends as each record's text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageFormat {
-    /// The line alone (an event's `line`): the syslog header already says
-    /// who, when and how severe.
-    Line,
-    Record(LogFormat),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,14 +134,6 @@ const FORMATS: &[(&str, LogFormat)] = &[
     ("map", LogFormat::Map),
     ("logfmt", LogFormat::Logfmt),
     ("text", LogFormat::Text),
-];
-
-pub(super) const MESSAGE_FORMATS: &[(&str, MessageFormat)] = &[
-    ("line", MessageFormat::Line),
-    ("json", MessageFormat::Record(LogFormat::Json)),
-    ("map", MessageFormat::Record(LogFormat::Map)),
-    ("logfmt", MessageFormat::Record(LogFormat::Logfmt)),
-    ("text", MessageFormat::Record(LogFormat::Text)),
 ];
 
 /// RFC 5424 §6.2.1 facility names and numbers.
@@ -271,30 +243,6 @@ pub(super) fn read_forward(report: &mut Report, raw: &RawValue) -> Option<Forwar
         buffer_records,
         buffer_bytes,
     })
-}
-
-/// `buffer_records` (at least 1) and `buffer_bytes` (at least 64 KiB, so
-/// that one long line always fits).
-pub(super) fn read_buffer(report: &mut Report, fields: &Fields, prefix: &str) -> (usize, usize) {
-    let mut records = DEFAULT_BUFFER_RECORDS;
-    let mut bytes = DEFAULT_BUFFER_BYTES;
-    if let Some(raw) = fields.get("buffer_records") {
-        let field = format!("{prefix}.buffer_records");
-        match json::integer(report, raw, &field, MAX_BUFFER_RECORDS) {
-            Some(0) => report.at(raw, &field, "must be at least 1"),
-            Some(n) => records = usize::try_from(n).unwrap_or(DEFAULT_BUFFER_RECORDS),
-            None => {}
-        }
-    }
-    if let Some(raw) = fields.get("buffer_bytes") {
-        let field = format!("{prefix}.buffer_bytes");
-        match json::integer(report, raw, &field, MAX_BUFFER_BYTES) {
-            Some(n) if n < 65_536 => report.at(raw, &field, "must be at least 65536"),
-            Some(n) => bytes = usize::try_from(n).unwrap_or(DEFAULT_BUFFER_BYTES),
-            None => {}
-        }
-    }
-    (records, bytes)
 }
 
 /// RFC 5424 APP-NAME: 1 to 48 printable US-ASCII characters, no space.

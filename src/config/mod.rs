@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod daemons;
 mod json;
+mod log_handler;
 pub mod log_http;
 pub mod log_net;
 pub mod ready;

@@ -34,8 +34,6 @@ use std::time::{Duration, Instant};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::sink::FILE_MODE;
-
 /// How long pidzero waits at exit for compressions under way or queued.
 pub const EXIT_WAIT: Duration = Duration::from_secs(3);
 
@@ -296,13 +294,15 @@ fn compress(shared: &Shared, job: Job) -> Result<(), (PathBuf, io::Error)> {
 }
 
 /// Writes `source` gzipped to `tmp` (created, or truncated if a crash left
-/// one) and fsyncs it. False when cancelled.
+/// one, with the source's own permission bits, so the `.gz` is readable by
+/// whom the log file was) and fsyncs it. False when cancelled.
 fn write_gzip(mut source: File, tmp: &Path, cancel: &AtomicBool) -> io::Result<bool> {
+    let mode = std::os::unix::fs::PermissionsExt::mode(&source.metadata()?.permissions()) & 0o777;
     let out = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(FILE_MODE)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(tmp)?;
     let mut encoder = GzEncoder::new(out, Compression::default());

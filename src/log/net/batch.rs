@@ -1,10 +1,8 @@
 //! What the HTTP handlers share between their payload encoders: the
 //! records of a batch as taken from the queue, their times in Unix
-//! nanoseconds, and one type over both encoders. Pure: no I/O.
+//! nanoseconds. Pure: no I/O.
 
 use super::encode::{Item, Rec};
-use super::loki::LokiEncoder;
-use super::otlp::OtlpEncoder;
 use crate::config::MessageFormat;
 use crate::log::format::{format_event, format_spans};
 use crate::log::record::Timestamp;
@@ -12,38 +10,6 @@ use crate::log::record::Timestamp;
 /// The records taken from the queue for one request: each item with the
 /// number of its records that belong to the batch (see `Queue::take`).
 pub type Taken = [(Item, usize)];
-
-/// Turns a batch into one request body.
-#[derive(Debug)]
-pub enum HttpEncoder {
-    Loki(LokiEncoder),
-    Otlp(OtlpEncoder),
-}
-
-impl HttpEncoder {
-    /// Writes the body of one request for `items` into `out` (cleared
-    /// first); returns the number of records in it.
-    pub fn encode(&mut self, items: &Taken, out: &mut Vec<u8>) -> u64 {
-        out.clear();
-        match self {
-            HttpEncoder::Loki(encoder) => encoder.encode(items, out),
-            HttpEncoder::Otlp(encoder) => encoder.encode(items, out),
-        }
-    }
-
-    pub fn content_type(&self) -> &'static str {
-        "application/json"
-    }
-
-    /// The records a receiver says, in a 2xx answer, that it rejected, and
-    /// why (OTLP's partial success); `None` when it took them all.
-    pub fn rejected(&self, answer: &[u8]) -> Option<(u64, String)> {
-        match self {
-            HttpEncoder::Loki(_) => None,
-            HttpEncoder::Otlp(_) => super::otlp::partial_success(answer),
-        }
-    }
-}
 
 /// Calls `f` on every record of `items`, in order.
 pub fn for_each_record<'a>(items: &'a Taken, mut f: impl FnMut(Rec<'a>)) {

@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::batch::HttpEncoder;
+use super::batch::Taken;
 use super::encode::Item;
 use super::http::{Client, Outcome};
+use super::loki::LokiEncoder;
+use super::otlp::OtlpEncoder;
 use super::outage::Outages;
 use super::queue::Entry;
 use super::worker::{FINISH_GRACE, FIRST_BACKOFF, ROUND_BYTES};
@@ -332,5 +334,37 @@ impl HttpWorker {
     fn publish_queued(&self) {
         let queued = self.shared.lock().queue.records() as u64;
         self.shared.stats.queued.store(queued, Ordering::Relaxed);
+    }
+}
+
+/// Turns a batch into one request body.
+#[derive(Debug)]
+pub enum HttpEncoder {
+    Loki(LokiEncoder),
+    Otlp(OtlpEncoder),
+}
+
+impl HttpEncoder {
+    /// Writes the body of one request for `items` into `out` (cleared
+    /// first); returns the number of records in it.
+    pub fn encode(&mut self, items: &Taken, out: &mut Vec<u8>) -> u64 {
+        out.clear();
+        match self {
+            HttpEncoder::Loki(encoder) => encoder.encode(items, out),
+            HttpEncoder::Otlp(encoder) => encoder.encode(items, out),
+        }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        "application/json"
+    }
+
+    /// The records a receiver says, in a 2xx answer, that it rejected, and
+    /// why (OTLP's partial success); `None` when it took them all.
+    pub fn rejected(&self, answer: &[u8]) -> Option<(u64, String)> {
+        match self {
+            HttpEncoder::Loki(_) => None,
+            HttpEncoder::Otlp(_) => super::otlp::partial_success(answer),
+        }
     }
 }

@@ -46,8 +46,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use self::batch::HttpEncoder;
 use self::encode::{Encoder, Item, SyslogEncoder};
+use self::http_worker::HttpEncoder;
 use self::http_worker::{HttpTarget, HttpWorker};
 use self::loki::LokiEncoder;
 use self::otlp::OtlpEncoder;
