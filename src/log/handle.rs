@@ -162,8 +162,10 @@ impl LogHandle {
     /// Counts `records` as queued for each of the writer's sinks in
     /// `sinks`: one atomic add per sink and batch, before the send (the
     /// writer subtracts once it has written them).
-    fn count_queued(&self, sinks: SinkSet, records: u64) {
-        let sinks = sinks.and(self.routing().local_on);
+    /// `routing` is the one the sender read for this batch (one read of the
+    /// shared lock per batch).
+    fn count_queued(&self, routing: &Routing, sinks: SinkSet, records: u64) {
+        let sinks = sinks.and(routing.local_on);
         for (kind, _, stats) in self.local_stats.iter() {
             if sinks.contains(*kind) {
                 stats.queued.fetch_add(records, Ordering::Relaxed);
@@ -275,7 +277,7 @@ impl LogHandle {
         };
         // The writer gives the permit back once it has taken the batch.
         permit.forget();
-        self.count_queued(sinks, batch.lines.len() as u64);
+        self.count_queued(&routing, sinks, batch.lines.len() as u64);
         // Every other permit free: no other batch is queued (this task's
         // thread runs every reader, so none is being sent either). Or only
         // network handlers take these lines: nothing to format here.
@@ -338,7 +340,7 @@ impl LogHandle {
         } else {
             SinkSet::ALL
         };
-        self.count_queued(sinks, 1);
+        self.count_queued(&routing, sinks, 1);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
             sinks,
