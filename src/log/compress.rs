@@ -340,6 +340,7 @@ fn sync_parent(path: &Path) {
 mod tests {
     use super::*;
     use crate::test_support::Dir;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_job_follows_its_file_through_later_rotations() {
@@ -366,6 +367,8 @@ mod tests {
         let dir = Dir::new("gz-one");
         let path = dir.p("x.log");
         std::fs::write(dir.p("x.log.1"), "one\ntwo\n").unwrap();
+        // The .gz is readable by whom the log file was, no more.
+        std::fs::set_permissions(dir.p("x.log.1"), std::fs::Permissions::from_mode(0o600)).unwrap();
         let errors = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&errors);
         let compressor = Compressor::new(
@@ -378,6 +381,11 @@ mod tests {
         assert!(compressor.wait_idle(Duration::from_secs(10)));
         assert!(!compressor.running(), "no thread left while idle");
         assert_eq!(gunzip(&dir.p("x.log.1.gz")), "one\ntwo\n");
+        let mode = std::fs::metadata(dir.p("x.log.1.gz"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         assert!(!dir.p("x.log.1").exists());
         assert!(!dir.p("x.log.gz.tmp").exists());
         assert!(errors.lock().unwrap().is_empty());
