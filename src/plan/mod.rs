@@ -33,7 +33,7 @@ use crate::config::{
 };
 
 pub use command::{has_shell_syntax, split_command};
-pub use preflight::{find_program, PathSource, PreflightError};
+pub use preflight::{find_program, find_program_in, PathSource, PreflightError};
 pub use rules::{DaemonRules, HealthRules};
 pub use users::{resolve_user, UserIds};
 

@@ -9,13 +9,14 @@
 //! daemon's `exited` record behind its last lines without making the loop
 //! wait for them.
 
+mod exec_image;
 pub mod notify;
 pub mod outbox;
-mod pid_exec;
 pub mod process;
 pub mod reload;
 pub mod signals;
 pub mod snapshot;
+mod vfork;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -1,23 +1,23 @@
 //! Process syscalls: start a process, signal its group, reap every child.
 //!
 //! Every process pidzero starts (daemons, the main command, command health
-//! probes) goes through [`spawn`]: std's `Command` (fork, then exec, with exec
-//! errors reported back) plus one `pre_exec` step that gives the child the
-//! signal state pidzero inherited, the terminal when it is the main command,
-//! and its user. Never `Child::wait`: all reaping goes through `waitpid(-1)`
-//! so adopted orphans are reaped too and nothing races for exit statuses.
+//! probes) goes through [`spawn_with`]: the pipes or `/dev/null` for its
+//! stdio and everything `execve` needs are made here, then
+//! [`vfork::spawn`](super::vfork) starts it on pidzero's memory (no page
+//! tables copied) and sets up the signal state pidzero inherited, the
+//! terminal when it is the main command, and its user. Never `Child::wait`:
+//! all reaping goes through `waitpid(-1)` so adopted orphans are reaped too
+//! and nothing races for exit statuses.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
+use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
-use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 
-use nix::sys::signal::{SigSet, SigmaskHow};
-use nix::unistd::{Gid, Uid};
-
-use super::pid_exec::PidExec;
+use super::exec_image::ExecImage;
 use super::signals::{self, Inherited, SignalBits};
+use super::vfork::{self, ChildSetup, Group, User};
 use crate::config::OutputMode;
 use crate::exit::{self, ExitStatus};
 use crate::plan::Launch;
@@ -62,7 +62,7 @@ pub struct Extras {
     pub env: Vec<(OsString, OsString)>,
     /// (descriptor in pidzero, number the child gets it as).
     pub fd: Option<(RawFd, i32)>,
-    /// Add `WATCHDOG_PID` (the child's own pid): see `PidExec` (`runtime::pid_exec`).
+    /// Add `WATCHDOG_PID` (the child's own pid, see `runtime::exec_image`).
     pub watchdog_pid: bool,
 }
 
@@ -76,67 +76,104 @@ pub fn spawn(plan: &Launch, ctx: &SpawnContext) -> io::Result<Spawned> {
 ///
 /// The child starts with exactly: the signal mask pidzero inherited; every
 /// disposition at its default except the signals pidzero inherited as ignored
-/// (SIGPIPE always at its default); descriptors 0-2 only; the planned working
-/// directory, environment and user; pidzero's rlimits.
+/// (SIGPIPE always at its default); descriptors 0-2 only (plus the
+/// notification fd when `extras` has one); the planned working directory,
+/// environment (sorted by name) and user; pidzero's rlimits. A program
+/// without `/` (not found when the plan was made) is searched on the child's
+/// `PATH` here, before the child exists.
 pub fn spawn_with(plan: &Launch, ctx: &SpawnContext, extras: &Extras) -> io::Result<Spawned> {
     let take_tty = plan.inherit_stdin && ctx.stdin_is_tty;
-    let mut cmd = Command::new(&plan.program);
-    if let Some((argv0, rest)) = plan.argv.split_first() {
-        cmd.arg0(argv0).args(rest);
-    }
-    cmd.env_clear().envs(plan.env.iter().map(|(k, v)| (k, v)));
-    cmd.envs(extras.env.iter().map(|(k, v)| (k, v)));
-    if let Some(dir) = &plan.working_dir {
-        cmd.current_dir(dir);
-    }
-    cmd.stdin(if plan.inherit_stdin {
-        Stdio::inherit()
+    let image = ExecImage::new(
+        &plan.program,
+        &plan.argv,
+        &plan.env,
+        &extras.env,
+        plan.working_dir.as_deref(),
+        extras.watchdog_pid,
+    )?;
+    let working_dir = plan
+        .working_dir
+        .as_ref()
+        .map(|dir| CString::new(dir.as_os_str().as_bytes()))
+        .transpose()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte found in provided data"))?;
+    let stdin = if plan.inherit_stdin {
+        None
     } else {
-        Stdio::null()
-    });
-    let (out, err) = match plan.output {
-        OutputMode::Log => (Stdio::piped(), Stdio::piped()),
-        OutputMode::Inherit => (Stdio::inherit(), Stdio::inherit()),
-        OutputMode::Discard => (Stdio::null(), Stdio::null()),
+        Some(dev_null(false)?)
     };
-    cmd.stdout(out).stderr(err);
-
-    if !take_tty {
-        cmd.process_group(0);
-    }
-    let child_setup = ChildSetup {
-        take_tty,
-        has_controlling_tty: ctx.has_controlling_tty,
-        user: plan.user.as_ref().map(|u| {
-            let groups = u.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-            (Uid::from_raw(u.uid), Gid::from_raw(u.gid), groups)
-        }),
-        mask: ctx.inherited.mask,
-        dispositions: child_dispositions(signals::settable(), ctx.inherited.ignored),
-        notify_fd: extras.fd,
-        exec: if extras.watchdog_pid {
-            let env: Vec<_> = plan.env.iter().chain(&extras.env).cloned().collect();
-            PidExec::new(&plan.program, &plan.argv, &env)?
+    // pidzero's read ends, and the child's ends (closed here once it has exec'd).
+    let (mut stdout, mut stderr) = (None, None);
+    let mut child_ends = Vec::with_capacity(2);
+    let (out_fd, err_fd) = match plan.output {
+        OutputMode::Log => {
+            let (out_read, out_write) = pipe()?;
+            let (err_read, err_write) = pipe()?;
+            (stdout, stderr) = (Some(out_read), Some(err_read));
+            let fds = (out_write.as_raw_fd(), err_write.as_raw_fd());
+            child_ends.extend([out_write, err_write]);
+            (Some(fds.0), Some(fds.1))
+        }
+        OutputMode::Inherit => (None, None),
+        OutputMode::Discard => {
+            let null = dev_null(true)?;
+            let fd = null.as_raw_fd();
+            child_ends.push(null);
+            (Some(fd), Some(fd))
+        }
+    };
+    let setup = ChildSetup {
+        image: &image,
+        stdio: [
+            stdin.as_ref().map(|fd| fd.as_raw_fd()),
+            out_fd,
+            err_fd,
+        ],
+        group: if take_tty {
+            Group::Foreground {
+                has_controlling_tty: ctx.has_controlling_tty,
+            }
         } else {
-            None
+            Group::Own
         },
+        working_dir,
+        user: plan.user.as_ref().map(|u| User {
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups.clone(),
+        }),
+        dispositions: child_dispositions(signals::kernel_settable(), ctx.inherited.ignored),
+        mask: SignalBits::of(&ctx.inherited.mask).bits(),
+        notify_fd: extras.fd,
     };
-    // SAFETY: between fork and exec the closure makes only async-signal-safe
-    // syscalls on data built before the fork; it allocates and locks nothing.
-    unsafe {
-        cmd.pre_exec(move || child_setup.apply());
-    }
-    let mut child = cmd.spawn()?;
-    let pid = child.id() as i32;
-    // Dropping `Child` neither waits nor kills; waitpid(-1) reaps it later.
+    let pid = vfork::spawn(&setup)?;
+    drop(child_ends);
     Ok(Spawned {
         pid,
-        stdout: child.stdout.take().map(OwnedFd::from),
-        stderr: child.stderr.take().map(OwnedFd::from),
+        stdout,
+        stderr,
     })
 }
 
-/// The disposition each settable signal gets in a child: ignored when pidzero
+/// A pipe, both ends close-on-exec: (pidzero's read end, the child's write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `/dev/null`, for reading (stdin) or writing (stdout, stderr), as std's
+/// `Stdio::null` opens it (close-on-exec).
+fn dev_null(write: bool) -> io::Result<OwnedFd> {
+    let file: File = OpenOptions::new().read(!write).write(write).open("/dev/null")?;
+    Ok(OwnedFd::from(file))
+}
+
+/// The disposition each signal gets in a child: ignored when pidzero
 /// inherited it ignored, else the default (which also undoes pidzero's own
 /// SIGPIPE ignore; [`Inherited::ignored`] never holds SIGPIPE).
 fn child_dispositions(
@@ -153,86 +190,6 @@ fn child_dispositions(
             (sig, handler)
         })
         .collect()
-}
-
-/// What the child does between fork and exec, after std's own setup
-/// (descriptors 0-2, working directory, process group).
-struct ChildSetup {
-    take_tty: bool,
-    has_controlling_tty: bool,
-    user: Option<(Uid, Gid, Vec<Gid>)>,
-    mask: SigSet,
-    dispositions: Vec<(i32, libc::sighandler_t)>,
-    /// The notification pipe's write end, to become the given descriptor.
-    notify_fd: Option<(RawFd, i32)>,
-    /// Exec here, with `WATCHDOG_PID` set, instead of leaving it to std.
-    exec: Option<PidExec>,
-}
-
-impl ChildSetup {
-    fn apply(&self) -> io::Result<()> {
-        // Block everything while arranging the terminal: tcsetpgrp from a
-        // background group raises SIGTTOU otherwise.
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None)?;
-        if self.take_tty {
-            self.become_foreground();
-        }
-        if let Some((uid, gid, groups)) = &self.user {
-            nix::unistd::setgroups(groups)?;
-            nix::unistd::setgid(*gid)?;
-            nix::unistd::setuid(*uid)?;
-        }
-        for &(sig, handler) in &self.dispositions {
-            // SAFETY: sets SIG_DFL or SIG_IGN, no handler code involved; a
-            // signal the kernel refuses keeps what exec gives it anyway.
-            unsafe { libc::signal(sig, handler) };
-        }
-        // Anything opened without close-on-exec since startup stays out too.
-        mark_cloexec_from_3();
-        if let Some((fd, target)) = self.notify_fd {
-            hand_over_fd(fd, target)?;
-        }
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None)?;
-        if let Some(exec) = &self.exec {
-            // Returns only when the exec failed; std reports that error.
-            return Err(exec.exec());
-        }
-        Ok(())
-    }
-
-    /// Makes the child's process group the terminal's foreground group; when
-    /// pidzero has no controlling terminal, the child starts a session and
-    /// takes the terminal as its own. Failures leave job control off, nothing worse.
-    fn become_foreground(&self) {
-        // SAFETY: plain syscalls on descriptor 0 and the calling process.
-        unsafe {
-            if self.has_controlling_tty {
-                libc::setpgid(0, 0);
-                libc::tcsetpgrp(0, libc::getpid());
-            } else if libc::setsid() >= 0 {
-                libc::ioctl(0, libc::TIOCSCTTY as _, 0);
-            } else {
-                libc::setpgid(0, 0);
-            }
-        }
-    }
-}
-
-/// Makes `fd` the child's descriptor `target`, kept across exec (the one
-/// descriptor above 2 a daemon inherits: its notification fd).
-fn hand_over_fd(fd: RawFd, target: i32) -> io::Result<()> {
-    // SAFETY: plain descriptor syscalls between fork and exec.
-    unsafe {
-        if fd == target {
-            // dup2 onto itself changes nothing: clear close-on-exec by hand.
-            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        } else if libc::dup2(fd, target) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Sets close-on-exec on every descriptor from 3 up in one syscall; false

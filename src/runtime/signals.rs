@@ -43,6 +43,24 @@ impl SignalBits {
     pub fn contains(&self, sig: i32) -> bool {
         (1..=64).contains(&sig) && self.0 & (1 << (sig - 1)) != 0
     }
+
+    /// The set as the kernel's 8-byte sigset: bit N-1 for signal N.
+    pub fn bits(&self) -> u64 {
+        self.0
+    }
+
+    /// The signals 1-64 in `set` (32 and 33 included, which the C
+    /// library's own set functions hide).
+    pub fn of(set: &SigSet) -> SignalBits {
+        let mut bits = SignalBits::default();
+        for sig in 1..=64 {
+            // SAFETY: sigismember only reads the set.
+            if unsafe { libc::sigismember(set.as_ref(), sig) } == 1 {
+                bits.insert(sig);
+            }
+        }
+        bits
+    }
 }
 
 /// Blocks every signal in the calling thread (call it before any thread starts,
@@ -67,6 +85,13 @@ pub fn settable() -> impl Iterator<Item = i32> {
     (1..32)
         .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
         .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+}
+
+/// Every signal whose disposition the raw `rt_sigaction` syscall can set:
+/// 1-64 but KILL and STOP, glibc's internal 32 and 33 included (a child
+/// started on pidzero's memory resets those too, see `runtime::vfork`).
+pub fn kernel_settable() -> impl Iterator<Item = i32> {
+    (1..=64).filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
 }
 
 /// The settable signals whose disposition is "ignore", SIGPIPE left out.
@@ -167,6 +192,29 @@ mod tests {
         assert_eq!(bits, SignalBits(1 | 1 << 11 | 1 << 32 | 1 << 63));
         assert!(bits.contains(64) && bits.contains(33) && !bits.contains(13));
         assert!(!bits.contains(0) && !bits.contains(65));
+    }
+
+    #[test]
+    fn kernel_settable_signals_are_all_but_kill_and_stop() {
+        let all: Vec<i32> = kernel_settable().collect();
+        assert_eq!(all.len(), 62);
+        assert!(all.contains(&32) && all.contains(&33) && all.contains(&64));
+        assert!(!all.contains(&libc::SIGKILL) && !all.contains(&libc::SIGSTOP));
+    }
+
+    #[test]
+    fn bits_of_a_sigset_keep_every_signal() {
+        // Built from raw words: glibc's sigaddset refuses 32 and 33.
+        let mut words = [0u64; 16];
+        words[0] = 1 | 1 << 31 | 1 << 39 | 1 << 63;
+        // SAFETY: glibc's sigset_t is 16 unsigned longs; any bits are valid.
+        let set = unsafe {
+            SigSet::from_sigset_t_unchecked(std::mem::transmute::<[u64; 16], libc::sigset_t>(
+                words,
+            ))
+        };
+        let bits = SignalBits::of(&set);
+        assert_eq!(bits.bits(), 1 | 1 << 31 | 1 << 39 | 1 << 63);
     }
 
     #[test]
