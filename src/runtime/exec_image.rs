@@ -29,7 +29,10 @@ const SHELL: &CStr = c"/bin/sh";
 /// The error std gives for a NUL byte in a program, argument or variable; kept
 /// so that messages read as before.
 fn nul_error() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "nul byte found in provided data")
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "nul byte found in provided data",
+    )
 }
 
 /// A ready-to-exec program: path, argv, environment, and the fallback through
@@ -72,7 +75,9 @@ impl ExecImage {
     ) -> io::Result<ExecImage> {
         let resolved = resolve(program, path_var(env, extra), cwd);
         let program = match resolved {
-            Ok(path) => Ok(CString::new(path.into_os_string().into_vec()).map_err(|_| nul_error())?),
+            Ok(path) => {
+                Ok(CString::new(path.into_os_string().into_vec()).map_err(|_| nul_error())?)
+            }
             Err(errno) => Err(errno),
         };
         let args = argv
@@ -154,7 +159,10 @@ impl ExecImage {
 }
 
 /// The `PATH` the child's exec searches: the last one in its environment.
-fn path_var<'a>(env: &'a [(OsString, OsString)], extra: &'a [(OsString, OsString)]) -> Option<&'a OsStr> {
+fn path_var<'a>(
+    env: &'a [(OsString, OsString)],
+    extra: &'a [(OsString, OsString)],
+) -> Option<&'a OsStr> {
     env.iter()
         .chain(extra)
         .rev()
@@ -167,7 +175,11 @@ fn path_var<'a>(env: &'a [(OsString, OsString)], extra: &'a [(OsString, OsString
 /// `cwd`, searched the way the plan's preflight does (a program installed
 /// since the plan was made is found). The errno `execvp` would give otherwise:
 /// ENOENT for nothing found, EACCES for only non-executable matches.
-pub fn resolve(program: &Path, path_var: Option<&OsStr>, cwd: Option<&Path>) -> Result<PathBuf, i32> {
+pub fn resolve(
+    program: &Path,
+    path_var: Option<&OsStr>,
+    cwd: Option<&Path>,
+) -> Result<PathBuf, i32> {
     let bytes = program.as_os_str().as_bytes();
     if bytes.contains(&b'/') {
         return Ok(program.to_path_buf());
@@ -258,7 +270,11 @@ mod tests {
         let want: Vec<&[u8]> = vec![b"A=3\0", b"B=2\0", b"WATCHDOG_PID=7\0"];
         assert_eq!(vars.iter().map(|v| &v[..]).collect::<Vec<_>>(), want);
         let vars = environment(env.iter(), true).unwrap();
-        assert_eq!(vars.len(), 2, "an inherited WATCHDOG_PID gives way to the child's own");
+        assert_eq!(
+            vars.len(),
+            2,
+            "an inherited WATCHDOG_PID gives way to the child's own"
+        );
         let err = environment(os(&[("A", "a\0b")]).iter(), false).unwrap_err();
         assert_eq!(err.to_string(), "nul byte found in provided data");
     }
@@ -288,7 +304,10 @@ mod tests {
         .unwrap();
         assert_eq!(image.program.as_deref(), Ok(c"/bin/tool"));
         assert_eq!(strings(&image.argv), ["name0", "a b", "c"]);
-        assert_eq!(strings(&image.sh_argv), ["/bin/sh", "/bin/tool", "a b", "c"]);
+        assert_eq!(
+            strings(&image.sh_argv),
+            ["/bin/sh", "/bin/tool", "a b", "c"]
+        );
         assert_eq!(strings(&image.envp), ["PATH=/x", "Z=1", "WATCHDOG_PID="]);
         // What the child does before execve: its pid after the `=`.
         let digits = image.digits.unwrap();
@@ -299,10 +318,19 @@ mod tests {
         }
         assert_eq!(strings(&image.envp)[2], "WATCHDOG_PID=4242");
 
-        let plain = ExecImage::new(Path::new("/bin/tool"), &["t".into()], &[], &[], None, false).unwrap();
+        let plain =
+            ExecImage::new(Path::new("/bin/tool"), &["t".into()], &[], &[], None, false).unwrap();
         assert!(plain.digits.is_none());
         assert_eq!(strings(&plain.envp), Vec::<String>::new());
-        assert!(ExecImage::new(Path::new("/bin/tool"), &["a\0".into()], &[], &[], None, false).is_err());
+        assert!(ExecImage::new(
+            Path::new("/bin/tool"),
+            &["a\0".into()],
+            &[],
+            &[],
+            None,
+            false
+        )
+        .is_err());
     }
 
     #[test]
@@ -318,20 +346,36 @@ mod tests {
         let path = std::env::join_paths([root.p("off"), root.p("bin")]).unwrap();
 
         assert_eq!(resolve(Path::new("tool"), Some(&path), None), Ok(tool));
-        assert_eq!(resolve(Path::new("plain"), Some(&path), None), Err(libc::EACCES));
-        assert_eq!(resolve(Path::new("none"), Some(&path), None), Err(libc::ENOENT));
+        assert_eq!(
+            resolve(Path::new("plain"), Some(&path), None),
+            Err(libc::EACCES)
+        );
+        assert_eq!(
+            resolve(Path::new("none"), Some(&path), None),
+            Err(libc::ENOENT)
+        );
         // A relative PATH entry is looked up from the working directory.
         assert_eq!(
             resolve(Path::new("tool"), Some(OsStr::new("bin")), Some(&root.path)),
             Ok(PathBuf::from("bin/tool"))
         );
         // A path is taken as given (already resolved by the plan).
-        assert_eq!(resolve(Path::new("./x"), None, None), Ok(PathBuf::from("./x")));
+        assert_eq!(
+            resolve(Path::new("./x"), None, None),
+            Ok(PathBuf::from("./x"))
+        );
         // The image takes the PATH from the child's environment, the last one winning.
         let env = os(&[("PATH", "/nowhere"), ("PATH", path.to_str().unwrap())]);
-        let image = ExecImage::new(Path::new("tool"), &["tool".into()], &env, &[], None, false).unwrap();
-        assert_eq!(image.program.as_deref(), Ok(CString::new(root.p("bin/tool").into_os_string().into_vec()).unwrap().as_c_str()));
-        let missing = ExecImage::new(Path::new("none"), &["none".into()], &env, &[], None, false).unwrap();
+        let image =
+            ExecImage::new(Path::new("tool"), &["tool".into()], &env, &[], None, false).unwrap();
+        assert_eq!(
+            image.program.as_deref(),
+            Ok(CString::new(root.p("bin/tool").into_os_string().into_vec())
+                .unwrap()
+                .as_c_str())
+        );
+        let missing =
+            ExecImage::new(Path::new("none"), &["none".into()], &env, &[], None, false).unwrap();
         assert_eq!(missing.program, Err(libc::ENOENT));
         assert_eq!(unsafe { missing.exec(1) }, libc::ENOENT);
     }

@@ -96,7 +96,12 @@ pub fn spawn_with(plan: &Launch, ctx: &SpawnContext, extras: &Extras) -> io::Res
         .as_ref()
         .map(|dir| CString::new(dir.as_os_str().as_bytes()))
         .transpose()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte found in provided data"))?;
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nul byte found in provided data",
+            )
+        })?;
     let stdin = if plan.inherit_stdin {
         None
     } else {
@@ -124,11 +129,7 @@ pub fn spawn_with(plan: &Launch, ctx: &SpawnContext, extras: &Extras) -> io::Res
     };
     let setup = ChildSetup {
         image: &image,
-        stdio: [
-            stdin.as_ref().map(|fd| fd.as_raw_fd()),
-            out_fd,
-            err_fd,
-        ],
+        stdio: [stdin.as_ref().map(|fd| fd.as_raw_fd()), out_fd, err_fd],
         group: if take_tty {
             Group::Foreground {
                 has_controlling_tty: ctx.has_controlling_tty,
@@ -169,7 +170,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// `/dev/null`, for reading (stdin) or writing (stdout, stderr), as std's
 /// `Stdio::null` opens it (close-on-exec).
 fn dev_null(write: bool) -> io::Result<OwnedFd> {
-    let file: File = OpenOptions::new().read(!write).write(write).open("/dev/null")?;
+    let file: File = OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open("/dev/null")?;
     Ok(OwnedFd::from(file))
 }
 

@@ -209,9 +209,7 @@ mod tests {
         words[0] = 1 | 1 << 31 | 1 << 39 | 1 << 63;
         // SAFETY: glibc's sigset_t is 16 unsigned longs; any bits are valid.
         let set = unsafe {
-            SigSet::from_sigset_t_unchecked(std::mem::transmute::<[u64; 16], libc::sigset_t>(
-                words,
-            ))
+            SigSet::from_sigset_t_unchecked(std::mem::transmute::<[u64; 16], libc::sigset_t>(words))
         };
         let bits = SignalBits::of(&set);
         assert_eq!(bits.bits(), 1 | 1 << 31 | 1 << 39 | 1 << 63);

@@ -31,11 +31,10 @@ use std::sync::Mutex;
 
 use super::exec_image::ExecImage;
 
-/// The child's stack. Measured use is about 1 KiB in a release build and
-/// under 8 KiB in a debug build (`the_child_uses_little_of_its_stack`): the
-/// child's frames hold a few words and a 12-byte buffer, and the kernel, not
-/// this stack, takes a signal frame only for a handler, which the child never
-/// has. 64 KiB leaves a wide margin for a future step or a compiler that
+/// The child's stack. Measured use is under 1 KiB (848 bytes in a debug
+/// build, `the_child_uses_little_of_its_stack`): the child's frames hold a
+/// few words and an 11-byte buffer, and a signal frame would land here only
+/// for a handler, which the child never runs (all blocked until reset). 64 KiB leaves a wide margin for a future step or a compiler that
 /// inlines differently, costs nothing until touched (anonymous memory) and
 /// is mapped once per pidzero, then reused.
 const STACK_SIZE: usize = 64 * 1024;
@@ -150,7 +149,9 @@ impl Drop for Stack {
 /// exec'd. When a step before the exec (or the exec) fails, the child exits
 /// 127, is reaped here, and its errno comes back as the error.
 pub fn spawn(setup: &ChildSetup) -> io::Result<i32> {
-    let mut stack = STACK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut stack = STACK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if stack.is_none() {
         *stack = Some(Stack::map()?);
     }
@@ -245,7 +246,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 
 /// The kernel's `struct sigaction` (asm-generic layout, which x86_64,
 /// aarch64 and riscv64 use).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+))]
 #[repr(C)]
 struct KernelSigaction {
     handler: libc::sighandler_t,
@@ -468,7 +473,10 @@ mod tests {
         assert_eq!(err.raw_os_error(), Some(libc::EACCES));
         let mut bad_fd = setup(&image);
         bad_fd.notify_fd = Some((-1, 9));
-        assert_eq!(spawn(&bad_fd).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            spawn(&bad_fd).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 
     #[test]
