@@ -120,23 +120,25 @@ impl ExecImage {
         })
     }
 
-    /// In the child: writes `pid` into `WATCHDOG_PID` (when the image has it)
-    /// and execs, through `/bin/sh` when the kernel gives ENOEXEC (a script
-    /// without `#!`), as `execvp` does. Returns only on failure, with the
-    /// errno. Async-signal-safe: no allocation, no lock, no errno-free glibc
-    /// state touched but errno itself.
+    /// In the child: writes its pid into `WATCHDOG_PID` (when the image has
+    /// it) and execs, through `/bin/sh` when the kernel gives ENOEXEC (a
+    /// script without `#!`), as `execvp` does. Returns only on failure, with
+    /// the errno. Async-signal-safe: no allocation, no lock, no glibc state
+    /// touched but errno.
     ///
     /// # Safety
     /// Call only in a child about to exec (it writes into the image's shared
     /// buffer without synchronisation).
-    pub unsafe fn exec(&self, pid: i32) -> i32 {
+    pub unsafe fn exec(&self) -> i32 {
         let program = match &self.program {
             Ok(program) => program,
             Err(errno) => return *errno,
         };
         if let Some(digits) = self.digits {
+            // SAFETY: plain syscall, asked only when the pid is needed.
+            let pid = unsafe { libc::syscall(libc::SYS_getpid) };
             let mut text = [0u8; DIGITS];
-            let len = decimal(pid.unsigned_abs(), &mut text);
+            let len = decimal(u32::try_from(pid).unwrap_or(0), &mut text);
             // SAFETY: `digits` points at DIGITS writable bytes (see `new`),
             // and len + 1 <= DIGITS.
             unsafe {
@@ -377,6 +379,6 @@ mod tests {
         let missing =
             ExecImage::new(Path::new("none"), &["none".into()], &env, &[], None, false).unwrap();
         assert_eq!(missing.program, Err(libc::ENOENT));
-        assert_eq!(unsafe { missing.exec(1) }, libc::ENOENT);
+        assert_eq!(unsafe { missing.exec() }, libc::ENOENT);
     }
 }

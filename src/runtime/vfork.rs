@@ -319,10 +319,8 @@ impl ChildSetup<'_> {
             return e.raw_os_error().unwrap_or(libc::EINVAL);
         }
         outcome.store(EXECING, Ordering::SeqCst);
-        // SAFETY: plain syscall.
-        let pid = unsafe { libc::syscall(libc::SYS_getpid) } as i32;
         // SAFETY: the child about to exec, as `exec` requires.
-        unsafe { self.image.exec(pid) }
+        unsafe { self.image.exec() }
     }
 
     /// Makes the planned descriptors 0, 1 and 2, kept across exec.
