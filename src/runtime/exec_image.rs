@@ -54,13 +54,6 @@ pub struct ExecImage {
     digits: Option<*mut u8>,
 }
 
-// SAFETY: the raw pointers point into heap buffers this value owns, which
-// never move or change after `new`, except the digits, written only by a child
-// while the parent thread that owns the image is suspended (CLONE_VFORK).
-unsafe impl Send for ExecImage {}
-// SAFETY: as above.
-unsafe impl Sync for ExecImage {}
-
 impl ExecImage {
     /// Builds the image of `program` (resolved on the environment's `PATH`
     /// relative to `cwd` when it holds no `/`), run as `argv` with `env` then
@@ -73,6 +66,8 @@ impl ExecImage {
         cwd: Option<&Path>,
         watchdog_pid: bool,
     ) -> io::Result<ExecImage> {
+        // No argv at all: the program's name as argv[0], as std's `Command` gives.
+        let name = [program.to_string_lossy().into_owned()];
         let resolved = resolve(program, path_var(env, extra), cwd);
         let program = match resolved {
             Ok(path) => {
@@ -80,6 +75,7 @@ impl ExecImage {
             }
             Err(errno) => Err(errno),
         };
+        let argv = if argv.is_empty() { &name[..] } else { argv };
         let args = argv
             .iter()
             .map(|a| CString::new(a.as_bytes()))
