@@ -316,8 +316,12 @@ mod tests {
         }
         assert_eq!(strings(&image.envp)[2], "WATCHDOG_PID=4242");
 
-        let plain =
-            ExecImage::new(Path::new("/bin/tool"), &["t".into()], &[], &[], None, false).unwrap();
+        let plain = ExecImage::new(Path::new("/bin/tool"), &[], &[], &[], None, false).unwrap();
+        assert_eq!(
+            strings(&plain.argv),
+            ["/bin/tool"],
+            "argv[0] defaults to the program"
+        );
         assert!(plain.digits.is_none());
         assert_eq!(strings(&plain.envp), Vec::<String>::new());
         assert!(ExecImage::new(
