@@ -507,6 +507,51 @@ mod tests {
         assert_eq!(text, "out\nerr\n");
     }
 
+    /// Run by `pipe_ends_that_are_0_1_2_themselves_land_where_planned` in a
+    /// test process of its own (whose 1 and 2 that test chose); a no-op
+    /// otherwise.
+    #[test]
+    fn crossed_stdio_helper() {
+        if std::env::var_os("PIDZERO_CROSSED_STDIO").is_none() {
+            return;
+        }
+        let image = image(&["/bin/sh", "-c", "echo one; echo two >&2"]);
+        let mut crossed = setup(&image);
+        // The child's 1 is this process's 2 and its 2 this process's 1: a
+        // dup2 onto 1 first would lose the source of 2.
+        crossed.stdio = [None, Some(2), Some(1)];
+        let pid = spawn(&crossed).unwrap();
+        assert_eq!(wait(pid), Some(0));
+    }
+
+    #[test]
+    fn pipe_ends_that_are_0_1_2_themselves_land_where_planned() {
+        let dir = crate::test_support::Dir::new("crossed-stdio");
+        let (out, err) = (dir.p("out"), dir.p("err"));
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "runtime::vfork::tests::crossed_stdio_helper",
+                "--test-threads=1",
+            ])
+            .env("PIDZERO_CROSSED_STDIO", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        let (out, err) = (
+            std::fs::read_to_string(&out).unwrap(),
+            std::fs::read_to_string(&err).unwrap(),
+        );
+        assert!(status.success(), "{out}\n{err}");
+        assert_eq!(
+            err, "one\n",
+            "the child's stdout went to the helper's stderr"
+        );
+        assert!(out.contains("two\n"), "the child's stderr: {out}");
+    }
+
     #[test]
     fn the_child_uses_little_of_its_stack() {
         const PATTERN: u8 = 0xa5;
