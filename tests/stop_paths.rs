@@ -98,12 +98,13 @@ fn a_group_left_empty_by_its_leader_ends_at_once() {
     assert!(f.find(|r| is_line(r, "a", "bye")).is_some(), "{}", f.dump());
 }
 
-/// On SIGTERM, every daemon's last line and every `exited` record reach
-/// stdout before pidzero exits, however many daemons stop at once: the exit
-/// no longer waits for the log thread's teardown, only for its writes.
+/// On SIGTERM, every daemon's last lines and every `exited` record reach
+/// stdout before pidzero exits, however many daemons stop at once and
+/// however much they write on the way out: the exit no longer waits for the
+/// log thread's teardown, only for its writes.
 #[test]
 fn every_last_line_and_exit_record_is_written_before_the_exit() {
-    const N: usize = 40;
+    const N: usize = 20;
     let Some(pz) = pz().ns("lastlines") else {
         return;
     };
@@ -112,7 +113,7 @@ fn every_last_line_and_exit_record_is_written_before_the_exit() {
         .map(|i| {
             format!(
                 r#"{{"name": "d{i}", "command": ["/bin/sh", "-c",
-  "trap 'echo bye-{i}; exit 0' TERM; echo up-{i}; while :; do sleep 0.05; done"]}}"#
+  "trap 'seq 1 3000; echo bye-{i}; exit 0' TERM; echo up-{i}; while :; do sleep 0.05; done"]}}"#
             )
         })
         .collect();
@@ -125,6 +126,8 @@ fn every_last_line_and_exit_record_is_written_before_the_exit() {
     let exit = r.wait_exit(DEADLINE);
     assert_eq!(exit.status(), 0, "{}", r.dump());
     let records = r.records();
+    let lines = records.iter().filter(|r| r["stream"] == "stdout").count();
+    assert_eq!(lines, N * (3000 + 2), "{}", r.stderr_text());
     for i in 0..N {
         let name = format!("d{i}");
         let bye = records
