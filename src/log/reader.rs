@@ -258,17 +258,21 @@ impl Pump {
         tokio::task::yield_now().await;
     }
 
-    /// Reads the bytes the pipe holds now (as `FIONREAD` counts them), then
-    /// once more to see whether the stream ended, without waiting for more;
-    /// returns true at EOF (or on a read error: the stream is over either
-    /// way).
+    /// Reads the bytes the pipe holds now, then once more to see whether
+    /// the stream ended, without waiting for more; returns true at EOF (or
+    /// on a read error: the stream is over either way).
     ///
-    /// Counting first bounds the work: a grandchild that keeps writing to
-    /// the pipe cannot keep this going, and one that merely holds it open
-    /// ends it at the first empty read. The unterminated tail of a pipe
-    /// still held open stays in the framer: its writer may finish the line.
+    /// Counting bounds the work: after the first read that finds bytes,
+    /// what is still in the pipe (`FIONREAD`) is all that is read, so a
+    /// grandchild that keeps writing to the pipe cannot keep this going,
+    /// and one that merely holds it open ends it at the first empty read.
+    /// The count comes after that first read, not before it: the usual
+    /// flush (a daemon reaped at a stop, its pipe empty and closed) is then
+    /// one read that says EOF, not a count of nothing and that read. The
+    /// unterminated tail of a pipe still held open stays in the framer: its
+    /// writer may finish the line.
     async fn flush(&mut self, fd: RawFd) -> bool {
-        let mut left = pending_bytes(fd);
+        let mut left: Option<usize> = None;
         loop {
             let room = self.clear();
             self.ensure_buffer();
@@ -276,10 +280,11 @@ impl Pump {
                 Ok(0) => return true,
                 Ok(n) => {
                     self.forward(n).await;
-                    if left == 0 {
-                        return false;
-                    }
-                    left = left.saturating_sub(n);
+                    left = match left {
+                        None => Some(pending_bytes(fd)),
+                        Some(0) => return false,
+                        Some(left) => Some(left.saturating_sub(n)),
+                    };
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -414,7 +419,7 @@ fn next_read_bytes(limit: usize, n: usize, lines: usize) -> usize {
 }
 
 /// The bytes waiting in the pipe (`FIONREAD`); 0 when that cannot be told,
-/// which makes [`Pump::flush`] read once.
+/// which makes [`Pump::flush`] read once more.
 fn pending_bytes(fd: RawFd) -> usize {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int to the pointer given, a valid local.

@@ -221,8 +221,9 @@ pub fn start(options: WriterOptions) -> io::Result<(LogHandle, LogWriter)> {
 }
 
 impl LogWriter {
-    /// Writes everything queued before this call, closes the sinks and joins
-    /// the thread; returns what each sink lost (see [`SinkLoss`]).
+    /// Writes everything queued before this call and closes the sinks (the
+    /// thread says so when it is done; its teardown is not waited for);
+    /// returns what each sink lost (see [`SinkLoss`]).
     ///
     /// While a sink blocks (a stdout pipe that nobody reads) this waits, up
     /// to the deadline set with [`GiveUp::set_deadline`] (else
@@ -261,10 +262,18 @@ impl LogWriter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let losses = Arc::clone(&self.losses);
-        // A panic in the writer has already been reported by the panic hook.
-        let _ = self.thread.join();
-        let losses = losses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // The writer said it is done (or died: a panic has already been
+        // reported by the panic hook): every record is written, every sink
+        // closed and every loss counted. What is left of the thread is its
+        // own teardown (stack, thread-locals), which the process's exit ends
+        // anyway; joining it put that teardown, and the wake-up after it, on
+        // the way from the last record to pidzero's exit. Detached instead.
+        drop(self.thread);
+        let losses = self
+            .losses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         losses
     }
 

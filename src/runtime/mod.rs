@@ -10,6 +10,7 @@
 //! wait for them.
 
 mod exec_image;
+pub mod group;
 pub mod notify;
 pub mod outbox;
 pub mod process;
@@ -204,6 +205,12 @@ struct Runtime {
     /// Wall-clock time at `started`, for the API's timestamps.
     wall_base: SystemTime,
     snapshots: watch::Sender<Snapshot>,
+    /// Something the API shows may have changed since the last snapshot
+    /// (the supervisor handled something, or a pid was reaped). Wake-ups
+    /// that only let held records go (one per reaped daemon, see
+    /// [`outbox`]) leave it false: rebuilding the snapshot of every daemon
+    /// at each of them made a stop of N daemons cost N² copies.
+    snapshot_stale: bool,
     sources: Vec<Arc<str>>,
     /// How the end waits for the log sinks (none in unit tests).
     log_exit: Option<LogExit>,
@@ -262,6 +269,7 @@ impl Runtime {
             reaped_others: 0,
             wall_base: SystemTime::now(),
             snapshots: watch::channel(Snapshot::default()).0,
+            snapshot_stale: true,
             sources,
             log_exit: None,
             stop_signals: 0,
@@ -305,6 +313,7 @@ impl Runtime {
                 };
                 // Jobs' cron schedules are about the wall clock.
                 self.supervisor.set_wall_clock(jiff::Timestamp::now());
+                self.snapshot_stale = true;
                 let actions = self.supervisor.handle(event, self.now());
                 let exit = self.apply_all(actions, &mut events);
                 if let Some(daemon) = spawned {
@@ -421,9 +430,25 @@ impl Runtime {
         }
     }
 
-    /// Carries out actions in order; returns the exit status on `Exit`.
+    /// Carries out actions in order, except that signals go first; returns
+    /// the exit status on `Exit`.
+    ///
+    /// Signals first: a record (`shutdown`, `killed`) queued before them
+    /// wakes the log writer thread, and that wake-up sat on the way from
+    /// SIGTERM to the daemons. Their records keep their order among
+    /// themselves; a signal only ever targets a group that existed before
+    /// this batch (a spawn's group is known from its `Spawned` event, in a
+    /// later batch), so no signal can overtake the spawn it is meant for.
     fn apply_all(&mut self, actions: Vec<Action>, events: &mut VecDeque<Event>) -> Option<i32> {
-        for action in actions {
+        for action in actions.iter().take_while(|a| !matches!(a, Action::Exit(_))) {
+            if let Action::SignalGroup { pgid, signal, .. } = *action {
+                let _ = group::signal(pgid, signal);
+            }
+        }
+        let rest = actions
+            .into_iter()
+            .filter(|action| !matches!(action, Action::SignalGroup { .. }));
+        for action in rest {
             if let Some(status) = self.apply(action, events) {
                 return Some(status);
             }
@@ -439,6 +464,7 @@ impl Runtime {
     ) -> Vec<Action> {
         let now = self.now();
         self.supervisor.set_wall_clock(jiff::Timestamp::now());
+        self.snapshot_stale = true;
         let (name, control) = match request.command {
             ControlCommand::Reload => return self.reload(request.reply, server).await,
             ControlCommand::Shutdown => {
@@ -467,6 +493,9 @@ impl Runtime {
 
     /// Publishes the API's view when it changed.
     fn publish_snapshot(&mut self) {
+        if !std::mem::take(&mut self.snapshot_stale) {
+            return;
+        }
         if self.snapshots.receiver_count() == 0 {
             return; // The API is off: nobody reads snapshots.
         }
@@ -504,11 +533,19 @@ impl Runtime {
     fn apply(&mut self, action: Action, events: &mut VecDeque<Event>) -> Option<i32> {
         match action {
             Action::Spawn(i) => events.push_back(self.spawn(i)),
-            Action::SignalGroup { pgid, signal, .. } => process::signal_group(pgid, signal),
-            Action::WatchGroup { daemon, pgid } => {
-                self.watched_groups.insert(daemon, pgid);
-                self.check_groups(events);
+            Action::SignalGroup { pgid, signal, .. } => {
+                let _ = group::signal(pgid, signal);
             }
+            Action::StopLeftovers {
+                daemon,
+                pgid,
+                signal,
+            } => match group::signal(pgid, signal) {
+                group::GroupState::Alive => {
+                    self.watched_groups.insert(daemon, pgid);
+                }
+                group::GroupState::Gone => events.push_back(Event::GroupGone { daemon }),
+            },
             Action::SetTimer { timer, at } => {
                 self.set_deadline(at, Deadline::Supervisor(timer));
             }
@@ -707,6 +744,7 @@ impl Runtime {
                 events.push_back(Event::Exited { pid, status });
             } else {
                 self.reaped_others += 1;
+                self.snapshot_stale = true;
             }
         }
         self.check_groups(events);
@@ -717,7 +755,7 @@ impl Runtime {
         let gone: Vec<usize> = self
             .watched_groups
             .iter()
-            .filter(|(_, &pgid)| !process::group_alive(pgid))
+            .filter(|(_, &pgid)| group::signal(pgid, 0) == group::GroupState::Gone)
             .map(|(&daemon, _)| daemon)
             .collect();
         for daemon in gone {
@@ -737,7 +775,7 @@ impl Runtime {
                 Deadline::ProbeTimeout(pid) => {
                     if let Some(run) = self.probe_processes.get_mut(&pid) {
                         run.timed_out = true;
-                        process::signal_group(pid, libc::SIGKILL);
+                        let _ = group::signal(pid, libc::SIGKILL);
                     }
                 }
             }

@@ -216,24 +216,6 @@ pub fn spawn_error_status(err: &io::Error) -> i32 {
     exit::unstartable_status(err.kind() == io::ErrorKind::NotFound)
 }
 
-/// `kill(-pgid, sig)`; a group that is already empty is not an error.
-pub fn signal_group(pgid: i32, sig: i32) {
-    if pgid > 1 {
-        // SAFETY: plain syscall; ESRCH just means the group is gone.
-        unsafe { libc::kill(-pgid, sig) };
-    }
-}
-
-/// True while any process is in the group.
-pub fn group_alive(pgid: i32) -> bool {
-    if pgid <= 1 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks existence.
-    let rc = unsafe { libc::kill(-pgid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 /// Reaps every child that has ended, daemons and adopted orphans alike.
 pub fn reap_all() -> Vec<(i32, ExitStatus)> {
     let mut reaped = Vec::new();

@@ -12,6 +12,8 @@
 
 use std::io;
 
+use std::os::fd::AsFd;
+
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
@@ -147,17 +149,35 @@ impl Signals {
 
     /// Waits for at least one signal from outside and returns every one that
     /// is pending; those pidzero raised on itself are dropped.
+    ///
+    /// One `read` takes up to [`BATCH`] signals. A read that returns fewer
+    /// emptied the queue, so readiness is cleared without the second read
+    /// that would only have said EAGAIN (it was on the way of every
+    /// forwarded signal). A signal queued after that read wakes the fd again:
+    /// each delivery notifies the signalfd's waiters, and the reactor sees
+    /// that as a new readiness event.
     pub async fn recv(&mut self) -> io::Result<Vec<i32>> {
         loop {
             let mut guard = self.fd.readable().await?;
             let mut signals = Vec::new();
             loop {
-                match guard.get_inner().read_signal() {
-                    Ok(Some(info)) if raised_by_self(info.ssi_pid, self.own_pid) => {}
-                    Ok(Some(info)) => signals.push(info.ssi_signo as i32),
-                    Ok(None) => break,
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => return Err(e.into()),
+                let mut batch = [ZERO_INFO; BATCH];
+                match read_batch(guard.get_inner().as_fd(), &mut batch) {
+                    Ok(infos) => {
+                        let drained = infos.len() < BATCH;
+                        signals.extend(
+                            infos
+                                .iter()
+                                .filter(|info| !raised_by_self(info.ssi_pid, self.own_pid))
+                                .map(|info| info.ssi_signo as i32),
+                        );
+                        if drained {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
                 }
             }
             guard.clear_ready();
@@ -166,6 +186,29 @@ impl Signals {
             }
         }
     }
+}
+
+/// How many signals one read of the signalfd takes at most.
+const BATCH: usize = 16;
+
+// SAFETY (of the zeroed value): `signalfd_siginfo` is plain integers.
+const ZERO_INFO: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+
+/// One read of the signalfd into `batch`; returns the part it filled (the
+/// kernel writes whole `signalfd_siginfo` records only).
+fn read_batch<'a>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    batch: &'a mut [libc::signalfd_siginfo; BATCH],
+) -> io::Result<&'a [libc::signalfd_siginfo]> {
+    use std::os::fd::AsRawFd;
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: the buffer is `BATCH` records long and lives across the call;
+    // the kernel writes at most that many bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), batch.as_mut_ptr().cast(), size * BATCH) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(&batch[..n as usize / size])
 }
 
 #[cfg(test)]
@@ -181,6 +224,36 @@ mod tests {
         // Not PID 1 (a child subreaper).
         assert!(raised_by_self(4242, 4242));
         assert!(!raised_by_self(1, 4242));
+    }
+
+    /// Two pending signals come out of one read, which says the queue is
+    /// drained (fewer than a batch); the next read finds nothing.
+    #[test]
+    fn one_read_takes_every_pending_signal() {
+        let mut set = SigSet::empty();
+        set.add(nix::sys::signal::Signal::SIGUSR2);
+        set.add(nix::sys::signal::Signal::SIGWINCH);
+        let mut old = SigSet::empty();
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
+            .unwrap();
+        let fd =
+            SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).unwrap();
+        // SAFETY: signals directed at this very thread, blocked in it.
+        unsafe {
+            libc::pthread_kill(libc::pthread_self(), libc::SIGUSR2);
+            libc::pthread_kill(libc::pthread_self(), libc::SIGWINCH);
+        }
+        let mut batch = [ZERO_INFO; BATCH];
+        let mut got: Vec<i32> = read_batch(fd.as_fd(), &mut batch)
+            .unwrap()
+            .iter()
+            .map(|info| info.ssi_signo as i32)
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [libc::SIGUSR2, libc::SIGWINCH]);
+        let again = read_batch(fd.as_fd(), &mut batch).map(<[_]>::len);
+        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).unwrap();
     }
 
     #[test]

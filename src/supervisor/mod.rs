@@ -117,10 +117,16 @@ pub enum Action {
         pgid: i32,
         signal: i32,
     },
-    /// Report `GroupGone` once `pgid` holds no process (checked now and after each reap).
-    WatchGroup {
+    /// What is left of a reaped daemon's process group: `kill(-pgid,
+    /// signal)`, then report `GroupGone` once `pgid` holds no process
+    /// (checked after each reap and timer). One action, not a liveness check
+    /// and a signal: the kill's own ESRCH says the group is empty already,
+    /// which is the common case (the leader was its only member), so a stop
+    /// of N daemons costs N such kills, not 2N.
+    StopLeftovers {
         daemon: usize,
         pgid: i32,
+        signal: i32,
     },
     /// Run the daemon's health probe; answer with `ProbeResult` for this instance.
     StartProbe {
@@ -563,8 +569,7 @@ impl Supervisor {
         if let Some(pgid) = d.group {
             let instance = d.instance;
             let (signal, timeout) = (d.rules.stop_signal, d.rules.stop_timeout);
-            out.push(Action::WatchGroup { daemon: i, pgid });
-            out.push(Action::SignalGroup {
+            out.push(Action::StopLeftovers {
                 daemon: i,
                 pgid,
                 signal,

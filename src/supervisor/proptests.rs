@@ -202,7 +202,7 @@ impl FakeRuntime {
                         });
                     }
                 }
-                Action::WatchGroup { daemon, pgid } => {
+                Action::StopLeftovers { daemon, pgid, .. } => {
                     self.watched.insert(daemon, pgid);
                 }
                 Action::SetTimer { timer, at } => {

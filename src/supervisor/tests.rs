@@ -101,7 +101,8 @@ fn signals_sent(actions: &[Action]) -> Vec<(usize, i32)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::SignalGroup { daemon, signal, .. } => Some((*daemon, *signal)),
+            Action::SignalGroup { daemon, signal, .. }
+            | Action::StopLeftovers { daemon, signal, .. } => Some((*daemon, *signal)),
             _ => None,
         })
         .collect()
@@ -249,9 +250,10 @@ fn waits_for_leftover_group_members_before_exiting() {
         pid: h.pid(0),
         status: ExitStatus::Code(0),
     });
-    assert!(out.contains(&Action::WatchGroup {
+    assert!(out.contains(&Action::StopLeftovers {
         daemon: 0,
-        pgid: 100 + 10
+        pgid: 100 + 10,
+        signal: libc::SIGTERM,
     }));
     assert_eq!(signals_sent(&out), vec![(0, libc::SIGTERM)]);
     assert_eq!(exit_status(&out), None);
