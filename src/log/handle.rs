@@ -289,6 +289,7 @@ impl LogHandle {
         format_spans(&mut bytes, routing.format, &batch, &batch.lines, None);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
+            format: routing.format,
             sinks,
             permit: true,
             batch: Some(batch),
@@ -343,6 +344,7 @@ impl LogHandle {
         self.count_queued(&routing, sinks, 1);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
+            format: routing.format,
             sinks,
             permit: false,
             batch: None,
