@@ -31,7 +31,9 @@ impl BufferPool {
         self.lock().pop().unwrap_or_default()
     }
 
-    /// Keeps `buffers` (emptied) for reuse, up to the pool's bounds.
+    /// Keeps `buffers` (emptied) for reuse, up to the pool's bounds. The
+    /// pool is locked while `buffers` runs: what it drops must not give
+    /// back to this pool (a [`SharedBytes`] does).
     pub fn give_back(&self, buffers: impl Iterator<Item = Vec<u8>>) {
         let mut free = self.lock();
         for mut buffer in buffers {

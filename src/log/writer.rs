@@ -781,11 +781,13 @@ impl Writer {
             }
             unqueue(&file.stats, records);
         }
-        // Shared bytes go back to the pool when their last holder drops them.
+        // Shared bytes go back to the pool when their last holder drops
+        // them: dropped here first, as giving back holds the pool's lock.
+        self.pending.retain(|p| p.shared.is_none());
         self.pool.give_back(
             self.pending
                 .drain(..)
-                .filter(|p| p.chunk.permit && p.shared.is_none())
+                .filter(|p| p.chunk.permit)
                 .map(|p| p.chunk.bytes),
         );
         self.pending_bytes = 0;
