@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::record::{EventRecord, LineBatch};
-use crate::config::{LogFormat, SinkSet};
+use crate::config::SinkSet;
 
 /// Line batches allowed in flight (queued or being written) at once: the
 /// permits of the back-pressure semaphore.
@@ -37,10 +37,6 @@ pub(super) enum Message {
 /// Formatted records for the sinks: whole lines, each ending in `\n`.
 pub(super) struct Chunk {
     pub bytes: Vec<u8>,
-    /// The format of `bytes` (a reload may change it while chunks
-    /// formatted in the old one are in flight): a `forward` handler in the
-    /// same format takes a batch's bytes as they are.
-    pub format: LogFormat,
     /// The sinks that take these records (the daemon's `sinks`, less the
     /// stream sink for what quiet mode keeps off it).
     pub sinks: SinkSet,

@@ -289,7 +289,6 @@ impl LogHandle {
         format_spans(&mut bytes, routing.format, &batch, &batch.lines, None);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            format: routing.format,
             sinks,
             permit: true,
             batch: Some(batch),
@@ -344,7 +343,6 @@ impl LogHandle {
         self.count_queued(&routing, sinks, 1);
         let _ = self.tx.send(Message::Records(Chunk {
             bytes,
-            format: routing.format,
             sinks,
             permit: false,
             batch: None,

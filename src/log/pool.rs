@@ -8,7 +8,7 @@
 //! again, thousands of times a second. Recycling a few keeps them mapped and
 //! warm.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// Buffers kept at most (a little more than the batches in flight).
 const KEPT: usize = 8;
@@ -31,9 +31,7 @@ impl BufferPool {
         self.lock().pop().unwrap_or_default()
     }
 
-    /// Keeps `buffers` (emptied) for reuse, up to the pool's bounds. The
-    /// pool is locked while `buffers` runs: what it drops must not give
-    /// back to this pool (a [`SharedBytes`] does).
+    /// Keeps `buffers` (emptied) for reuse, up to the pool's bounds.
     pub fn give_back(&self, buffers: impl Iterator<Item = Vec<u8>>) {
         let mut free = self.lock();
         for mut buffer in buffers {
@@ -48,37 +46,6 @@ impl BufferPool {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
         // The list stays consistent whatever panicked while holding it.
         self.free.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A formatted batch shared between the writer (which writes it to the
-/// file and stdout) and network handlers whose format is the same (which
-/// copy it to their receivers instead of formatting the records again).
-/// Whoever drops it last gives it back to the pool, so that sharing costs
-/// the writer thread no copy and the readers no fresh allocation.
-#[derive(Debug)]
-pub struct SharedBytes {
-    bytes: Vec<u8>,
-    pool: Arc<BufferPool>,
-}
-
-impl SharedBytes {
-    pub fn new(bytes: Vec<u8>, pool: Arc<BufferPool>) -> Self {
-        SharedBytes { bytes, pool }
-    }
-}
-
-impl std::ops::Deref for SharedBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl Drop for SharedBytes {
-    fn drop(&mut self) {
-        self.pool
-            .give_back(std::iter::once(std::mem::take(&mut self.bytes)));
     }
 }
 
@@ -104,20 +71,5 @@ mod tests {
         );
         pool.give_back((0..KEPT + 5).map(|_| Vec::with_capacity(MIN_KEPT_BYTES)));
         assert_eq!(pool.lock().len(), KEPT);
-    }
-
-    #[test]
-    fn shared_bytes_go_back_when_the_last_holder_drops_them() {
-        let pool = Arc::new(BufferPool::default());
-        let mut bytes = Vec::with_capacity(MIN_KEPT_BYTES);
-        bytes.extend_from_slice(b"records\n");
-        let shared = Arc::new(SharedBytes::new(bytes, Arc::clone(&pool)));
-        let other = Arc::clone(&shared);
-        assert_eq!(&other[..], b"records\n");
-        drop(shared);
-        assert!(pool.lock().is_empty(), "still held");
-        drop(other);
-        assert_eq!(pool.lock().len(), 1);
-        assert!(pool.take().capacity() >= MIN_KEPT_BYTES);
     }
 }

@@ -45,7 +45,7 @@ use super::compress::{self, Compressor};
 use super::format::format_spans;
 use super::handle::{format_and_keep_event, LogHandle, Routing};
 use super::net::{NetSinks, SinkStats};
-use super::pool::{BufferPool, SharedBytes};
+use super::pool::BufferPool;
 use super::recent::{self, Recent};
 use super::record::{timestamp_now, EventRecord, FieldValue, Level};
 use super::sink::{self as sinks, FileSink, GiveUpFlag, StdoutSink};
@@ -555,8 +555,8 @@ struct Writer {
     recent: Arc<Recent>,
     /// The source name of pidzero's own events.
     pidzero: Arc<str>,
-    /// The chunks taken in this round, in order.
-    pending: Vec<Pending>,
+    /// The chunks taken in this round, in order, with their record counts.
+    pending: Vec<(Chunk, u64)>,
     pending_bytes: usize,
     /// Where the written batches' buffers go back to the readers.
     pool: Arc<BufferPool>,
@@ -677,7 +677,6 @@ impl Writer {
                 }
                 Chunk {
                     bytes,
-                    format: self.format,
                     sinks,
                     permit: true,
                     batch: Some(batch),
@@ -709,23 +708,9 @@ impl Writer {
             recent::trim(&mut batch);
             Arc::new(batch)
         });
-        let mut shared = None;
         if let Some(net) = &self.net {
             if let Some(batch) = &batch {
-                // Moved, not copied: the last of this round and the
-                // handlers' queues to drop it gives it back to the pool.
-                if !chunk.bytes.is_empty()
-                    && chunk.sinks.takes_formatted()
-                    && net.takes_formatted(chunk.format, chunk.sinks)
-                {
-                    let bytes = std::mem::take(&mut chunk.bytes);
-                    shared = Some(Arc::new(SharedBytes::new(bytes, Arc::clone(&self.pool))));
-                }
-                net.lines(
-                    batch,
-                    chunk.sinks,
-                    shared.as_ref().map(|s| (s, chunk.format)),
-                );
+                net.lines(batch, chunk.sinks);
             }
             if let Some(event) = chunk.event.take() {
                 net.event(&event, chunk.sinks);
@@ -735,13 +720,8 @@ impl Writer {
             self.recent.add_lines(batch);
         }
         self.taken_permits += usize::from(chunk.permit);
-        let pending = Pending {
-            chunk,
-            records,
-            shared,
-        };
-        self.pending_bytes += pending.bytes().len();
-        self.pending.push(pending);
+        self.pending_bytes += chunk.bytes.len();
+        self.pending.push((chunk, records));
         false
     }
 
@@ -781,14 +761,11 @@ impl Writer {
             }
             unqueue(&file.stats, records);
         }
-        // Shared bytes go back to the pool when their last holder drops
-        // them: dropped here first, as giving back holds the pool's lock.
-        self.pending.retain(|p| p.shared.is_none());
         self.pool.give_back(
             self.pending
                 .drain(..)
-                .filter(|p| p.chunk.permit)
-                .map(|p| p.chunk.bytes),
+                .filter(|(c, _)| c.permit)
+                .map(|(c, _)| c.bytes),
         );
         self.pending_bytes = 0;
         self.publish_losses();
@@ -940,35 +917,16 @@ impl Writer {
     }
 }
 
-/// A chunk taken into this round.
-struct Pending {
-    chunk: Chunk,
-    /// The records it holds.
-    records: u64,
-    /// Its bytes, when shared with network handlers (`chunk.bytes` is then
-    /// empty).
-    shared: Option<Arc<SharedBytes>>,
-}
-
-impl Pending {
-    fn bytes(&self) -> &[u8] {
-        match &self.shared {
-            Some(shared) => shared,
-            None => &self.chunk.bytes,
-        }
-    }
-}
-
 /// The bytes of this round's chunks that `kind` takes, and how many
 /// records they hold.
-fn round_for(pending: &[Pending], kind: SinkKind) -> (Vec<&[u8]>, u64) {
+fn round_for(pending: &[(Chunk, u64)], kind: SinkKind) -> (Vec<&[u8]>, u64) {
     let mut records = 0;
     let chunks = pending
         .iter()
-        .filter(|p| p.chunk.sinks.contains(kind))
-        .map(|p| {
-            records += p.records;
-            p.bytes()
+        .filter(|(c, _)| c.sinks.contains(kind))
+        .map(|(c, n)| {
+            records += n;
+            &c.bytes[..]
         })
         .collect();
     (chunks, records)

@@ -4,13 +4,8 @@
 //!
 //! Items hold the batch of lines as it was read (shared by the handlers)
 //! rather than formatted bytes: the writer thread, the one serial stage of
-//! the pipeline, then copies nothing, and each handler's thread formats on
-//! its own time. When a `forward` handler's format is the one the file and
-//! stdout records were formatted in, its items also hold those formatted
-//! bytes (shared, not copied): its records would be the same bytes, so the
-//! handler only copies them to its round ([`copy_formatted`]) instead of
-//! formatting every record a second time on a machine whose cores the
-//! pipeline already keeps busy.
+//! the pipeline, then only copies a read's bytes once per round, and each
+//! handler's thread formats on its own time.
 
 use std::sync::Arc;
 
@@ -18,7 +13,6 @@ use super::queue::Entry;
 use super::syslog::{self, Header, Origin};
 use crate::config::{LogFormat, MessageFormat, SyslogProtocol};
 use crate::log::format::{format_event, format_spans};
-use crate::log::pool::SharedBytes;
 use crate::log::record::{EventRecord, LineBatch};
 
 /// Records waiting in a handler's queue.
@@ -27,10 +21,6 @@ pub struct Item {
     record: Record,
     /// Records before this one were sent or dropped.
     next: usize,
-    /// A batch's records as the writer formatted them for the file and
-    /// stdout (one per line, in this format), when a `forward` handler
-    /// takes the same format.
-    formatted: Option<(Arc<SharedBytes>, LogFormat)>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,17 +34,6 @@ impl Item {
         Item {
             record: Record::Lines(batch),
             next: 0,
-            formatted: None,
-        }
-    }
-
-    /// A batch's lines with the records the writer formatted from them in
-    /// `format` (all of them, one per line).
-    pub fn formatted(batch: Arc<LineBatch>, bytes: Arc<SharedBytes>, format: LogFormat) -> Self {
-        Item {
-            record: Record::Lines(batch),
-            next: 0,
-            formatted: Some((bytes, format)),
         }
     }
 
@@ -62,7 +41,6 @@ impl Item {
         Item {
             record: Record::Event(event),
             next: 0,
-            formatted: None,
         }
     }
 }
@@ -106,9 +84,8 @@ impl Entry for Item {
     }
 
     fn bytes(&self) -> usize {
-        let formatted = self.formatted.as_ref().map_or(0, |(bytes, _)| bytes.len());
         match &self.record {
-            Record::Lines(batch) => formatted + batch.data.len() + 12 * batch.lines.len() + 64,
+            Record::Lines(batch) => batch.data.len() + 12 * batch.lines.len() + 64,
             Record::Event(event) => event.line.len() + 64 * event.fields.len() + 128,
         }
     }
@@ -144,13 +121,6 @@ impl Encoder {
     pub fn encode(&self, out: &mut Vec<u8>, item: &Item, ends: &mut Vec<usize>) {
         match (self, &item.record) {
             (Encoder::Forward(format), Record::Lines(batch)) => {
-                if let Some((bytes, formatted_in)) = &item.formatted {
-                    if formatted_in == format
-                        && copy_formatted(out, bytes, batch.lines.len(), item.next, ends)
-                    {
-                        return;
-                    }
-                }
                 let spans = batch.lines.get(item.next..).unwrap_or_default();
                 format_spans(out, *format, batch, spans, Some(ends));
             }
@@ -230,40 +200,6 @@ impl SyslogEncoder {
     }
 }
 
-/// Appends the records of `bytes`, formatted ones of `records` lines, from
-/// the `skip`-th on, and the offset past each to `ends`. Every format ends
-/// a record with its only raw `\n` (a line never holds one, and every
-/// format escapes it inside values), so the newlines are the record
-/// boundaries; bytes that do not hold exactly `records` whole lines are
-/// not used (false, nothing appended) and the caller formats instead.
-pub fn copy_formatted(
-    out: &mut Vec<u8>,
-    bytes: &[u8],
-    records: usize,
-    skip: usize,
-    ends: &mut Vec<usize>,
-) -> bool {
-    let (base, ends_before) = (out.len(), ends.len());
-    let mut start = 0;
-    let mut count = 0;
-    let mut last_end = 0;
-    for newline in memchr::memchr_iter(b'\n', bytes) {
-        if count < skip {
-            start = newline + 1;
-        } else {
-            ends.push(base + newline + 1 - start);
-        }
-        last_end = newline + 1;
-        count += 1;
-    }
-    if count != records || last_end != bytes.len() {
-        ends.truncate(ends_before);
-        return false;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    true
-}
-
 fn strip_newline(text: &[u8]) -> &[u8] {
     text.strip_suffix(b"\n").unwrap_or(text)
 }
@@ -334,155 +270,6 @@ mod tests {
             "{text}"
         );
         assert_eq!(ends, [text.len()]);
-    }
-
-    /// The records the writer formats for the file and stdout.
-    fn formatted_item(batch: &Arc<LineBatch>, format: LogFormat) -> Item {
-        let mut bytes = Vec::new();
-        format_spans(&mut bytes, format, batch, &batch.lines, None);
-        let pool = Arc::new(crate::log::pool::BufferPool::default());
-        let bytes = Arc::new(SharedBytes::new(bytes, pool));
-        Item::formatted(Arc::clone(batch), bytes, format)
-    }
-
-    /// What the handler sends when it formats the records itself.
-    fn formatted_by_handler(
-        batch: &LineBatch,
-        format: LogFormat,
-        skip: usize,
-    ) -> (Vec<u8>, Vec<usize>) {
-        let (mut out, mut ends) = (Vec::new(), Vec::new());
-        format_spans(
-            &mut out,
-            format,
-            batch,
-            &batch.lines[skip..],
-            Some(&mut ends),
-        );
-        (out, ends)
-    }
-
-    #[test]
-    fn forward_copies_the_writers_bytes_from_the_first_record_not_skipped() {
-        let batch = batch("web", Stream::Stdout, "a\nb \"q\"\nc\n");
-        for skip in 0..=3 {
-            let mut item = formatted_item(&batch, LogFormat::Json);
-            item.skip(skip);
-            assert_eq!(item.records(), 3 - skip);
-            let (mut out, mut ends) = (b"earlier\n".to_vec(), vec![8]);
-            Encoder::Forward(LogFormat::Json).encode(&mut out, &item, &mut ends);
-            let (want, want_ends) = formatted_by_handler(&batch, LogFormat::Json, skip);
-            assert_eq!(&out[8..], &want[..], "skip {skip}");
-            let want_ends: Vec<usize> = [8]
-                .into_iter()
-                .chain(want_ends.iter().map(|e| e + 8))
-                .collect();
-            assert_eq!(ends, want_ends, "skip {skip}");
-        }
-    }
-
-    #[test]
-    fn forward_formats_itself_when_the_writers_format_differs_or_the_bytes_do_not_fit() {
-        let batch = batch("web", Stream::Stderr, "one\ntwo\n");
-        let mut item = formatted_item(&batch, LogFormat::Text);
-        item.skip(1);
-        let (text, ends) = encode(&Encoder::Forward(LogFormat::Json), &item);
-        let (want, want_ends) = formatted_by_handler(&batch, LogFormat::Json, 1);
-        assert_eq!(text.as_bytes(), &want[..]);
-        assert_eq!(ends, want_ends);
-        // Bytes that are not one line per record (never made by the
-        // writer) are not trusted.
-        let pool = Arc::new(crate::log::pool::BufferPool::default());
-        for bogus in ["only one line\n", "x\ny\nz\n", "x\ny"] {
-            let bytes = Arc::new(SharedBytes::new(bogus.into(), Arc::clone(&pool)));
-            let item = Item::formatted(Arc::clone(&batch), bytes, LogFormat::Json);
-            let (text, ends) = encode(&Encoder::Forward(LogFormat::Json), &item);
-            let (want, want_ends) = formatted_by_handler(&batch, LogFormat::Json, 0);
-            assert_eq!(text.as_bytes(), &want[..], "{bogus:?}");
-            assert_eq!(ends, want_ends, "{bogus:?}");
-        }
-    }
-
-    #[test]
-    fn the_queue_drops_the_oldest_records_inside_formatted_bytes_and_counts_them() {
-        use super::super::queue::Queue;
-        let first = batch("web", Stream::Stdout, "r0\nr1\nr2\n");
-        let second = batch("web", Stream::Stdout, "r3\nr4\n");
-        let mut queue = Queue::new(4, 1 << 20);
-        assert_eq!(queue.push(formatted_item(&first, LogFormat::Logfmt)), 0);
-        assert_eq!(queue.push(formatted_item(&second, LogFormat::Logfmt)), 1);
-        let (mut out, mut ends) = (Vec::new(), Vec::new());
-        let encoder = Encoder::Forward(LogFormat::Logfmt);
-        while let Some(item) = queue.pop() {
-            encoder.encode(&mut out, &item, &mut ends);
-        }
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
-        for (line, want) in lines.iter().zip(["r1", "r2", "r3", "r4"]) {
-            assert!(line.ends_with(&format!("line={want}")), "{line}");
-        }
-        assert_eq!(ends.len(), 4);
-        assert_eq!(ends.last(), Some(&text.len()));
-        assert_eq!(queue.dropped(), 1);
-    }
-
-    /// Line text with what formats must escape (newlines become line ends
-    /// in the framer; `\r`, quotes, controls, U+2028, invalid UTF-8) and
-    /// JSON objects for `parse: json`, with strings holding escaped newlines.
-    fn text_with_objects() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
-        use proptest::strategy::Strategy;
-        const TOKENS: &[&[u8]] = &[
-            b"a",
-            b" ",
-            b"\n",
-            b"\r",
-            b"\t",
-            b"\"",
-            b"\\",
-            b"=",
-            b"{",
-            b"}",
-            br#"{"k":"v\nw"}"#,
-            br#"{"a b":1,"line":"x\u000ay","n":{"m":[1,"\n"]},"t\nu":"\r"}"#,
-            "\u{2028}".as_bytes(),
-            b"\x1b[31m",
-            b"\x7f",
-            b"\xff\xc3",
-            "é".as_bytes(),
-        ];
-        proptest::collection::vec(proptest::sample::select(TOKENS), 0..40)
-            .prop_map(|tokens| tokens.concat())
-    }
-
-    proptest::proptest! {
-        /// In every format, with and without `parse: json`, whatever the
-        /// lines and however many records were skipped, what a handler
-        /// copies from the writer's bytes is exactly what it would format.
-        #[test]
-        fn copying_is_formatting_in_every_format(
-            text in text_with_objects(),
-            max_line in 4usize..64,
-            parse in proptest::bool::ANY,
-            skip in 0usize..50,
-        ) {
-            let mut batch = LineBatch::new("web".into(), Stream::Stdout, *b"2026-03-05T14:09:00.123Z");
-            if parse {
-                batch.route.parse = crate::config::LineParse::Json;
-            }
-            Framer::new(max_line).push(&text, &mut batch);
-            let skip = skip.min(batch.lines.len());
-            for format in [LogFormat::Json, LogFormat::Map, LogFormat::Logfmt, LogFormat::Text] {
-                let mut bytes = Vec::new();
-                format_spans(&mut bytes, format, &batch, &batch.lines, None);
-                let (mut out, mut ends) = (Vec::new(), Vec::new());
-                let copied = copy_formatted(&mut out, &bytes, batch.lines.len(), skip, &mut ends);
-                proptest::prop_assert!(copied, "{:?}", format);
-                let (want, want_ends) = formatted_by_handler(&batch, format, skip);
-                proptest::prop_assert_eq!(&out, &want, "{:?}", format);
-                proptest::prop_assert_eq!(&ends, &want_ends, "{:?}", format);
-            }
-        }
     }
 
     #[test]

@@ -8,11 +8,9 @@
 //! PID 1 must never wait for a network receiver, and stdout and the file
 //! stay lossless whatever the network does. So the writer thread only hands
 //! each handler the records it takes ([`NetSinks::lines`],
-//! [`NetSinks::event`]: the read's batch, shared by the handlers and the
-//! recent-records ring, into a bounded queue under a short lock), and each
-//! handler has its own thread that formats and sends ([`worker`]). A
-//! `forward` handler in the format of the file and stdout records gets
-//! those formatted bytes too (shared, see [`encode`]) and only copies them.
+//! [`NetSinks::event`]: a copy of the read's bytes, shared by the
+//! handlers, into a bounded queue under a short lock), and each handler has
+//! its own thread that formats and sends ([`worker`]).
 //!
 //! Idle cost: a handler's thread sleeps on a condition variable while its
 //! queue is empty, connected or not (it connects only when it has records
@@ -54,9 +52,8 @@ use self::http_worker::{HttpTarget, HttpWorker};
 use self::loki::LokiEncoder;
 use self::otlp::OtlpEncoder;
 use self::queue::Queue;
-use crate::config::{LogFormat, NetAddress, NetSettings, SinkKind, SinkSet};
+use crate::config::{NetAddress, NetSettings, SinkKind, SinkSet};
 use crate::log::channel::SinkLoss;
-use crate::log::pool::SharedBytes;
 use crate::log::record::{EventRecord, LineBatch};
 use crate::log::LogHandle;
 
@@ -151,9 +148,6 @@ impl Shared {
 /// A running handler.
 struct Handler {
     kind: SinkKind,
-    /// A `forward` handler's format: it takes records the writer formatted
-    /// in that format as they are.
-    takes_formatted: Option<LogFormat>,
     shared: Arc<Shared>,
     /// The thread says here, when it ends, how many records it left at exit.
     done: std::sync::mpsc::Receiver<u64>,
@@ -184,9 +178,7 @@ impl NetSinks {
                 encoder,
                 buffer_records: forward.buffer_records,
             };
-            let mut handler = spawn(target, forward.buffer_bytes, log)?;
-            handler.takes_formatted = Some(forward.format);
-            handlers.push(handler);
+            handlers.push(spawn(target, forward.buffer_bytes, log)?);
         }
         if let Some(syslog) = &settings.syslog {
             let octet_counting = matches!(syslog.address, NetAddress::Tcp { .. });
@@ -234,35 +226,14 @@ impl NetSinks {
             .collect()
     }
 
-    /// Whether a handler in `sinks` would take records formatted in
-    /// `format` as they are (see [`NetSinks::lines`]).
-    pub fn takes_formatted(&self, format: LogFormat, sinks: SinkSet) -> bool {
-        self.handlers
-            .iter()
-            .any(|h| h.takes_formatted == Some(format) && sinks.contains(h.kind))
-    }
-
     /// Queues a read's lines for every handler in `sinks` (the daemon's
-    /// `sinks`; one batch, shared), with `formatted`, the batch's records
-    /// as formatted for the file and stdout and in which format, for the
-    /// handlers that send that format.
-    pub fn lines(
-        &self,
-        batch: &Arc<LineBatch>,
-        sinks: SinkSet,
-        formatted: Option<(&Arc<SharedBytes>, LogFormat)>,
-    ) {
+    /// `sinks`; one copy, shared).
+    pub fn lines(&self, batch: &Arc<LineBatch>, sinks: SinkSet) {
         if batch.lines.is_empty() {
             return;
         }
         for handler in self.handlers.iter().filter(|h| sinks.contains(h.kind)) {
-            let item = match formatted {
-                Some((bytes, format)) if handler.takes_formatted == Some(format) => {
-                    Item::formatted(Arc::clone(batch), Arc::clone(bytes), format)
-                }
-                _ => Item::lines(Arc::clone(batch)),
-            };
-            handler.shared.push(item);
+            handler.shared.push(Item::lines(Arc::clone(batch)));
         }
     }
 
@@ -359,7 +330,6 @@ fn run_handler(
         })?;
     Ok(Handler {
         kind,
-        takes_formatted: None,
         shared,
         done,
         thread,
