@@ -1,9 +1,9 @@
-//! Black-box tests of a `log.forward` handler beside the file sink: when
-//! both use the same format, the handler sends the records the writer
-//! formatted for the file as they are, so what the receiver gets must be
-//! byte for byte the file's lines (in every format, with `parse: json`
-//! objects and text that needs escaping); when the formats differ, the
-//! handler formats its own, and they must be the same records in its format.
+//! Black-box tests of a `log.forward` handler beside the file sink: in
+//! the file's format, what the receiver gets must be byte for byte the
+//! file's lines, in every format, with `parse: json` objects and text that
+//! needs escaping (what would let the handler take the writer's formatted
+//! bytes instead of formatting again, and what a receiver may rely on
+//! whoever formats); in another format, the same records in its own.
 
 mod common;
 
