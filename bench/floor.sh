@@ -4,10 +4,15 @@
 # writer) and `cat`, with 1 generator of 2,000,000 lines and with 4 of
 # 500,000 (all writing into one pipe for cat), to /dev/shm; RUNS (default 9)
 # alternating rounds. Prints each round's wall times in ms and the medians.
+# With PIDZERO_FLOOR_SOCKET=1 each round also times the floor sending the
+# same bytes to a local TCP receiver beside the file ("floorsock", see
+# floor.rs), and the medians end with floorsock / floor: what a forward
+# handler beside the file can cost at least on this machine.
 # See BENCHMARKS.md.
 set -eu
 cd "$(dirname "$0")/.."
 runs=${1:-9}
+socket=${PIDZERO_FLOOR_SOCKET:-0}
 dir=${PIDZERO_BENCH_DIR:-/dev/shm/pidzero-floor}
 cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/micro/Cargo.toml
@@ -46,13 +51,26 @@ for _ in $(seq "$runs"); do
         # Timed from outside like the other two (its own figure leaves out
         # its start and exit), its output removed first like theirs.
         rm -f "$dir/floor.out"
-        t=$(date +%s%N); bench/micro/target/release/floor "$gen" 2000000 "$dir/floor.out" "$n" >/dev/null; f=$(ms "$t")
+        t=$(date +%s%N); env -u PIDZERO_FLOOR_SOCKET bench/micro/target/release/floor "$gen" 2000000 "$dir/floor.out" "$n" >/dev/null; f=$(ms "$t")
         test "$(wc -l <"$dir/floor.out")" = 2000000
-        echo "generators $n cat $c pidzero $p floor $f" | tee -a "$dir/times"
+        extra=""
+        if [ "$socket" = 1 ]; then
+            rm -f "$dir/floor.out"
+            t=$(date +%s%N); PIDZERO_FLOOR_SOCKET=1 bench/micro/target/release/floor "$gen" 2000000 "$dir/floor.out" "$n" >/dev/null; s=$(ms "$t")
+            test "$(wc -l <"$dir/floor.out")" = 2000000
+            extra=" floorsock $s"
+        fi
+        echo "generators $n cat $c pidzero $p floor $f$extra" | tee -a "$dir/times"
     done
 done
+names="cat pidzero floor"
+if [ "$socket" = 1 ]; then names="$names floorsock"; fi
 for n in 1 4; do
-    for name in cat pidzero floor; do
+    if [ "$socket" = 1 ]; then
+        printf '%s generator(s): throughput with the socket / without (floor time / floorsock time), median of per-round ratios %s\n' "$n" \
+            "$(awk -v g="$n" '$2 == g {for (i = 3; i < NF; i += 2) t[$i] = $(i + 1); printf "%.3f\n", t["floor"] / t["floorsock"]}' "$dir/times" | median)"
+    fi
+    for name in $names; do
         printf '%s generator(s): %s median %s ms\n' "$n" "$name" \
             "$(awk -v g="$n" -v k="$name" '$2 == g {for (i = 3; i < NF; i += 2) if ($i == k) print $(i + 1)}' "$dir/times" | median)"
     done

@@ -12,9 +12,19 @@
 //! Usage: floor GEN LINES FILE [GENERATORS [CHUNK]]; GENERATORS (default 1)
 //! share the LINES, each writing CHUNK bytes at a time (default 4096). Prints the wall time in ms (spawning the generators to the
 //! last write) and checks the record count.
+//!
+//! With PIDZERO_FLOOR_SOCKET=1 the same bytes also go to a local TCP
+//! receiver, as with a `log.forward` handler beside the file: the writer
+//! thread hands each written round to a sending thread (a bounded channel,
+//! so nothing is dropped: the floor of doing both), which writes it to the
+//! socket; a receiving thread reads and counts lines exactly as the
+//! receiver of bench/bench.rs does (256 KiB reads, newlines counted). The
+//! time then runs to the last byte sent, and the receiver's count is
+//! checked too.
 
 use std::fs::OpenOptions;
 use std::io::{IoSlice, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -52,6 +62,13 @@ fn main() {
     }
     let (full_tx, full_rx) = sync_channel::<Vec<u8>>(8);
     let pool = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let socket = std::env::var_os("PIDZERO_FLOOR_SOCKET").is_some_and(|v| v != "0");
+    let (receiver, sender, sent_tx) = if socket {
+        let (r, s, tx) = start_socket(Arc::clone(&pool));
+        (Some(r), Some(s), Some(tx))
+    } else {
+        (None, None, None)
+    };
     let writer = {
         let pool = Arc::clone(&pool);
         std::thread::spawn(move || {
@@ -70,6 +87,12 @@ fn main() {
                     }
                 }
                 write_all(&mut file, &round);
+                if let Some(sent_tx) = &sent_tx {
+                    sent_tx
+                        .send(std::mem::take(&mut round))
+                        .expect("the sender is running");
+                    continue;
+                }
                 let mut pool = pool.lock().expect("the pool");
                 for mut buffer in round.drain(..) {
                     buffer.clear();
@@ -93,11 +116,59 @@ fn main() {
         .map(|r| r.join().expect("a reading thread"))
         .sum();
     writer.join().expect("the writer thread");
+    if let Some(sender) = sender {
+        sender.join().expect("the sending thread");
+    }
     for mut child in children {
         child.wait().expect("wait for the generator");
     }
     println!("{:.1}", start.elapsed().as_secs_f64() * 1e3);
     assert_eq!(records, lines / gens * gens, "record count");
+    if let Some(receiver) = receiver {
+        let received = receiver.join().expect("the receiving thread");
+        assert_eq!(received, records, "records received");
+    }
+}
+
+/// The receiving thread (bench.rs's receiver: reads and counts lines until
+/// the connection closes) and the sending thread, which writes each round
+/// the writer hands it to the socket, then gives its buffers back.
+fn start_socket(
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+) -> (
+    std::thread::JoinHandle<u64>,
+    std::thread::JoinHandle<()>,
+    SyncSender<Vec<Vec<u8>>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let receiver = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut received = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            received += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        received
+    });
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (sent_tx, sent_rx) = sync_channel::<Vec<Vec<u8>>>(8);
+    let sender = std::thread::spawn(move || {
+        while let Ok(round) = sent_rx.recv() {
+            for buffer in &round {
+                stream.write_all(buffer).expect("send");
+            }
+            let mut pool = pool.lock().expect("the pool");
+            for mut buffer in round {
+                buffer.clear();
+                pool.push(buffer);
+            }
+        }
+    });
+    (receiver, sender, sent_tx)
 }
 
 /// Reads one generator's pipe to its end, sending each read's records to the
