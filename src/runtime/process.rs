@@ -3,7 +3,7 @@
 //! Every process pidzero starts (daemons, the main command, command health
 //! probes) goes through [`spawn_with`]: the pipes or `/dev/null` for its
 //! stdio and everything `execve` needs are made here, then
-//! [`vfork::spawn`](super::vfork) starts it on pidzero's memory (no page
+//! `vfork::spawn` starts it on pidzero's memory (no page
 //! tables copied) and sets up the signal state pidzero inherited, the
 //! terminal when it is the main command, and its user. Never `Child::wait`:
 //! all reaping goes through `waitpid(-1)` so adopted orphans are reaped too

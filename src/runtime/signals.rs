@@ -150,7 +150,7 @@ impl Signals {
     /// Waits for at least one signal from outside and returns every one that
     /// is pending; those pidzero raised on itself are dropped.
     ///
-    /// One `read` takes up to [`BATCH`] signals. A read that returns fewer
+    /// One `read` takes up to `BATCH` signals. A read that returns fewer
     /// emptied the queue, so readiness is cleared without the second read
     /// that would only have said EAGAIN (it was on the way of every
     /// forwarded signal). A signal queued after that read wakes the fd again:
