@@ -141,22 +141,13 @@ impl HttpWorker {
                 if state.stop {
                     return Wake::Stop;
                 }
-                if self.outages.active() && self.reachable {
-                    let (next, timeout) = self
-                        .shared
-                        .wake
-                        .wait_timeout(state, self.outages.settle_in())
-                        .unwrap_or_else(|e| e.into_inner());
-                    state = next;
-                    if timeout.timed_out() && state.queue.is_empty() && !state.stop {
-                        return Wake::Settle;
-                    }
-                } else {
-                    state = self
-                        .shared
-                        .wake
-                        .wait(state)
-                        .unwrap_or_else(|e| e.into_inner());
+                let settling = self.outages.active() && self.reachable;
+                let timed_out;
+                (state, timed_out) = self
+                    .shared
+                    .wait(state, settling.then(|| self.outages.settle_in()));
+                if timed_out && state.queue.is_empty() && !state.stop {
+                    return Wake::Settle;
                 }
                 continue;
             }
@@ -168,12 +159,7 @@ impl HttpWorker {
             if left.is_zero() {
                 return Wake::Batch;
             }
-            state = self
-                .shared
-                .wake
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.shared.wait(state, Some(left)).0;
         }
     }
 

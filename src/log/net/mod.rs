@@ -114,6 +114,29 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sleeps on the handler's wake-up until the writer queues records, a
+    /// stop is asked for or `timeout` passes (`None`: no timeout, so no
+    /// wake-up while idle); says whether the timeout passed.
+    pub fn wait<'a>(
+        &self,
+        state: MutexGuard<'a, State>,
+        timeout: Option<Duration>,
+    ) -> (MutexGuard<'a, State>, bool) {
+        match timeout {
+            None => (
+                self.wake.wait(state).unwrap_or_else(|e| e.into_inner()),
+                false,
+            ),
+            Some(timeout) => {
+                let (state, result) = self
+                    .wake
+                    .wait_timeout(state, timeout)
+                    .unwrap_or_else(|e| e.into_inner());
+                (state, result.timed_out())
+            }
+        }
+    }
+
     /// Waits `backoff` (a handler's thread, between attempts), unless asked
     /// to stop meanwhile; then doubles it, up to [`worker::MAX_BACKOFF`].
     pub fn wait_backoff(&self, backoff: &mut Duration) {

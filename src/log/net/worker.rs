@@ -115,22 +115,11 @@ impl Worker {
         let mut state = self.shared.lock();
         while state.queue.is_empty() && !state.stop {
             let settling = self.outages.active() && self.conn.is_some();
-            if !settling {
-                state = self
-                    .shared
-                    .wake
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            let left = self.outages.settle_in();
-            let (next, timeout) = self
+            let timed_out;
+            (state, timed_out) = self
                 .shared
-                .wake
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner());
-            state = next;
-            if timeout.timed_out() && state.queue.is_empty() && !state.stop {
+                .wait(state, settling.then(|| self.outages.settle_in()));
+            if timed_out && state.queue.is_empty() && !state.stop {
                 return None;
             }
         }
