@@ -41,25 +41,7 @@ mkdir -p "$W/empty"
 U=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=bench HOME=/root
     unshare --pid --fork --mount-proc)
 
-cat >"$W/sleeps.sh" <<'EOS'
-trap 'kill $pids 2>/dev/null; wait; exit 143' TERM
-pids=
-i=0
-while [ "$i" -lt "$1" ]; do sleep 100000 & pids="$pids $!"; i=$((i + 1)); done
-wait
-EOS
-pz_dir() { # NAME N: a pidzero config dir with N sleep daemons (control socket on)
-    local d=$W/$1 i
-    mkdir -p "$d"
-    printf '{"api": {"socket": "%s/pidzero.sock"}}\n' "$d" >"$d/config.json"
-    {
-        echo "["
-        for ((i = 1; i <= $2; i++)); do
-            printf '  {"name": "s%d", "command": ["sleep", "100000"]}%s\n' "$i" "$([ "$i" -lt "$2" ] && echo ,)"
-        done
-        echo "]"
-    } >"$d/daemons.json"
-}
+. "$ROOT/bench/compare/workloads.sh"
 child_of() { pgrep -P "$1" | head -1; }
 sleeps_under() { ps -e -o ppid=,comm= | awk -v p="$1" '$2 == "sleep"' | wc -l; }
 wait_init() { # UNSHARE_PID: prints the init's pid once it exists

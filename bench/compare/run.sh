@@ -87,28 +87,7 @@ else
 fi
 COUNTS=$(printf '%s\n' 1 10 100 $SCALE | sort -nu | tr '\n' ' ')
 
-# A shell that starts N `sleep 100000` and, on SIGTERM, stops them and waits:
-# the stand-in for "N daemons" under tini, dumb-init and catatonit, which run one child.
-cat >"$W/sleeps.sh" <<'EOF'
-trap 'kill $pids 2>/dev/null; wait; exit 143' TERM
-pids=
-i=0
-while [ "$i" -lt "$1" ]; do sleep 100000 & pids="$pids $!"; i=$((i + 1)); done
-wait
-EOF
-
-pz_dir() { # NAME N: a pidzero config dir with N sleep daemons (control socket on)
-    local d=$W/$1 i
-    mkdir -p "$d"
-    printf '{"api": {"socket": "%s/pidzero.sock"}}\n' "$d" >"$d/config.json"
-    {
-        echo "["
-        for ((i = 1; i <= $2; i++)); do
-            printf '  {"name": "s%d", "command": ["sleep", "100000"]}%s\n' "$i" "$([ "$i" -lt "$2" ] && echo ,)"
-        done
-        echo "]"
-    } >"$d/daemons.json"
-}
+. "$ROOT/bench/compare/workloads.sh"
 s6_dir() { # N: an s6 scan directory with N sleep services
     local d=$W/s6-$1 i
     for ((i = 1; i <= $1; i++)); do
