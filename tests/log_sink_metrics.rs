@@ -24,18 +24,25 @@ fn file_records(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-/// Both sinks count every record they wrote (daemon lines and events),
-/// nothing dropped, nothing left queued once the daemon is quiet.
-#[test]
-fn stdout_and_file_count_what_they_wrote() {
-    let dir = Dir::new("sink-metrics");
-    let program = dir.script("gen.sh", "seq 1 5000\nexec sleep 600");
+/// A config dir with one daemon `gen` that prints `lines` numbered lines
+/// and stays, and a file sink beside stdout; returns the dir and the file.
+fn generator_with_file(name: &str, lines: u32) -> (Dir, std::path::PathBuf) {
+    let dir = Dir::new(name);
+    let program = dir.script("gen.sh", &format!("seq 1 {lines}\nexec sleep 600"));
     dir.daemons_value(&json!([{ "name": "gen", "command": [program] }]));
     let file = dir.p("pidzero.log");
     dir.config(&format!(
         r#"{{"log": {{"log_to_file": true, "file_path": {}}}}}"#,
         js(path_str(&file))
     ));
+    (dir, file)
+}
+
+/// Both sinks count every record they wrote (daemon lines and events),
+/// nothing dropped, nothing left queued once the daemon is quiet.
+#[test]
+fn stdout_and_file_count_what_they_wrote() {
+    let (dir, file) = generator_with_file("sink-metrics", 5000);
     let socket = unique_socket_path();
     let Some(pz) = pz()
         .config_dir(&dir)
@@ -79,14 +86,7 @@ fn stdout_and_file_count_what_they_wrote() {
 /// counted as dropped, none as written, while the file gets them all.
 #[test]
 fn a_closed_stdout_counts_its_records_as_dropped() {
-    let dir = Dir::new("sink-metrics-closed");
-    let program = dir.script("gen.sh", "seq 1 2000\nexec sleep 600");
-    dir.daemons_value(&json!([{ "name": "gen", "command": [program] }]));
-    let file = dir.p("pidzero.log");
-    dir.config(&format!(
-        r#"{{"log": {{"log_to_file": true, "file_path": {}}}}}"#,
-        js(path_str(&file))
-    ));
+    let (dir, file) = generator_with_file("sink-metrics-closed", 2000);
     let socket = unique_socket_path();
     let Some(pz) = pz()
         .config_dir(&dir)
