@@ -445,10 +445,7 @@ impl Runtime {
                 let _ = group::signal(pgid, signal);
             }
         }
-        let rest = actions
-            .into_iter()
-            .filter(|action| !matches!(action, Action::SignalGroup { .. }));
-        for action in rest {
+        for action in actions {
             if let Some(status) = self.apply(action, events) {
                 return Some(status);
             }
@@ -533,9 +530,8 @@ impl Runtime {
     fn apply(&mut self, action: Action, events: &mut VecDeque<Event>) -> Option<i32> {
         match action {
             Action::Spawn(i) => events.push_back(self.spawn(i)),
-            Action::SignalGroup { pgid, signal, .. } => {
-                let _ = group::signal(pgid, signal);
-            }
+            // Sent already, ahead of the batch's other actions (`apply_all`).
+            Action::SignalGroup { .. } => {}
             Action::StopLeftovers {
                 daemon,
                 pgid,
